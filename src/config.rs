@@ -1,0 +1,416 @@
+//! Typed configuration read from the environment (and `.env` when present).
+//!
+//! Every value is checked at start-up; an error names the variable so an operator
+//! knows exactly what to fix. Secrets are held as `SecretString` and never printed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use url::Url;
+
+/// A configuration problem, always naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not set; {hint}")]
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
+    #[error("{var} is malformed: {reason}")]
+    Malformed { var: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Settings for the Keycloak realm and the clients wizbrand uses.
+#[derive(Debug, Clone)]
+pub struct KeycloakConfig {
+    /// Keycloak's public base URL, as in its `--hostname`, e.g. `http://localhost:8180`;
+    /// browsers are sent here and tokens' `iss` starts with it.
+    pub url: Url,
+    /// Where wizbrand itself calls Keycloak (same as `url` unless Keycloak is reached
+    /// over an internal network).
+    pub internal_url: Url,
+    pub realm: String,
+    pub web_client_id: String,
+    pub web_client_secret: SecretString,
+    pub api_audience: String,
+    pub sync_client_id: String,
+    pub sync_client_secret: SecretString,
+}
+
+impl KeycloakConfig {
+    /// Rewrites a public Keycloak URL (as found in the discovery document) to the
+    /// internal base, for wizbrand's own server-to-server calls.
+    pub fn backchannel(&self, public: &str) -> String {
+        let public_base = self.url.as_str().trim_end_matches('/');
+        match public.strip_prefix(public_base) {
+            Some(rest) => format!("{}{rest}", self.internal_url.as_str().trim_end_matches('/')),
+            None => public.to_owned(),
+        }
+    }
+
+    /// The issuer as Keycloak prints it in tokens (`--hostname` keeps it stable).
+    pub fn issuer(&self) -> String {
+        format!(
+            "{}/realms/{}",
+            self.url.as_str().trim_end_matches('/'),
+            self.realm
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where people reach wizbrand's own pages, e.g. `http://auth.wizbrand.localhost:8000`.
+    pub public_url: Url,
+    /// Domain the session cookie is set for, shared by every sidecar host under it.
+    pub cookie_domain: String,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub migrate_on_start: bool,
+    pub keycloak: KeycloakConfig,
+    pub session_key: SecretString,
+    /// Peers whose `X-Forwarded-*` headers are believed (Traefik's addresses).
+    pub trusted_proxies: Vec<IpNet>,
+    pub sync_cron: String,
+    pub log_format: LogFormat,
+    /// Time limit for each readiness probe of a dependency.
+    pub probe_timeout: Duration,
+}
+
+/// Looks a variable up; abstracted so tests can build a config from a map.
+pub trait Source {
+    fn get(&self, var: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct Env;
+
+impl Source for Env {
+    fn get(&self, var: &str) -> Option<String> {
+        std::env::var(var).ok()
+    }
+}
+
+impl Source for HashMap<String, String> {
+    fn get(&self, var: &str) -> Option<String> {
+        HashMap::get(self, var).cloned()
+    }
+}
+
+struct Reader<'a, S: Source>(&'a S);
+
+impl<S: Source> Reader<'_, S> {
+    fn opt(&self, var: &'static str) -> Option<String> {
+        self.0
+            .get(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, var: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+        self.opt(var).ok_or(ConfigError::Missing { var, hint })
+    }
+
+    fn or(&self, var: &'static str, default: &str) -> String {
+        self.opt(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T>(&self, var: &'static str, default: &str) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        self.or(var, default)
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Malformed {
+                var,
+                reason: e.to_string(),
+            })
+    }
+
+    fn url(&self, var: &'static str, hint: &'static str) -> Result<Url, ConfigError> {
+        let raw = self.required(var, hint)?;
+        let url = Url::parse(&raw).map_err(|e| ConfigError::Malformed {
+            var,
+            reason: format!("{e} (expected an absolute http(s) URL)"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(ConfigError::Malformed {
+                var,
+                reason: "expected an absolute http(s) URL with a host".into(),
+            });
+        }
+        Ok(url)
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Env)
+    }
+
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        let r = Reader(source);
+
+        let database_url = r.required(
+            "DATABASE_URL",
+            "set it to postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+        )?;
+        validate_database_url(&database_url)?;
+
+        let session_key = r.required(
+            "WIZBRAND_SESSION_KEY",
+            "set it to at least 64 random bytes, e.g. `openssl rand -base64 64`",
+        )?;
+        if session_key.len() < 64 {
+            return Err(ConfigError::Malformed {
+                var: "WIZBRAND_SESSION_KEY",
+                reason: format!(
+                    "it is {} characters long; at least 64 are needed to sign and encrypt cookies",
+                    session_key.len()
+                ),
+            });
+        }
+
+        let trusted_proxies = r
+            .or("WIZBRAND_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| ConfigError::Malformed {
+                        var: "WIZBRAND_TRUSTED_PROXIES",
+                        reason: format!("`{s}` is neither an IP address nor a CIDR range"),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let log_format = match r.or("WIZBRAND_LOG_FORMAT", "text").as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(ConfigError::Malformed {
+                    var: "WIZBRAND_LOG_FORMAT",
+                    reason: format!("`{other}` is not one of text, json"),
+                });
+            }
+        };
+
+        let sync_cron = r.or("WIZBRAND_SYNC_CRON", "0 */5 * * * *");
+        validate_cron(&sync_cron)?;
+
+        let public_url = r.url(
+            "WIZBRAND_PUBLIC_URL",
+            "set it to the URL people use to reach wizbrand, e.g. http://auth.wizbrand.localhost:8000",
+        )?;
+        let cookie_domain = r.required(
+            "WIZBRAND_COOKIE_DOMAIN",
+            "set it to the parent domain of the app hosts, e.g. wizbrand.localhost",
+        )?;
+        let public_host = public_url.host_str().unwrap_or_default();
+        if !host_is_under(public_host, &cookie_domain) {
+            return Err(ConfigError::Malformed {
+                var: "WIZBRAND_COOKIE_DOMAIN",
+                reason: format!(
+                    "`{cookie_domain}` does not cover the host of WIZBRAND_PUBLIC_URL (`{public_host}`)"
+                ),
+            });
+        }
+
+        let keycloak_url = r.url(
+            "KEYCLOAK_URL",
+            "set it to Keycloak's base URL as in its --hostname, e.g. http://localhost:8180",
+        )?;
+        let keycloak_internal_url = match r.opt("KEYCLOAK_INTERNAL_URL") {
+            Some(_) => r.url("KEYCLOAK_INTERNAL_URL", "")?,
+            None => keycloak_url.clone(),
+        };
+
+        Ok(Config {
+            listen: r.parse("WIZBRAND_LISTEN", "127.0.0.1:8080")?,
+            public_url,
+            cookie_domain,
+            database_url: database_url.into(),
+            database_max_connections: r.parse("WIZBRAND_DB_MAX_CONNECTIONS", "10")?,
+            migrate_on_start: r.parse("WIZBRAND_MIGRATE_ON_START", "true")?,
+            keycloak: KeycloakConfig {
+                url: keycloak_url,
+                internal_url: keycloak_internal_url,
+                realm: r.or("KEYCLOAK_REALM", "wizbrand"),
+                web_client_id: r.or("WIZBRAND_OIDC_CLIENT_ID", "wizbrand-web"),
+                web_client_secret: r
+                    .required(
+                        "WIZBRAND_OIDC_CLIENT_SECRET",
+                        "set it to the secret of the wizbrand-web client in Keycloak",
+                    )?
+                    .into(),
+                api_audience: r.or("WIZBRAND_API_AUDIENCE", "wizbrand-api"),
+                sync_client_id: r.or("WIZBRAND_SYNC_CLIENT_ID", "wizbrand-sync"),
+                sync_client_secret: r
+                    .required(
+                        "WIZBRAND_SYNC_CLIENT_SECRET",
+                        "set it to the secret of the wizbrand-sync client in Keycloak",
+                    )?
+                    .into(),
+            },
+            session_key: session_key.into(),
+            trusted_proxies,
+            sync_cron,
+            log_format,
+            probe_timeout: Duration::from_millis(r.parse("WIZBRAND_PROBE_TIMEOUT_MS", "2000")?),
+        })
+    }
+}
+
+/// `true` when `host` equals `domain` or is a sub-domain of it.
+pub fn host_is_under(host: &str, domain: &str) -> bool {
+    let domain = domain.trim_start_matches('.');
+    host.eq_ignore_ascii_case(domain)
+        || (host.len() > domain.len()
+            && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
+            && host.as_bytes()[host.len() - domain.len() - 1] == b'.')
+}
+
+fn validate_database_url(raw: &str) -> Result<(), ConfigError> {
+    let malformed = |reason: String| ConfigError::Malformed {
+        var: "DATABASE_URL",
+        reason,
+    };
+    let url = Url::parse(raw).map_err(|e| {
+        malformed(format!(
+            "{e}; expected postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        ))
+    })?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(malformed(format!(
+            "scheme `{}` is not postgres:// or postgresql://",
+            url.scheme()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(malformed("it names no host".into()));
+    }
+    if url.path().trim_start_matches('/').is_empty() {
+        return Err(malformed("it names no database".into()));
+    }
+    Ok(())
+}
+
+fn validate_cron(expr: &str) -> Result<(), ConfigError> {
+    // tokio-cron-scheduler takes six fields (seconds first); check the shape here so a
+    // typo stops start-up instead of silently never syncing.
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(ConfigError::Malformed {
+            var: "WIZBRAND_SYNC_CRON",
+            reason: format!(
+                "`{expr}` has {fields} fields; expected 6 (sec min hour day month weekday)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> HashMap<String, String> {
+        [
+            ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/wizbrand"),
+            ("WIZBRAND_PUBLIC_URL", "http://auth.wizbrand.localhost:8000"),
+            ("WIZBRAND_COOKIE_DOMAIN", "wizbrand.localhost"),
+            ("KEYCLOAK_URL", "http://localhost:8180"),
+            ("WIZBRAND_OIDC_CLIENT_SECRET", "s"),
+            ("WIZBRAND_SYNC_CLIENT_SECRET", "s"),
+            ("WIZBRAND_SESSION_KEY", &"k".repeat(64)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn error_for(var: &str, value: Option<&str>) -> String {
+        let mut env = base();
+        match value {
+            Some(v) => env.insert(var.to_owned(), v.to_owned()),
+            None => env.remove(var),
+        };
+        match Config::from_source(&env) {
+            Ok(_) => String::from("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_complete_environment_is_accepted() {
+        let config = Config::from_source(&base());
+        assert!(config.is_ok(), "{config:?}");
+        let config = config.unwrap_or_else(|_| unreachable!());
+        assert_eq!(
+            config.keycloak.issuer(),
+            "http://localhost:8180/realms/wizbrand"
+        );
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert_eq!(
+            config
+                .keycloak
+                .backchannel("http://localhost:8180/realms/wizbrand/protocol/openid-connect/token"),
+            "http://localhost:8180/realms/wizbrand/protocol/openid-connect/token"
+        );
+    }
+
+    #[test]
+    fn every_error_names_its_variable() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("DATABASE_URL", None),
+            ("DATABASE_URL", Some("not a url")),
+            ("DATABASE_URL", Some("mysql://h/db")),
+            ("DATABASE_URL", Some("postgres://u@h:5432/")),
+            ("WIZBRAND_PUBLIC_URL", Some("auth.example.com")),
+            ("WIZBRAND_COOKIE_DOMAIN", Some("other.example")),
+            ("KEYCLOAK_URL", Some("ftp://kc")),
+            ("KEYCLOAK_INTERNAL_URL", Some("kc:8080")),
+            ("WIZBRAND_SESSION_KEY", Some("short")),
+            ("WIZBRAND_TRUSTED_PROXIES", Some("10.0.0.0/33")),
+            ("WIZBRAND_LOG_FORMAT", Some("xml")),
+            ("WIZBRAND_SYNC_CRON", Some("*/5 * * * *")),
+            ("WIZBRAND_LISTEN", Some("localhost")),
+            ("WIZBRAND_MIGRATE_ON_START", Some("maybe")),
+            ("WIZBRAND_OIDC_CLIENT_SECRET", None),
+        ];
+        for (var, value) in cases {
+            let message = error_for(var, *value);
+            assert!(
+                message.contains(var),
+                "{var}={value:?} gave `{message}`, which does not name the variable"
+            );
+        }
+    }
+
+    #[test]
+    fn cookie_domain_matching_respects_label_boundaries() {
+        assert!(host_is_under(
+            "auth.wizbrand.localhost",
+            "wizbrand.localhost"
+        ));
+        assert!(host_is_under("wizbrand.localhost", ".wizbrand.localhost"));
+        assert!(!host_is_under(
+            "evilwizbrand.localhost",
+            "wizbrand.localhost"
+        ));
+        assert!(!host_is_under("localhost", "wizbrand.localhost"));
+    }
+}

@@ -1,0 +1,184 @@
+//! One application error type, mapped to HTTP responses in one place.
+//!
+//! People get a plain HTML page; API clients get `application/problem+json` (RFC 9457).
+//! The cause chain is logged here, never shown.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// Which kind of client an error is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Html,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("sign-in required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{dependency} is unavailable")]
+    Unavailable {
+        dependency: &'static str,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// An error together with the surface it is answered on.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct SurfacedError {
+    pub error: AppError,
+    pub surface: Surface,
+}
+
+impl AppError {
+    pub fn html(self) -> SurfacedError {
+        SurfacedError {
+            error: self,
+            surface: Surface::Html,
+        }
+    }
+
+    pub fn json(self) -> SurfacedError {
+        SurfacedError {
+            error: self,
+            surface: Surface::Json,
+        }
+    }
+
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            AppError::BadRequest(_) => ("bad-request", "Bad request"),
+            AppError::Unauthorized => ("unauthorized", "Sign-in required"),
+            AppError::Forbidden(_) => ("forbidden", "Access denied"),
+            AppError::NotFound => ("not-found", "Not found"),
+            AppError::Conflict(_) => ("conflict", "Conflict"),
+            AppError::Unprocessable(_) => ("validation", "Invalid input"),
+            AppError::Unavailable { .. } => ("unavailable", "Service unavailable"),
+            AppError::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a person may read: never the internal cause.
+    fn public_detail(&self) -> String {
+        match self {
+            AppError::Internal(_) => "Something went wrong on our side; it has been logged.".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        // Named constraints map to the client's mistake, not ours.
+        if let sqlx::Error::Database(db) = &e
+            && let Some(constraint) = db.constraint()
+        {
+            let what = constraint.to_owned();
+            return if constraint.ends_with("_key") || constraint.ends_with("_pkey") {
+                AppError::Conflict(format!("already exists ({what})"))
+            } else {
+                AppError::Unprocessable(format!("violates rule {what}"))
+            };
+        }
+        AppError::Internal(e.into())
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+}
+
+impl ResponseError for SurfacedError {
+    fn status_code(&self) -> StatusCode {
+        self.error.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.error.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?anyhow_chain(&self.error), "request failed");
+        } else {
+            tracing::info!(error = %self.error, "request refused");
+        }
+        let (kind, title) = self.error.kind();
+        let detail = self.error.public_detail();
+        let mut response = HttpResponse::build(status);
+        if matches!(self.error, AppError::Unauthorized) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        match self.surface {
+            Surface::Json => response
+                .content_type("application/problem+json")
+                .json(Problem {
+                    kind: format!("https://wizbrand.dev/problems/{kind}"),
+                    title,
+                    status: status.as_u16(),
+                    detail,
+                }),
+            Surface::Html => response
+                .insert_header(ContentType::html())
+                .body(crate::web::page::error_page(title, &detail)),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // Without a stated surface, machines are the safer guess.
+        SurfacedError {
+            error: AppError::Internal(anyhow::anyhow!("{self}")),
+            surface: Surface::Json,
+        }
+        .error_response()
+    }
+}
+
+fn anyhow_chain(e: &AppError) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

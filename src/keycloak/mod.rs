@@ -1,0 +1,132 @@
+//! Keycloak: discovery, the service account, and (for the sync) the admin API.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use crate::config::KeycloakConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeycloakError {
+    #[error("Keycloak at {url} is unreachable: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Keycloak answered {status} for {what}")]
+    Status {
+        what: &'static str,
+        status: reqwest::StatusCode,
+    },
+    #[error("Keycloak's {what} could not be read: {source}")]
+    Decode {
+        what: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("Keycloak's issuer is {actual}, but KEYCLOAK_URL and KEYCLOAK_REALM give {expected}")]
+    IssuerMismatch { expected: String, actual: String },
+}
+
+/// The parts of the OpenID discovery document wizbrand relies on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub end_session_endpoint: Option<String>,
+}
+
+/// The HTTP client for Keycloak: short time-outs, no redirects to follow.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("wizbrand/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Fetches the realm's discovery document and checks its issuer.
+pub async fn discover(
+    http: &reqwest::Client,
+    config: &KeycloakConfig,
+) -> Result<Discovery, KeycloakError> {
+    let url = config.backchannel(&format!(
+        "{}/.well-known/openid-configuration",
+        config.issuer()
+    ));
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|source| KeycloakError::Unreachable {
+            url: url.clone(),
+            source,
+        })?;
+    if !response.status().is_success() {
+        return Err(KeycloakError::Status {
+            what: "the realm's discovery document (is KEYCLOAK_REALM right?)",
+            status: response.status(),
+        });
+    }
+    let discovery: Discovery = response
+        .json()
+        .await
+        .map_err(|source| KeycloakError::Decode {
+            what: "discovery document",
+            source,
+        })?;
+    if discovery.issuer != config.issuer() {
+        return Err(KeycloakError::IssuerMismatch {
+            expected: config.issuer(),
+            actual: discovery.issuer,
+        });
+    }
+    Ok(discovery)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ServiceToken {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+/// Asks for a service-account token of the sync client (client credentials grant).
+pub async fn service_account_token(
+    http: &reqwest::Client,
+    config: &KeycloakConfig,
+    discovery: &Discovery,
+) -> Result<ServiceToken, KeycloakError> {
+    let token_endpoint = config.backchannel(&discovery.token_endpoint);
+    let response = http
+        .post(&token_endpoint)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", config.sync_client_id.as_str()),
+            ("client_secret", config.sync_client_secret.expose_secret()),
+        ])
+        .send()
+        .await
+        .map_err(|source| KeycloakError::Unreachable {
+            url: token_endpoint.clone(),
+            source,
+        })?;
+    if !response.status().is_success() {
+        return Err(KeycloakError::Status {
+            what: "the sync client's credentials (WIZBRAND_SYNC_CLIENT_ID / WIZBRAND_SYNC_CLIENT_SECRET)",
+            status: response.status(),
+        });
+    }
+    response
+        .json()
+        .await
+        .map_err(|source| KeycloakError::Decode {
+            what: "token response",
+            source,
+        })
+}

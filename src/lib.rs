@@ -1,0 +1,17 @@
+//! wizbrand: the identity edge of a multi-tenant SaaS.
+//!
+//! Layers: HTTP handlers (thin) → decisions (plain functions) → storage (`db`) and
+//! Keycloak (`keycloak`). See the README for the picture.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod keycloak;
+pub mod metrics;
+pub mod startup;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,85 @@
+//! Building the application: bind a listener (port 0 allowed) and hand back its address,
+//! so tests start the real server in-process.
+
+use std::net::TcpListener;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpServer, web};
+use sqlx::PgPool;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub pool: PgPool,
+}
+
+impl Application {
+    /// Binds `config.listen` and prepares the server; migrations run first unless
+    /// `WIZBRAND_MIGRATE_ON_START=false`.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = crate::db::lazy_pool(&config)?;
+        if config.migrate_on_start {
+            crate::db::migrate(&pool).await?;
+        }
+        let listener = TcpListener::bind(config.listen).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (WIZBRAND_LISTEN): {e}", config.listen)
+        })?;
+        let port = listener.local_addr()?.port();
+        let server = run(listener, pool.clone(), config)?;
+        Ok(Application { port, server, pool })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, pool: PgPool, config: Config) -> anyhow::Result<Server> {
+    let metrics = web::Data::new(Metrics::new()?);
+    let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
+    let pool = web::Data::new(pool);
+    let config = web::Data::new(config);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(crate::metrics::record))
+            .wrap(from_fn(echo_request_id))
+            .wrap(TracingLogger::default())
+            .app_data(metrics.clone())
+            .app_data(http.clone())
+            .app_data(pool.clone())
+            .app_data(config.clone())
+            .configure(crate::health::routes)
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Returns the request id of the request's span as `X-Request-Id`, so a person
+/// reporting a problem can quote it and an operator can find the log lines.
+async fn echo_request_id(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().copied();
+    let mut response = next.call(req).await?;
+    if let Some(id) = id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    Ok(response)
+}

@@ -1,0 +1,2 @@
+//! Server-rendered pages for people: sign-in, org selection, admin.
+pub mod page;

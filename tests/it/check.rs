@@ -1,0 +1,84 @@
+use std::collections::HashMap;
+use std::process::{Command, Output};
+
+use crate::helpers::{base_env, fresh_database};
+
+/// Runs the real binary with exactly `env` (no `.env` file: the working directory is
+/// a fresh temporary one).
+fn wizbrand(args: &[&str], env: &HashMap<String, String>) -> Output {
+    let dir = std::env::temp_dir().join(format!("wizbrand-check-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wizbrand"))
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    output
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn check_refuses_a_malformed_database_url_and_names_it() {
+    let mut env = base_env("postgres//no-scheme-separator");
+    env.insert(
+        "DATABASE_URL".into(),
+        "postgres//no-scheme-separator".into(),
+    );
+    let output = wizbrand(&["check"], &env);
+    assert!(!output.status.success());
+    let said = text(&output);
+    assert!(said.contains("DATABASE_URL"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}
+
+#[tokio::test]
+async fn check_passes_against_the_real_stack() {
+    let (url, _pool) = fresh_database().await;
+    let output = wizbrand(&["check"], &base_env(&url));
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("ok   postgres: connected; 1 of 1 migrations applied"),
+        "{said}"
+    );
+    assert!(said.contains("ok   keycloak service account"), "{said}");
+}
+
+#[tokio::test]
+async fn check_names_the_sync_secret_when_keycloak_refuses_it() {
+    let (url, _pool) = fresh_database().await;
+    let mut env = base_env(&url);
+    env.insert("WIZBRAND_SYNC_CLIENT_SECRET".into(), "wrong".into());
+    let output = wizbrand(&["check"], &env);
+    let said = text(&output);
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("FAIL keycloak service account"), "{said}");
+    assert!(said.contains("WIZBRAND_SYNC_CLIENT_SECRET"), "{said}");
+    assert!(!said.contains("wrong"), "the secret was printed: {said}");
+}
+
+#[tokio::test]
+async fn migrate_applies_the_schema_to_an_empty_database() {
+    let (url, pool) = fresh_database().await;
+    sqlx::query("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let output = wizbrand(&["migrate"], &base_env(&url));
+    assert!(output.status.success(), "{}", text(&output));
+    let apps: i64 = sqlx::query_scalar("SELECT count(*) FROM apps")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(apps, 4);
+}

@@ -1,0 +1,129 @@
+use std::net::SocketAddr;
+
+use serde_json::Value;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::helpers::{TestApp, stack_var};
+
+#[tokio::test]
+async fn healthz_answers_with_a_request_id_and_metrics_count_it() {
+    let app = TestApp::spawn().await;
+
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers().get("x-request-id").cloned();
+    assert!(
+        request_id.is_some_and(|id| !id.is_empty()),
+        "no X-Request-Id"
+    );
+
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/plain"))
+    );
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(
+            r#"wizbrand_http_requests_total{method="GET",route="/healthz",status="200"} 1"#
+        ),
+        "metrics do not count the /healthz request:\n{text}"
+    );
+}
+
+/// Stands between wizbrand and Keycloak so a test can take Keycloak off the network
+/// without stopping the Keycloak every other test shares.
+struct Cable {
+    address: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cable {
+    async fn plug(address: SocketAddr, upstream: SocketAddr) -> Cable {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(address).unwrap();
+        let listener = socket.listen(64).unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Cable { address, task }
+    }
+
+    /// Cuts the cable: the listener and every open connection go.
+    async fn unplug(self) -> SocketAddr {
+        self.task.abort();
+        let _ = self.task.await;
+        self.address
+    }
+}
+
+async fn readiness(app: &TestApp) -> (u16, Value) {
+    let response = app.get("/readyz").await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn readyz_names_keycloak_while_it_is_unreachable_and_recovers() {
+    let keycloak: url::Url = stack_var("KEYCLOAK_URL").parse().unwrap();
+    let upstream = SocketAddr::from(([127, 0, 0, 1], keycloak.port().unwrap()));
+    let cable = Cable::plug(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).await;
+    let port = cable.address.port();
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "KEYCLOAK_INTERNAL_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+    })
+    .await;
+
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+
+    let address = cable.unplug().await;
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["postgres"]["ok"], true, "{body}");
+    assert_eq!(body["keycloak"]["ok"], false, "{body}");
+    let error = body["keycloak"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("Keycloak") && error.contains("unreachable"),
+        "{error}"
+    );
+
+    let _cable = Cable::plug(address, upstream).await;
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn readyz_names_postgres_when_the_database_is_gone() {
+    let app = TestApp::spawn_with(|env| {
+        // Nothing listens on port 9 (discard) on loopback here.
+        env.insert(
+            "DATABASE_URL".into(),
+            "postgres://wizbrand:wizbrand@127.0.0.1:9/none".into(),
+        );
+        env.insert("WIZBRAND_MIGRATE_ON_START".into(), "false".into());
+    })
+    .await;
+    let (status, body) = readiness(&app).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["postgres"]["ok"], false, "{body}");
+    assert_eq!(body["keycloak"]["ok"], true, "{body}");
+}

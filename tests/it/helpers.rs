@@ -1,0 +1,303 @@
+//! The shared harness: the stack, a database per test, the app in-process, and typed
+//! helpers for Keycloak.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
+use wizbrand::config::Config;
+use wizbrand::startup::Application;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// How to reach the running stack: `.stack/stack.env`, written by `scripts/stack.sh`.
+pub fn stack() -> &'static HashMap<String, String> {
+    static STACK: OnceLock<HashMap<String, String>> = OnceLock::new();
+    STACK.get_or_init(|| {
+        // Idempotent: returns in a second or two when everything already runs.
+        let status = Command::new(repo_root().join("scripts/stack.sh"))
+            .args(["up", "--infra"])
+            .status()
+            .expect("scripts/stack.sh could not be run");
+        assert!(status.success(), "scripts/stack.sh up --infra failed");
+        let state = std::env::var("WIZBRAND_STATE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join(".stack"));
+        let text = std::fs::read_to_string(state.join("stack.env")).expect("stack.env missing");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    })
+}
+
+pub fn stack_var(name: &str) -> String {
+    stack()
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing from stack.env"))
+        .clone()
+}
+
+/// An HTTP client that follows no redirects, keeps cookies, and sends `*.localhost`
+/// hosts to loopback (this machine's resolver does not).
+pub fn http_client() -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true);
+    for host in [
+        "auth.wizbrand.localhost",
+        "acme.seo.wizbrand.localhost",
+        "acme.files.wizbrand.localhost",
+        "beta.files.wizbrand.localhost",
+    ] {
+        builder = builder.resolve(host, SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    builder.build().unwrap()
+}
+
+/// A fresh database with the migrations applied.
+pub async fn fresh_database() -> (String, PgPool) {
+    let admin_url = stack_var("WIZBRAND_STACK_PG_ADMIN_URL");
+    let name = format!("wiz_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = admin_url.replace("/postgres", &format!("/{name}"));
+    let pool = PgPool::connect(&url).await.unwrap();
+    wizbrand::db::migrate(&pool).await.unwrap();
+    (url, pool)
+}
+
+/// The environment a test app runs with; tests change entries before spawning.
+pub fn base_env(database_url: &str) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        "KEYCLOAK_URL",
+        "KEYCLOAK_REALM",
+        "WIZBRAND_OIDC_CLIENT_SECRET",
+        "WIZBRAND_SYNC_CLIENT_SECRET",
+    ]
+    .into_iter()
+    .map(|k| (k.to_owned(), stack_var(k)))
+    .collect();
+    for (k, v) in [
+        ("DATABASE_URL", database_url),
+        ("WIZBRAND_LISTEN", "127.0.0.1:0"),
+        ("WIZBRAND_PUBLIC_URL", "http://auth.wizbrand.localhost:8000"),
+        ("WIZBRAND_COOKIE_DOMAIN", "wizbrand.localhost"),
+        ("WIZBRAND_PROBE_TIMEOUT_MS", "1500"),
+    ] {
+        env.insert(k.to_owned(), v.to_owned());
+    }
+    env.insert("WIZBRAND_SESSION_KEY".into(), "t".repeat(64));
+    env
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub client: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        let (database_url, pool) = fresh_database().await;
+        let mut env = base_env(&database_url);
+        change(&mut env);
+        let config = Config::from_source(&env).expect("test configuration is invalid");
+        let app = Application::build(config).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            pool,
+            database_url,
+            client: http_client(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Keycloak's admin REST API, as the bootstrap admin (tests only).
+pub struct KeycloakAdmin {
+    pub base: String,
+    pub realm: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl KeycloakAdmin {
+    pub async fn connect() -> KeycloakAdmin {
+        let base = stack_var("KEYCLOAK_URL");
+        let http = reqwest::Client::new();
+        let token: Value = http
+            .post(format!(
+                "{base}/realms/master/protocol/openid-connect/token"
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", &stack_var("WIZBRAND_STACK_KC_ADMIN")),
+                ("password", &stack_var("WIZBRAND_STACK_KC_ADMIN_PASSWORD")),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        KeycloakAdmin {
+            realm: stack_var("KEYCLOAK_REALM"),
+            base,
+            http,
+            token: token["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/admin/realms/{}{path}", self.base, self.realm)
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Sends a write and returns the status and the `Location` header, if any.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (reqwest::StatusCode, Option<String>) {
+        let mut request = self
+            .http
+            .request(method.clone(), self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let status = response.status();
+        assert!(
+            status.is_success(),
+            "{method} {path}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
+        (status, location)
+    }
+
+    /// Creates a user with a password; returns its id.
+    pub async fn create_user(&self, username: &str, password: &str) -> String {
+        let (_, location) = self
+            .send(
+                reqwest::Method::POST,
+                "/users",
+                Some(json!({
+                    "username": username,
+                    "email": format!("{username}@example.com"),
+                    "emailVerified": true,
+                    "enabled": true,
+                    "firstName": "Test",
+                    "lastName": "User",
+                    "credentials": [{"type": "password", "value": password, "temporary": false}],
+                })),
+            )
+            .await;
+        location.unwrap().rsplit('/').next().unwrap().to_owned()
+    }
+
+    /// Finds a group by path, e.g. `/orgs`.
+    pub async fn group_id(&self, path: &str) -> String {
+        let group = self.get(&format!("/group-by-path{path}")).await;
+        group["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A password-grant token for a user through the test-only client the dev seed creates.
+pub async fn user_token(username: &str, password: &str, client_id: &str) -> Value {
+    let base = stack_var("KEYCLOAK_URL");
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{base}/realms/wizbrand/protocol/openid-connect/token"
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", client_id),
+            ("client_secret", test_client_secret(client_id)),
+            ("username", username),
+            ("password", password),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "token for {username}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+fn test_client_secret(client_id: &str) -> &'static str {
+    match client_id {
+        "wizbrand-test" => "wizbrand-test-secret",
+        "wizbrand-noaud" => "wizbrand-noaud-secret",
+        other => panic!("no test secret for {other}"),
+    }
+}
+
+/// The claims of a JWT, unverified (tests inspect what Keycloak issued).
+pub fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}

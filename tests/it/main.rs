@@ -1,0 +1,12 @@
+// Tests fail loudly: unwrap, expect and panic are how they report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! The one integration-test binary: the real Postgres and Keycloak (started once by
+//! `scripts/stack.sh up --infra`), a database per test, wizbrand in-process.
+
+mod helpers;
+
+mod check;
+mod health;
+mod keycloak_realm;
+mod schema;

@@ -50,9 +50,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Check => return crate::check::run(&config).await,
-        Command::Sync { .. } => Err(anyhow::anyhow!(
-            "the sync is not built yet (see the README's status section)"
-        )),
+        Command::Sync { org, dry_run } => sync_once(config, org, dry_run).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,4 +73,84 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     crate::db::migrate(&pool).await?;
     println!("migrations applied");
     Ok(())
+}
+
+async fn sync_once(config: Config, org: Option<String>, dry_run: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+
+    use crate::sync::plan::Scope;
+
+    let scope = match org {
+        Some(raw) => Scope::Orgs([crate::domain::OrgSlug::parse(&raw)?].into()),
+        None => Scope::All,
+    };
+    let pool = crate::db::connect(&config).await?;
+    let directory = crate::keycloak::directory::KeycloakDirectory::new(
+        &config.keycloak,
+        config.sync_concurrency,
+        std::time::Duration::from_secs(10),
+    );
+    let options = crate::sync::RunOptions {
+        scope,
+        trigger: crate::sync::Trigger::Cli,
+        dry_run,
+        root: config.sync_group_root.clone(),
+    };
+    let progress = |done: usize, total: usize| {
+        let width = 30;
+        let filled = done * width / total.max(1);
+        eprint!(
+            "\r[{}{}] {done}/{total}",
+            "=".repeat(filled),
+            " ".repeat(width - filled)
+        );
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    };
+    let report = crate::sync::run(&pool, &directory, &options, &progress).await?;
+    let mut out = std::io::stdout().lock();
+    if report.plan.is_empty() {
+        writeln!(out, "plan: nothing to do")?;
+    } else {
+        writeln!(
+            out,
+            "plan ({} operations{}):",
+            report.plan.len(),
+            if dry_run {
+                ", not applied: --dry-run"
+            } else {
+                ""
+            }
+        )?;
+        for line in &report.plan {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    let c = &report.counts;
+    writeln!(
+        out,
+        "run {}: {} (created {}, updated {}, deleted {}, unchanged {}, failed {}) in {:.2}s, {} Keycloak writes",
+        report.run_id.unwrap_or_default(),
+        report.status,
+        c.created,
+        c.updated,
+        c.deleted,
+        c.unchanged,
+        c.failed,
+        report.seconds,
+        report.writes()
+    )?;
+    for error in &report.errors {
+        writeln!(out, "  error: {error}")?;
+    }
+    match report.status {
+        "succeeded" => Ok(()),
+        "skipped" => {
+            writeln!(out, "another runner holds the sync lock; nothing was done")?;
+            Ok(())
+        }
+        other => Err(anyhow::anyhow!("sync {other}")),
+    }
 }

@@ -82,6 +82,12 @@ pub struct Config {
     /// Peers whose `X-Forwarded-*` headers are believed (Traefik's addresses).
     pub trusted_proxies: Vec<IpNet>,
     pub sync_cron: String,
+    /// Run the scheduler (cron, change listener) inside `serve`.
+    pub sync_enabled: bool,
+    /// At most this many Keycloak admin calls at once.
+    pub sync_concurrency: usize,
+    /// The top-level Keycloak group that holds one group per org (`orgs`).
+    pub sync_group_root: String,
     pub log_format: LogFormat,
     /// Time limit for each readiness probe of a dependency.
     pub probe_timeout: Duration,
@@ -268,6 +274,18 @@ impl Config {
             session_key: session_key.into(),
             trusted_proxies,
             sync_cron,
+            sync_enabled: r.parse("WIZBRAND_SYNC_ENABLED", "true")?,
+            sync_concurrency: r.parse("WIZBRAND_SYNC_CONCURRENCY", "8")?,
+            sync_group_root: {
+                let root = r.or("WIZBRAND_SYNC_GROUP_ROOT", "orgs");
+                if root.is_empty() || root.contains('/') {
+                    return Err(ConfigError::Malformed {
+                        var: "WIZBRAND_SYNC_GROUP_ROOT",
+                        reason: "expected a plain group name such as `orgs`".into(),
+                    });
+                }
+                root
+            },
             log_format,
             probe_timeout: Duration::from_millis(r.parse("WIZBRAND_PROBE_TIMEOUT_MS", "2000")?),
         })
@@ -387,6 +405,8 @@ mod tests {
             ("WIZBRAND_TRUSTED_PROXIES", Some("10.0.0.0/33")),
             ("WIZBRAND_LOG_FORMAT", Some("xml")),
             ("WIZBRAND_SYNC_CRON", Some("*/5 * * * *")),
+            ("WIZBRAND_SYNC_GROUP_ROOT", Some("a/b")),
+            ("WIZBRAND_SYNC_CONCURRENCY", Some("-1")),
             ("WIZBRAND_LISTEN", Some("localhost")),
             ("WIZBRAND_MIGRATE_ON_START", Some("maybe")),
             ("WIZBRAND_OIDC_CLIENT_SECRET", None),

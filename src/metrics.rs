@@ -7,7 +7,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -15,6 +15,11 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    pub sync_runs: IntCounterVec,
+    pub sync_ops: IntCounterVec,
+    pub sync_failures: IntCounterVec,
+    pub sync_duration: prometheus::Histogram,
+    pub sync_last_success: Gauge,
 }
 
 impl Metrics {
@@ -30,13 +35,63 @@ impl Metrics {
             ),
             &["route"],
         )?;
+        let sync_runs = IntCounterVec::new(
+            Opts::new("sync_runs_total", "Sync runs by outcome"),
+            &["status"],
+        )?;
+        let sync_ops = IntCounterVec::new(
+            Opts::new(
+                "sync_operations_total",
+                "Keycloak changes applied by the sync, by kind",
+            ),
+            &["op"],
+        )?;
+        let sync_failures = IntCounterVec::new(
+            Opts::new("sync_failures_total", "Sync operations that failed"),
+            &["status"],
+        )?;
+        let sync_duration = prometheus::Histogram::with_opts(
+            HistogramOpts::new("sync_run_duration_seconds", "Duration of sync runs")
+                .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+        )?;
+        let sync_last_success = Gauge::new(
+            "sync_last_success_timestamp_seconds",
+            "Unix time of the last sync run that succeeded",
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(sync_runs.clone()))?;
+        registry.register(Box::new(sync_ops.clone()))?;
+        registry.register(Box::new(sync_failures.clone()))?;
+        registry.register(Box::new(sync_duration.clone()))?;
+        registry.register(Box::new(sync_last_success.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
             http_duration,
+            sync_runs,
+            sync_ops,
+            sync_failures,
+            sync_duration,
+            sync_last_success,
         })
+    }
+
+    pub fn record_sync(&self, report: &crate::sync::RunReport) {
+        self.sync_runs.with_label_values(&[report.status]).inc();
+        self.sync_duration.observe(report.seconds);
+        for (op, n) in &report.ops {
+            self.sync_ops.with_label_values(&[op]).inc_by(*n);
+        }
+        if report.counts.failed > 0 {
+            self.sync_failures
+                .with_label_values(&[report.status])
+                .inc_by(u64::try_from(report.counts.failed).unwrap_or(0));
+        }
+        if report.status == "succeeded" {
+            self.sync_last_success
+                .set(chrono::Utc::now().timestamp_millis() as f64 / 1000.0);
+        }
     }
 
     pub fn registry(&self) -> &Registry {

@@ -2,6 +2,10 @@
 //! so tests start the real server in-process.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
@@ -12,7 +16,9 @@ use sqlx::PgPool;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::Config;
+use crate::keycloak::directory::KeycloakDirectory;
 use crate::metrics::Metrics;
+use crate::sync::scheduler::{SyncHandle, SyncSettings};
 
 pub struct Application {
     port: u16,
@@ -28,11 +34,34 @@ impl Application {
         if config.migrate_on_start {
             crate::db::migrate(&pool).await?;
         }
+        let metrics = Metrics::new()?;
+        let sync = if config.sync_enabled {
+            let directory = Arc::new(KeycloakDirectory::new(
+                &config.keycloak,
+                config.sync_concurrency,
+                Duration::from_secs(10),
+            ));
+            Some(
+                crate::sync::scheduler::spawn(
+                    pool.clone(),
+                    config.database_url.expose_secret().to_owned(),
+                    directory,
+                    metrics.clone(),
+                    SyncSettings {
+                        cron: config.sync_cron.clone(),
+                        root: config.sync_group_root.clone(),
+                    },
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let listener = TcpListener::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (WIZBRAND_LISTEN): {e}", config.listen)
         })?;
         let port = listener.local_addr()?.port();
-        let server = run(listener, pool.clone(), config)?;
+        let server = run(listener, pool.clone(), config, metrics, sync)?;
         Ok(Application { port, server, pool })
     }
 
@@ -45,8 +74,15 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, pool: PgPool, config: Config) -> anyhow::Result<Server> {
-    let metrics = web::Data::new(Metrics::new()?);
+fn run(
+    listener: TcpListener,
+    pool: PgPool,
+    config: Config,
+    metrics: Metrics,
+    sync: Option<SyncHandle>,
+) -> anyhow::Result<Server> {
+    let metrics = web::Data::new(metrics);
+    let sync = web::Data::new(sync);
     let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
@@ -59,6 +95,7 @@ fn run(listener: TcpListener, pool: PgPool, config: Config) -> anyhow::Result<Se
             .app_data(http.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
+            .app_data(sync.clone())
             .configure(crate::health::routes)
     })
     .listen(listener)?

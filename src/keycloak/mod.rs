@@ -1,5 +1,8 @@
 //! Keycloak: discovery, the service account, and (for the sync) the admin API.
 
+pub mod directory;
+pub mod token;
+
 use std::time::Duration;
 
 use secrecy::ExposeSecret;

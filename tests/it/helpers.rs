@@ -96,6 +96,9 @@ pub fn base_env(database_url: &str) -> HashMap<String, String> {
         ("WIZBRAND_PUBLIC_URL", "http://auth.wizbrand.localhost:8000"),
         ("WIZBRAND_COOKIE_DOMAIN", "wizbrand.localhost"),
         ("WIZBRAND_PROBE_TIMEOUT_MS", "1500"),
+        // Tests share one Keycloak: a test that wants the scheduler turns it on with
+        // a group root of its own.
+        ("WIZBRAND_SYNC_ENABLED", "false"),
     ] {
         env.insert(k.to_owned(), v.to_owned());
     }
@@ -249,6 +252,46 @@ impl KeycloakAdmin {
     pub async fn group_id(&self, path: &str) -> String {
         let group = self.get(&format!("/group-by-path{path}")).await;
         group["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A group by path, or `None` when there is none.
+    pub async fn find_group(&self, path: &str) -> Option<Value> {
+        let response = self
+            .http
+            .get(self.url(&format!("/group-by-path{path}")))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            404 => None,
+            200 => Some(response.json().await.unwrap()),
+            other => panic!("GET group {path}: {other}"),
+        }
+    }
+
+    /// Emails of a group's direct members.
+    pub async fn member_emails(&self, path: &str) -> Vec<String> {
+        let id = self.group_id(path).await;
+        let members = self.get(&format!("/groups/{id}/members?max=1000")).await;
+        let mut emails: Vec<String> = members
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["email"].as_str().map(str::to_owned))
+            .collect();
+        emails.sort();
+        emails
+    }
+
+    /// A user by email (exact), or `None`.
+    pub async fn user_by_email(&self, email: &str) -> Option<Value> {
+        let found = self
+            .get(&format!(
+                "/users?email={email}&exact=true&briefRepresentation=false"
+            ))
+            .await;
+        found.as_array().unwrap().first().cloned()
     }
 }
 

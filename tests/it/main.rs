@@ -10,3 +10,4 @@ mod check;
 mod health;
 mod keycloak_realm;
 mod schema;
+mod sync;

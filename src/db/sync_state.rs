@@ -1,0 +1,150 @@
+//! The SQL the sync needs: desired state and the `sync_runs` journal.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub plan: String,
+    pub features: Vec<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MembershipRow {
+    pub slug: String,
+    pub email: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub email: String,
+    pub preferred_org: Option<String>,
+}
+
+pub async fn orgs(pool: &PgPool) -> Result<Vec<OrgRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, slug, plan, features FROM orgs ORDER BY slug")
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn memberships(pool: &PgPool) -> Result<Vec<MembershipRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.slug, u.email, m.roles FROM memberships m \
+         JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn users(pool: &PgPool) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.email, p.slug AS preferred_org FROM users u \
+         LEFT JOIN orgs p ON p.id = u.preferred_org_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn org_slug(pool: &PgPool, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT slug FROM orgs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The key of the advisory lock that makes one sync runner across replicas.
+const SYNC_LOCK_KEY: i64 = 0x7769_7a62_7379_6e63; // "wizbsync"
+
+pub async fn try_lock(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(SYNC_LOCK_KEY)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn unlock(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SYNC_LOCK_KEY)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn start_run(
+    pool: &PgPool,
+    trigger: &str,
+    scope: Option<&str>,
+    dry_run: bool,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO sync_runs (trigger, scope, dry_run) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(trigger)
+    .bind(scope)
+    .bind(dry_run)
+    .fetch_one(pool)
+    .await
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunCounts {
+    pub created: i32,
+    pub updated: i32,
+    pub deleted: i32,
+    pub unchanged: i32,
+    pub failed: i32,
+}
+
+pub async fn finish_run(
+    pool: &PgPool,
+    id: i64,
+    status: &str,
+    counts: &RunCounts,
+    errors: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sync_runs SET status = $2, finished_at = now(), created = $3, updated = $4, \
+         deleted = $5, unchanged = $6, failed = $7, errors = $8 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(counts.created)
+    .bind(counts.updated)
+    .bind(counts.deleted)
+    .bind(counts.unchanged)
+    .bind(counts.failed)
+    .bind(errors)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct SyncRunRow {
+    pub id: i64,
+    pub trigger: String,
+    pub scope: Option<String>,
+    pub dry_run: bool,
+    pub status: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created: i32,
+    pub updated: i32,
+    pub deleted: i32,
+    pub unchanged: i32,
+    pub failed: i32,
+    pub errors: serde_json::Value,
+}
+
+pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<SyncRunRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, trigger, scope, dry_run, status, started_at, finished_at, created, updated, \
+         deleted, unchanged, failed, errors FROM sync_runs ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,207 @@
+//! Values parsed at the edge: once one of these exists, it is valid.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error(
+        "`{0}` is not a valid org slug: use 1-63 lower-case letters, digits and dashes, not starting or ending with a dash"
+    )]
+    SlugFormat(String),
+    #[error("`{0}` is reserved and cannot be an org slug")]
+    SlugReserved(String),
+    #[error("`{0}` is not a role; roles are ORG_ADMIN, ORG_MANAGER, ORG_USER")]
+    UnknownRole(String),
+    #[error("`{0}` is not an email address")]
+    Email(String),
+}
+
+/// Slugs that name wizbrand's own hosts and paths; the `orgs_slug_not_reserved`
+/// constraint holds the same list.
+pub const RESERVED_SLUGS: &[&str] = &[
+    "www", "auth", "api", "admin", "login", "logout", "static", "assets", "keycloak", "sso", "id",
+    "mail", "root", "system", "wizbrand", "orgs", "metrics", "health",
+];
+
+/// An org's slug: a DNS label, since it becomes `<slug>.<app>.<domain>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct OrgSlug(String);
+
+impl OrgSlug {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let bytes = raw.as_bytes();
+        let well_formed = !bytes.is_empty()
+            && bytes.len() <= 63
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && bytes.first() != Some(&b'-')
+            && bytes.last() != Some(&b'-');
+        if !well_formed {
+            return Err(DomainError::SlugFormat(raw.to_owned()));
+        }
+        if RESERVED_SLUGS.contains(&raw) {
+            return Err(DomainError::SlugReserved(raw.to_owned()));
+        }
+        Ok(OrgSlug(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrgSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for OrgSlug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        OrgSlug::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A role in an org, ordered from least to most privileged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    #[serde(rename = "ORG_USER")]
+    User,
+    #[serde(rename = "ORG_MANAGER")]
+    Manager,
+    #[serde(rename = "ORG_ADMIN")]
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Admin, Role::Manager, Role::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "ORG_USER",
+            Role::Manager => "ORG_MANAGER",
+            Role::Admin => "ORG_ADMIN",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = DomainError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw {
+            "ORG_USER" => Ok(Role::User),
+            "ORG_MANAGER" => Ok(Role::Manager),
+            "ORG_ADMIN" => Ok(Role::Admin),
+            other => Err(DomainError::UnknownRole(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An email address, normalised: trimmed and lower-cased (Keycloak lower-cases
+/// usernames and emails too, so this is the form both sides agree on).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let trimmed = raw.trim();
+        let valid = match trimmed.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !trimmed.chars().any(|c| c.is_whitespace() || c.is_control())
+                    && !domain.contains('@')
+                    && trimmed.len() <= 254
+            }
+            None => false,
+        };
+        if !valid {
+            return Err(DomainError::Email(raw.to_owned()));
+        }
+        Ok(Email(trimmed.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Email::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_dns_labels_and_not_reserved() {
+        for good in ["acme", "a", "a-1", "x9", &"a".repeat(63)] {
+            assert!(OrgSlug::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Acme", "-a", "a-", "a_b", "a.b", "é", &"a".repeat(64)] {
+            assert_eq!(
+                OrgSlug::parse(bad),
+                Err(DomainError::SlugFormat(bad.to_owned()))
+            );
+        }
+        assert_eq!(
+            OrgSlug::parse("admin"),
+            Err(DomainError::SlugReserved("admin".into()))
+        );
+    }
+
+    #[test]
+    fn roles_order_by_privilege_and_round_trip() {
+        assert!(Role::Admin > Role::Manager && Role::Manager > Role::User);
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>(), Ok(role));
+        }
+        assert!("OWNER".parse::<Role>().is_err());
+        assert!("org_admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn emails_are_trimmed_and_lower_cased() {
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").map(|e| e.to_string()),
+            Ok("alice@example.com".to_owned())
+        );
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "a@b",
+            "a@.com",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! The Keycloak side of the sync, behind a small trait of our own so the reconcile
+//! logic does not depend on the admin API's shape. The real implementation uses the
+//! `keycloak` crate, bounds concurrency, retries transient failures and counts calls.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use keycloak::types::{GroupRepresentation, UserRepresentation};
+use keycloak::{KeycloakAdmin, KeycloakError as CrateError};
+use rand::Rng;
+use tokio::sync::Semaphore;
+
+use super::token::CachedServiceToken;
+use crate::config::KeycloakConfig;
+use crate::domain::Email;
+use crate::sync::plan::Attributes;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("Keycloak: {call} failed: {message}")]
+    Call {
+        call: &'static str,
+        status: Option<u16>,
+        message: String,
+    },
+    #[error("Keycloak: {0}")]
+    Unexpected(String),
+}
+
+impl DirectoryError {
+    fn from_crate(call: &'static str, e: CrateError) -> Self {
+        let status = match &e {
+            CrateError::HttpFailure { status, .. } => Some(*status),
+            CrateError::ReqwestFailure(r) => r.status().map(|s| s.as_u16()),
+        };
+        DirectoryError::Call {
+            call,
+            status,
+            message: e.to_string(),
+        }
+    }
+
+    /// Worth another try: rate limiting, server errors, time-outs, refused connections.
+    fn is_transient(&self) -> bool {
+        match self {
+            DirectoryError::Call { status, .. } => match status {
+                Some(s) => *s == 429 || *s >= 500,
+                None => true,
+            },
+            DirectoryError::Unexpected(_) => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            DirectoryError::Call { status, .. } => *status,
+            DirectoryError::Unexpected(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub id: String,
+    pub name: String,
+    pub attributes: Attributes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub id: String,
+    pub email: Option<Email>,
+    pub attributes: Attributes,
+}
+
+/// What the sync needs from Keycloak.
+#[allow(async_fn_in_trait)]
+pub trait Directory {
+    async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError>;
+    async fn child_groups(&self, parent_id: &str) -> Result<Vec<GroupInfo>, DirectoryError>;
+    async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError>;
+    async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError>;
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserInfo>, DirectoryError>;
+
+    async fn create_top_group(&self, name: &str) -> Result<String, DirectoryError>;
+    async fn create_child_group(
+        &self,
+        parent_id: &str,
+        name: &str,
+        attributes: &Attributes,
+    ) -> Result<String, DirectoryError>;
+    async fn update_group(
+        &self,
+        group_id: &str,
+        name: &str,
+        attributes: &Attributes,
+    ) -> Result<(), DirectoryError>;
+    async fn delete_group(&self, group_id: &str) -> Result<(), DirectoryError>;
+    async fn create_user(&self, email: &Email) -> Result<String, DirectoryError>;
+    async fn add_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError>;
+    async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError>;
+    /// Read-modify-write of a user's attributes: every other field and attribute is
+    /// kept (Keycloak's PUT replaces the whole user).
+    async fn update_user_attributes(
+        &self,
+        user_id: &str,
+        change: &(dyn Fn(&Attributes) -> Attributes + Sync),
+    ) -> Result<(), DirectoryError>;
+
+    /// Calls made since the last time this was asked, by name (`read:…`, `write:…`).
+    fn take_calls(&self) -> BTreeMap<&'static str, u64>;
+}
+
+const PAGE: i32 = 500;
+const ATTEMPTS: u32 = 4;
+
+pub struct KeycloakDirectory {
+    admin: KeycloakAdmin<CachedServiceToken>,
+    realm: String,
+    permits: Semaphore,
+    calls: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl KeycloakDirectory {
+    pub fn new(config: &KeycloakConfig, concurrency: usize, timeout: Duration) -> Self {
+        let http = super::http_client(timeout);
+        let token = CachedServiceToken::new(http.clone(), config.clone());
+        KeycloakDirectory {
+            admin: KeycloakAdmin::new(
+                config.internal_url.as_str().trim_end_matches('/'),
+                token,
+                http,
+            ),
+            realm: config.realm.clone(),
+            permits: Semaphore::new(concurrency.max(1)),
+            calls: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// One admin call: bounded concurrency, counted, retried with exponential backoff
+    /// and jitter while the failure is transient.
+    async fn call<T, F, Fut>(&self, name: &'static str, f: F) -> Result<T, DirectoryError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, CrateError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = {
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|e| DirectoryError::Unexpected(e.to_string()))?;
+                if let Ok(mut calls) = self.calls.lock() {
+                    *calls.entry(name).or_default() += 1;
+                }
+                f().await.map_err(|e| DirectoryError::from_crate(name, e))
+            };
+            match result {
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    let base = 200u64 * 2u64.pow(attempt - 1);
+                    let jitter = rand::rng().random_range(0..=base / 2);
+                    tracing::warn!(call = name, attempt, error = %e, "retrying Keycloak call");
+                    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn attributes_of(raw: Option<&std::collections::HashMap<String, Vec<String>>>) -> Attributes {
+    raw.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn group_info(g: GroupRepresentation) -> GroupInfo {
+    GroupInfo {
+        attributes: attributes_of(g.attributes.as_ref()),
+        id: g.id.unwrap_or_default(),
+        name: g.name.unwrap_or_default(),
+    }
+}
+
+fn user_info(u: UserRepresentation) -> UserInfo {
+    UserInfo {
+        attributes: attributes_of(u.attributes.as_ref()),
+        email: u.email.as_deref().and_then(|e| Email::parse(e).ok()),
+        id: u.id.unwrap_or_default(),
+    }
+}
+
+fn created_id(
+    call: &'static str,
+    response: keycloak::DefaultResponse,
+) -> Result<String, DirectoryError> {
+    response.to_id().map(str::to_owned).ok_or_else(|| {
+        DirectoryError::Unexpected(format!("{call}: Keycloak gave no id of what it created"))
+    })
+}
+
+impl Directory for KeycloakDirectory {
+    async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError> {
+        let path = path.trim_start_matches('/');
+        match self
+            .call("read:group_by_path", || {
+                self.admin
+                    .realm_group_by_path_with_path_get(&self.realm, path)
+            })
+            .await
+        {
+            Ok(g) => Ok(Some(group_info(g))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn child_groups(&self, parent_id: &str) -> Result<Vec<GroupInfo>, DirectoryError> {
+        let mut out = Vec::new();
+        loop {
+            let first = i32::try_from(out.len()).unwrap_or(i32::MAX);
+            let page = self
+                .call("read:child_groups", || {
+                    self.admin.realm_groups_with_group_id_children_get(
+                        &self.realm,
+                        parent_id,
+                        Some(false),
+                        None,
+                        Some(first),
+                        Some(PAGE),
+                        None,
+                        None,
+                    )
+                })
+                .await?;
+            let full = page.len() == PAGE as usize;
+            out.extend(page.into_iter().map(group_info));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError> {
+        let mut out = Vec::new();
+        loop {
+            let first = i32::try_from(out.len()).unwrap_or(i32::MAX);
+            let page = self
+                .call("read:group_members", || {
+                    self.admin.realm_groups_with_group_id_members_get(
+                        &self.realm,
+                        group_id,
+                        Some(true),
+                        Some(first),
+                        Some(PAGE),
+                    )
+                })
+                .await?;
+            let full = page.len() == PAGE as usize;
+            out.extend(page.into_iter().map(user_info));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError> {
+        let mut out = Vec::new();
+        loop {
+            let first = i32::try_from(out.len()).unwrap_or(i32::MAX);
+            let page = self
+                .call("read:users", || {
+                    self.admin.realm_users_get(
+                        &self.realm,
+                        Some(false),
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        Some(first),
+                        None,
+                        None,
+                        None,
+                        None,
+                        Some(PAGE),
+                        None,
+                        None,
+                        None,
+                    )
+                })
+                .await?;
+            let full = page.len() == PAGE as usize;
+            out.extend(page.into_iter().map(user_info));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<UserInfo>, DirectoryError> {
+        let found = self
+            .call("read:user_by_email", || {
+                self.admin.realm_users_get(
+                    &self.realm,
+                    Some(false),
+                    None,
+                    None,
+                    Some(email.to_string()),
+                    None,
+                    None,
+                    Some(true),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(2),
+                    None,
+                    None,
+                    None,
+                )
+            })
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(user_info)
+            .find(|u| u.email.as_ref() == Some(email)))
+    }
+
+    async fn create_top_group(&self, name: &str) -> Result<String, DirectoryError> {
+        let response = self
+            .call("write:create_group", || {
+                self.admin.realm_groups_post(
+                    &self.realm,
+                    GroupRepresentation {
+                        name: Some(name.to_owned()),
+                        ..Default::default()
+                    },
+                )
+            })
+            .await?;
+        created_id("create_group", response)
+    }
+
+    async fn create_child_group(
+        &self,
+        parent_id: &str,
+        name: &str,
+        attributes: &Attributes,
+    ) -> Result<String, DirectoryError> {
+        let body = GroupRepresentation {
+            name: Some(name.to_owned()),
+            attributes: Some(attributes.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        let response = self
+            .call("write:create_group", || {
+                self.admin.realm_groups_with_group_id_children_post(
+                    &self.realm,
+                    parent_id,
+                    body.clone(),
+                )
+            })
+            .await?;
+        created_id("create_group", response)
+    }
+
+    async fn update_group(
+        &self,
+        group_id: &str,
+        name: &str,
+        attributes: &Attributes,
+    ) -> Result<(), DirectoryError> {
+        let body = GroupRepresentation {
+            id: Some(group_id.to_owned()),
+            name: Some(name.to_owned()),
+            attributes: Some(attributes.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.call("write:update_group", || {
+            self.admin
+                .realm_groups_with_group_id_put(&self.realm, group_id, body.clone())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<(), DirectoryError> {
+        match self
+            .call("write:delete_group", || {
+                self.admin
+                    .realm_groups_with_group_id_delete(&self.realm, group_id)
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_user(&self, email: &Email) -> Result<String, DirectoryError> {
+        let body = UserRepresentation {
+            username: Some(email.to_string()),
+            email: Some(email.to_string()),
+            email_verified: Some(false),
+            enabled: Some(true),
+            required_actions: Some(vec!["UPDATE_PASSWORD".into(), "VERIFY_EMAIL".into()]),
+            ..Default::default()
+        };
+        let response = self
+            .call("write:create_user", || {
+                self.admin.realm_users_post(&self.realm, body.clone())
+            })
+            .await?;
+        created_id("create_user", response)
+    }
+
+    async fn add_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError> {
+        self.call("write:add_member", || {
+            self.admin
+                .realm_users_with_user_id_groups_with_group_id_put(&self.realm, user_id, group_id)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError> {
+        self.call("write:remove_member", || {
+            self.admin
+                .realm_users_with_user_id_groups_with_group_id_delete(
+                    &self.realm,
+                    user_id,
+                    group_id,
+                )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn update_user_attributes(
+        &self,
+        user_id: &str,
+        change: &(dyn Fn(&Attributes) -> Attributes + Sync),
+    ) -> Result<(), DirectoryError> {
+        let mut user = self
+            .call("read:user", || {
+                self.admin
+                    .realm_users_with_user_id_get(&self.realm, user_id, None)
+            })
+            .await?;
+        let next = change(&attributes_of(user.attributes.as_ref()));
+        user.attributes = Some(next.into_iter().collect());
+        // Fields the GET returns but the PUT must not carry back.
+        user.access = None;
+        self.call("write:update_user", || {
+            self.admin
+                .realm_users_with_user_id_put(&self.realm, user_id, user.clone())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    fn take_calls(&self) -> BTreeMap<&'static str, u64> {
+        self.calls
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,631 @@
+//! The provisioning sync: Postgres (desired) reconciled into Keycloak (actual).
+//!
+//! `run` reads both sides, computes a [`plan::Plan`] (a pure diff), and applies it in
+//! phases (groups and users, role groups, memberships and claims, removals), each
+//! phase with bounded concurrency. One runner at a time: an in-process mutex and a
+//! Postgres advisory lock across replicas. Each run is a row in `sync_runs`.
+
+pub mod plan;
+pub mod scheduler;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::db::sync_state::{self, RunCounts};
+use crate::domain::{Email, OrgSlug, Role};
+use crate::keycloak::directory::{Directory, DirectoryError};
+use plan::{
+    Actual, ActualGroup, ActualUser, Desired, DesiredClaims, DesiredOrg, GroupRef, Op, OpKind,
+    Plan, Scope, UserRef,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("reading Postgres failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("reading Keycloak failed: {0}")]
+    Keycloak(#[from] DirectoryError),
+    #[error("Postgres holds a value the sync cannot use: {0}")]
+    BadData(String),
+}
+
+/// What started a run; stored in `sync_runs.trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Cron,
+    Change,
+    Api,
+    Cli,
+    Startup,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cron => "cron",
+            Trigger::Change => "change",
+            Trigger::Api => "api",
+            Trigger::Cli => "cli",
+            Trigger::Startup => "startup",
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunReport {
+    pub run_id: Option<i64>,
+    pub status: &'static str,
+    pub counts: RunCounts,
+    pub errors: Vec<String>,
+    /// The plan, as text, one line per operation.
+    pub plan: Vec<String>,
+    /// Keycloak calls made, by name (`read:…`, `write:…`).
+    pub calls: BTreeMap<&'static str, u64>,
+    /// Operations applied, by kind (`add_member`, `set_claims`, …).
+    pub ops: BTreeMap<&'static str, u64>,
+    pub seconds: f64,
+}
+
+impl RunReport {
+    pub fn writes(&self) -> u64 {
+        self.calls
+            .iter()
+            .filter(|(name, _)| name.starts_with("write:"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scope: Scope,
+    pub trigger: Trigger,
+    pub dry_run: bool,
+    /// The top-level group holding the org groups (`orgs` unless configured).
+    pub root: String,
+}
+
+/// Serialises runs in this process; the advisory lock does it across replicas.
+static IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// One reconcile pass, journalled in `sync_runs`. Skips (and says so) when another
+/// runner holds the lock.
+pub async fn run<D: Directory>(
+    pool: &PgPool,
+    directory: &D,
+    options: &RunOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<RunReport, SyncError> {
+    let started = Instant::now();
+    let scope_text = match &options.scope {
+        Scope::All => None,
+        Scope::Orgs(slugs) => Some(
+            slugs
+                .iter()
+                .map(OrgSlug::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    };
+    let run_id = sync_state::start_run(
+        pool,
+        options.trigger.as_str(),
+        scope_text.as_deref(),
+        options.dry_run,
+    )
+    .await?;
+
+    let _local = IN_PROCESS.lock().await;
+    directory.take_calls();
+    let mut lock_conn = pool.acquire().await?;
+    if !sync_state::try_lock(&mut lock_conn).await? {
+        let report = RunReport {
+            run_id: Some(run_id),
+            status: "skipped",
+            counts: RunCounts::default(),
+            errors: vec!["another runner holds the sync lock".into()],
+            plan: vec![],
+            ops: BTreeMap::new(),
+            calls: directory.take_calls(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        finish(pool, &report).await?;
+        return Ok(report);
+    }
+
+    let result = reconcile(pool, directory, options, progress).await;
+    let _ = sync_state::unlock(&mut lock_conn).await;
+    let mut report = match result {
+        Ok(report) => report,
+        Err(e) => RunReport {
+            run_id: None,
+            status: "failed",
+            counts: RunCounts {
+                failed: 1,
+                ..RunCounts::default()
+            },
+            errors: vec![e.to_string()],
+            plan: vec![],
+            ops: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            seconds: 0.0,
+        },
+    };
+    report.run_id = Some(run_id);
+    report.calls = directory.take_calls();
+    report.seconds = started.elapsed().as_secs_f64();
+    finish(pool, &report).await?;
+    Ok(report)
+}
+
+async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), SyncError> {
+    if let Some(id) = report.run_id {
+        sync_state::finish_run(
+            pool,
+            id,
+            report.status,
+            &report.counts,
+            &json!(report.errors),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn reconcile<D: Directory>(
+    pool: &PgPool,
+    directory: &D,
+    options: &RunOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<RunReport, SyncError> {
+    let desired = load_desired(pool, &options.scope).await?;
+    let root = match directory
+        .group_by_path(&format!("/{}", options.root))
+        .await?
+    {
+        Some(root) => root.id,
+        None if options.dry_run => String::new(),
+        None => directory.create_top_group(&options.root).await?,
+    };
+    let actual = read_actual(directory, &root, &options.root, &desired, &options.scope).await?;
+    let Plan { ops, unchanged } = plan::plan(&desired, &actual, &options.scope);
+    let plan_text: Vec<String> = ops.iter().map(Op::to_string).collect();
+    let mut counts = RunCounts {
+        unchanged: i32::try_from(unchanged).unwrap_or(i32::MAX),
+        ..RunCounts::default()
+    };
+    let mut errors = Vec::new();
+    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    if !options.dry_run {
+        let failures = apply(directory, &root, &actual, ops.clone(), progress).await;
+        for (op, error) in &failures {
+            errors.push(format!("{op}: {error}"));
+        }
+        let failed_ops: BTreeSet<usize> = failures.iter().map(|(i, _)| i.index).collect();
+        for (i, op) in ops.iter().enumerate() {
+            if failed_ops.contains(&i) {
+                counts.failed += 1;
+                continue;
+            }
+            *by_kind.entry(op.name()).or_default() += 1;
+            match op.kind() {
+                OpKind::Created => counts.created += 1,
+                OpKind::Updated => counts.updated += 1,
+                OpKind::Deleted => counts.deleted += 1,
+            }
+        }
+    }
+    let status = if errors.is_empty() {
+        "succeeded"
+    } else if counts.failed as usize == ops.len() {
+        "failed"
+    } else {
+        "partial"
+    };
+    Ok(RunReport {
+        run_id: None,
+        status,
+        counts,
+        errors,
+        plan: plan_text,
+        ops: by_kind,
+        calls: BTreeMap::new(),
+        seconds: 0.0,
+    })
+}
+
+/// Postgres's view, limited to the scope.
+pub async fn load_desired(pool: &PgPool, scope: &Scope) -> Result<Desired, SyncError> {
+    let bad = |e: crate::domain::DomainError| SyncError::BadData(e.to_string());
+    let in_scope = |slug: &OrgSlug| match scope {
+        Scope::All => true,
+        Scope::Orgs(slugs) => slugs.contains(slug),
+    };
+    let mut orgs: BTreeMap<OrgSlug, DesiredOrg> = BTreeMap::new();
+    for row in sync_state::orgs(pool).await? {
+        let slug = OrgSlug::parse(&row.slug).map_err(bad)?;
+        orgs.insert(
+            slug.clone(),
+            DesiredOrg {
+                id: row.id,
+                slug,
+                plan: row.plan,
+                features: row.features.into_iter().collect(),
+                members: BTreeMap::new(),
+            },
+        );
+    }
+    let mut claims: BTreeMap<Email, DesiredClaims> = BTreeMap::new();
+    for row in sync_state::users(pool).await? {
+        let email = Email::parse(&row.email).map_err(bad)?;
+        let entry = claims.entry(email).or_default();
+        entry.preferred_org = row.preferred_org.and_then(|s| OrgSlug::parse(&s).ok());
+    }
+    for row in sync_state::memberships(pool).await? {
+        let slug = OrgSlug::parse(&row.slug).map_err(bad)?;
+        let email = Email::parse(&row.email).map_err(bad)?;
+        let roles: BTreeSet<Role> = row
+            .roles
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
+        if let Some(org) = orgs.get_mut(&slug) {
+            org.members.insert(email.clone(), roles.clone());
+        }
+        claims
+            .entry(email)
+            .or_default()
+            .org_memberships
+            .insert(slug, roles);
+    }
+    // preferred_org only names an org the user belongs to.
+    for c in claims.values_mut() {
+        if c.preferred_org
+            .as_ref()
+            .is_some_and(|p| !c.org_memberships.contains_key(p))
+        {
+            c.preferred_org = None;
+        }
+    }
+    let orgs: Vec<DesiredOrg> = orgs.into_values().filter(|o| in_scope(&o.slug)).collect();
+    if let Scope::Orgs(_) = scope {
+        // Only the members of the scoped orgs (present or, once read, past).
+        let members: BTreeSet<&Email> = orgs.iter().flat_map(|o| o.members.keys()).collect();
+        claims.retain(|email, _| members.contains(email));
+    }
+    Ok(Desired {
+        orgs,
+        users: claims,
+    })
+}
+
+/// Keycloak's view of the org groups in scope and of the users that matter.
+async fn read_actual<D: Directory>(
+    directory: &D,
+    root: &str,
+    root_name: &str,
+    desired: &Desired,
+    scope: &Scope,
+) -> Result<Actual, SyncError> {
+    let groups = if root.is_empty() {
+        vec![]
+    } else {
+        match scope {
+            Scope::All => directory.child_groups(root).await?,
+            Scope::Orgs(slugs) => {
+                let mut found = Vec::new();
+                for slug in slugs {
+                    if let Some(g) = directory
+                        .group_by_path(&format!("/{root_name}/{slug}"))
+                        .await?
+                    {
+                        found.push(g);
+                    }
+                }
+                found
+            }
+        }
+    };
+
+    let mut member_users: HashMap<String, ActualUser> = HashMap::new();
+    let mut reads = Vec::with_capacity(groups.len());
+    for g in groups {
+        reads.push(read_org_group(directory, g));
+    }
+    let mut org_groups = Vec::new();
+    for result in join_all(reads).await {
+        let (group, seen) = result?;
+        for u in seen {
+            member_users.entry(u.id.clone()).or_insert(ActualUser {
+                id: u.id,
+                email: u.email,
+                attributes: u.attributes,
+            });
+        }
+        org_groups.push(group);
+    }
+
+    let mut users: BTreeMap<String, ActualUser> = BTreeMap::new();
+    match scope {
+        Scope::All => {
+            for u in directory.all_users().await? {
+                users.insert(
+                    u.id.clone(),
+                    ActualUser {
+                        id: u.id,
+                        email: u.email,
+                        attributes: u.attributes,
+                    },
+                );
+            }
+        }
+        Scope::Orgs(_) => {
+            // Member listings are brief (no attributes): read each relevant user.
+            let mut emails: BTreeSet<Email> = desired.users.keys().cloned().collect();
+            emails.extend(member_users.values().filter_map(|u| u.email.clone()));
+            let mut lookups = Vec::with_capacity(emails.len());
+            for email in &emails {
+                lookups.push(directory.user_by_email(email));
+            }
+            for u in join_all(lookups).await {
+                if let Some(u) = u? {
+                    users.insert(
+                        u.id.clone(),
+                        ActualUser {
+                            id: u.id,
+                            email: u.email,
+                            attributes: u.attributes,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    // Members without an email (e.g. added by hand) still need to be known by id.
+    for (id, u) in member_users {
+        users.entry(id).or_insert(u);
+    }
+    Ok(Actual { org_groups, users })
+}
+
+/// One org group with its role groups and all their members (the directory bounds
+/// how many of these calls run at once).
+async fn read_org_group<D: Directory>(
+    directory: &D,
+    g: crate::keycloak::directory::GroupInfo,
+) -> Result<(ActualGroup, Vec<crate::keycloak::directory::UserInfo>), DirectoryError> {
+    let mut seen = Vec::new();
+    let members = directory.group_members(&g.id).await?;
+    seen.extend(members.iter().cloned());
+    let mut children = Vec::new();
+    for child in directory.child_groups(&g.id).await? {
+        let child_members = directory.group_members(&child.id).await?;
+        seen.extend(child_members.iter().cloned());
+        children.push(ActualGroup {
+            id: child.id,
+            name: child.name,
+            attributes: child.attributes,
+            members: child_members.into_iter().map(|u| u.id).collect(),
+            children: vec![],
+        });
+    }
+    Ok((
+        ActualGroup {
+            id: g.id,
+            name: g.name,
+            attributes: g.attributes,
+            members: members.into_iter().map(|u| u.id).collect(),
+            children,
+        },
+        seen,
+    ))
+}
+
+/// Ids learnt during a run: existing ones, plus what earlier phases created.
+#[derive(Default)]
+struct Ids {
+    org_groups: HashMap<OrgSlug, String>,
+    role_groups: HashMap<(OrgSlug, Role), String>,
+    users: HashMap<Email, String>,
+}
+
+/// An operation's position in the plan, for counting failures.
+#[derive(Debug, Clone, Copy)]
+pub struct OpIndex {
+    pub index: usize,
+}
+
+impl std::fmt::Display for OpIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "operation {}", self.index + 1)
+    }
+}
+
+fn phase(op: &Op) -> u8 {
+    match op {
+        Op::CreateOrgGroup { .. } | Op::UpdateOrgGroup { .. } | Op::CreateUser { .. } => 0,
+        Op::CreateRoleGroup { .. } => 1,
+        Op::AddMember { .. } | Op::SetClaims { .. } => 2,
+        Op::RemoveMember { .. } | Op::DeleteGroup { .. } => 3,
+    }
+}
+
+/// Applies the plan phase by phase; returns the failed operations with their errors.
+/// A failure never stops the rest: an org whose group could not be made fails its own
+/// later operations, and every other org goes on.
+async fn apply<D: Directory>(
+    directory: &D,
+    root: &str,
+    actual: &Actual,
+    ops: Vec<Op>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Vec<(OpIndex, String)> {
+    let mut ids = Ids::default();
+    for g in &actual.org_groups {
+        if let Ok(slug) = OrgSlug::parse(&g.name) {
+            ids.org_groups.insert(slug.clone(), g.id.clone());
+            for c in &g.children {
+                if let Ok(role) = c.name.parse::<Role>() {
+                    ids.role_groups.insert((slug.clone(), role), c.id.clone());
+                }
+            }
+        }
+    }
+    for u in actual.users.values() {
+        if let Some(e) = &u.email {
+            ids.users.insert(e.clone(), u.id.clone());
+        }
+    }
+    let ids = Mutex::new(ids);
+    let total = ops.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let mut failures = Vec::new();
+    for current in 0..=3u8 {
+        let batch: Vec<(usize, &Op)> = ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| phase(op) == current)
+            .collect();
+        let mut applying = Vec::with_capacity(batch.len());
+        for (index, op) in batch {
+            applying.push(apply_counted(
+                directory, root, &ids, op, index, &done, total, progress,
+            ));
+        }
+        let results = join_all(applying).await;
+        for (index, result) in results {
+            if let Err(e) = result {
+                tracing::warn!(op = %ops[index], error = %e, "sync operation failed");
+                failures.push((OpIndex { index }, e));
+            }
+        }
+    }
+    failures.sort_by_key(|(i, _)| i.index);
+    failures
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_counted<D: Directory>(
+    directory: &D,
+    root: &str,
+    ids: &Mutex<Ids>,
+    op: &Op,
+    index: usize,
+    done: &std::sync::atomic::AtomicUsize,
+    total: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> (usize, Result<(), String>) {
+    let result = apply_one(directory, root, ids, op).await;
+    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    progress(n, total);
+    (index, result)
+}
+
+fn lookup(
+    ids: &Mutex<Ids>,
+    get: impl Fn(&Ids) -> Option<&String>,
+    what: impl Fn() -> String,
+) -> Result<String, String> {
+    let ids = ids
+        .lock()
+        .map_err(|_| "internal lock poisoned".to_owned())?;
+    get(&ids)
+        .cloned()
+        .ok_or_else(|| format!("{} does not exist (an earlier step failed)", what()))
+}
+
+fn group_id(ids: &Mutex<Ids>, group: &GroupRef) -> Result<String, String> {
+    match group {
+        GroupRef::Org(slug) => lookup(ids, |i| i.org_groups.get(slug), || group.path()),
+        GroupRef::Role(slug, role) => lookup(
+            ids,
+            |i| i.role_groups.get(&(slug.clone(), *role)),
+            || group.path(),
+        ),
+    }
+}
+
+fn user_id(ids: &Mutex<Ids>, user: &UserRef) -> Result<String, String> {
+    match user {
+        UserRef::Existing(id) => Ok(id.clone()),
+        UserRef::New(email) => lookup(ids, |i| i.users.get(email), || format!("user {email}")),
+    }
+}
+
+fn remember(ids: &Mutex<Ids>, f: impl FnOnce(&mut Ids)) {
+    if let Ok(mut ids) = ids.lock() {
+        f(&mut ids);
+    }
+}
+
+async fn apply_one<D: Directory>(
+    directory: &D,
+    root: &str,
+    ids: &Mutex<Ids>,
+    op: &Op,
+) -> Result<(), String> {
+    let text = |e: DirectoryError| e.to_string();
+    match op {
+        Op::CreateOrgGroup { slug, attributes } => {
+            let id = directory
+                .create_child_group(root, slug.as_str(), attributes)
+                .await
+                .map_err(text)?;
+            remember(ids, |i| {
+                i.org_groups.insert(slug.clone(), id);
+            });
+        }
+        Op::UpdateOrgGroup {
+            group_id,
+            slug,
+            attributes,
+        } => directory
+            .update_group(group_id, slug.as_str(), attributes)
+            .await
+            .map_err(text)?,
+        Op::CreateRoleGroup { slug, role } => {
+            let parent = group_id(ids, &GroupRef::Org(slug.clone()))?;
+            let id = directory
+                .create_child_group(&parent, role.as_str(), &plan::Attributes::new())
+                .await
+                .map_err(text)?;
+            remember(ids, |i| {
+                i.role_groups.insert((slug.clone(), *role), id);
+            });
+        }
+        Op::CreateUser { email } => {
+            let id = directory.create_user(email).await.map_err(text)?;
+            remember(ids, |i| {
+                i.users.insert(email.clone(), id);
+            });
+        }
+        Op::AddMember { user, group, .. } => {
+            let user = user_id(ids, user)?;
+            let group = group_id(ids, group)?;
+            directory.add_member(&user, &group).await.map_err(text)?;
+        }
+        Op::RemoveMember {
+            user_id, group_id, ..
+        } => directory
+            .remove_member(user_id, group_id)
+            .await
+            .map_err(text)?,
+        Op::SetClaims { user, claims, .. } => {
+            let user = user_id(ids, user)?;
+            directory
+                .update_user_attributes(&user, &|current| claims.apply_to(current))
+                .await
+                .map_err(text)?;
+        }
+        Op::DeleteGroup { group_id, .. } => directory.delete_group(group_id).await.map_err(text)?,
+    }
+    Ok(())
+}

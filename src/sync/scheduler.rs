@@ -1,0 +1,202 @@
+//! When the sync runs: the cron schedule (safety net), changes in Postgres (within
+//! seconds, close changes coalesced), and explicit requests (API, start-up). One task
+//! runs them one after another, so runs never overlap in a process.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tracing::Instrument;
+
+use super::plan::Scope;
+use super::{RunOptions, Trigger};
+use crate::domain::OrgSlug;
+use crate::keycloak::directory::KeycloakDirectory;
+use crate::metrics::Metrics;
+
+/// Changes that arrive within this window are handled by one run.
+const COALESCE: Duration = Duration::from_millis(300);
+
+#[derive(Debug, Clone)]
+struct Request {
+    scope: Scope,
+    trigger: Trigger,
+}
+
+/// Asks the runner for a sync; cheap to clone.
+#[derive(Clone)]
+pub struct SyncHandle {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl SyncHandle {
+    pub fn request(&self, scope: Scope, trigger: Trigger) {
+        let _ = self.tx.send(Request { scope, trigger });
+    }
+}
+
+pub struct SyncSettings {
+    pub cron: String,
+    pub root: String,
+}
+
+/// Starts the runner, the change listener and the cron job.
+pub async fn spawn(
+    pool: PgPool,
+    database_url: String,
+    directory: Arc<KeycloakDirectory>,
+    metrics: Metrics,
+    settings: SyncSettings,
+) -> anyhow::Result<SyncHandle> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = SyncHandle { tx };
+    tokio::spawn(runner(
+        pool.clone(),
+        directory,
+        metrics,
+        settings.root.clone(),
+        rx,
+    ));
+    tokio::spawn(listen(pool, database_url, handle.clone()));
+
+    let scheduler = JobScheduler::new().await?;
+    let cron_handle = handle.clone();
+    scheduler
+        .add(Job::new_async(settings.cron.as_str(), move |_, _| {
+            let handle = cron_handle.clone();
+            Box::pin(async move { handle.request(Scope::All, Trigger::Cron) })
+        })?)
+        .await?;
+    scheduler.start().await?;
+    // The scheduler runs on its own tasks; keep it alive for the process's life.
+    std::mem::forget(scheduler);
+    handle.request(Scope::All, Trigger::Startup);
+    Ok(handle)
+}
+
+fn merge(into: &mut Scope, next: Scope) {
+    match (into, next) {
+        (Scope::All, _) => {}
+        (slot @ Scope::Orgs(_), Scope::All) => *slot = Scope::All,
+        (Scope::Orgs(a), Scope::Orgs(b)) => a.extend(b),
+    }
+}
+
+async fn runner(
+    pool: PgPool,
+    directory: Arc<KeycloakDirectory>,
+    metrics: Metrics,
+    root: String,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    while let Some(first) = rx.recv().await {
+        tokio::time::sleep(COALESCE).await;
+        let mut scope = first.scope;
+        while let Ok(more) = rx.try_recv() {
+            merge(&mut scope, more.scope);
+        }
+        let options = RunOptions {
+            scope,
+            trigger: first.trigger,
+            dry_run: false,
+            root: root.clone(),
+        };
+        let span = tracing::info_span!("sync", trigger = first.trigger.as_str());
+        let outcome = super::run(&pool, directory.as_ref(), &options, &|_, _| {})
+            .instrument(span.clone())
+            .await;
+        let _enter = span.enter();
+        match outcome {
+            Ok(report) => {
+                metrics.record_sync(&report);
+                tracing::info!(
+                    status = report.status,
+                    created = report.counts.created,
+                    updated = report.counts.updated,
+                    deleted = report.counts.deleted,
+                    unchanged = report.counts.unchanged,
+                    failed = report.counts.failed,
+                    seconds = report.seconds,
+                    "sync run finished"
+                );
+            }
+            Err(e) => {
+                metrics.sync_runs.with_label_values(&["error"]).inc();
+                tracing::error!(error = %e, "sync run could not be recorded");
+            }
+        }
+    }
+}
+
+/// Turns `wizbrand_changes` notifications into scoped sync requests; reconnects with
+/// backoff, and asks for a full run after a reconnect (notifications may be lost).
+async fn listen(pool: PgPool, database_url: String, handle: SyncHandle) {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match PgListener::connect(&database_url).await {
+            Ok(mut listener) => {
+                if listener.listen("wizbrand_changes").await.is_ok() {
+                    backoff = Duration::from_millis(500);
+                    while let Ok(note) = listener.recv().await {
+                        if let Some(scope) = scope_of(&pool, note.payload()).await {
+                            handle.request(scope, Trigger::Change);
+                        }
+                    }
+                }
+                handle.request(Scope::All, Trigger::Change);
+            }
+            Err(e) => tracing::warn!(error = %e, "sync cannot listen for changes; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn scope_of(pool: &PgPool, payload: &str) -> Option<Scope> {
+    let note: serde_json::Value = serde_json::from_str(payload).ok()?;
+    match note["table"].as_str()? {
+        "orgs" | "memberships" => {
+            let org_id = note["org_id"].as_str()?.parse().ok()?;
+            match crate::db::sync_state::org_slug(pool, org_id).await {
+                Ok(Some(slug)) => Some(match OrgSlug::parse(&slug) {
+                    Ok(slug) => Scope::Orgs(BTreeSet::from([slug])),
+                    Err(_) => Scope::All,
+                }),
+                // The org is gone: only a full run removes its group.
+                _ => Some(Scope::All),
+            }
+        }
+        // A user's preferred org changes their claims; a full run finds them.
+        "users" => Some(Scope::All),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orgs(slugs: &[&str]) -> Scope {
+        Scope::Orgs(
+            slugs
+                .iter()
+                .filter_map(|s| OrgSlug::parse(s).ok())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn close_requests_merge_into_one_scope() {
+        let mut scope = orgs(&["acme"]);
+        merge(&mut scope, orgs(&["beta"]));
+        assert_eq!(scope, orgs(&["acme", "beta"]));
+        merge(&mut scope, Scope::All);
+        assert_eq!(scope, Scope::All);
+        merge(&mut scope, orgs(&["gamma"]));
+        assert_eq!(scope, Scope::All);
+    }
+}

@@ -1,0 +1,397 @@
+//! The provisioning sync against the real Keycloak. Each test syncs under a group
+//! root of its own (`WIZBRAND_SYNC_GROUP_ROOT`) with users of its own, so tests that
+//! run in parallel never see each other's orgs.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use wizbrand::config::Config;
+use wizbrand::keycloak::directory::KeycloakDirectory;
+use wizbrand::sync::plan::Scope;
+use wizbrand::sync::{RunOptions, RunReport, Trigger};
+
+use crate::helpers::{KeycloakAdmin, base_env, claims, fresh_database, unique, user_token};
+
+struct SyncWorld {
+    pool: PgPool,
+    config: Config,
+    root: String,
+    admin: KeycloakAdmin,
+    /// Suffix that makes this test's emails unique in the shared realm.
+    tag: String,
+}
+
+impl SyncWorld {
+    async fn new() -> SyncWorld {
+        Self::with_env(|_| {}).await
+    }
+
+    async fn with_env(
+        change: impl FnOnce(&mut std::collections::HashMap<String, String>),
+    ) -> SyncWorld {
+        let (url, pool) = fresh_database().await;
+        let root = unique("t");
+        let mut env = base_env(&url);
+        env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), root.clone());
+        change(&mut env);
+        SyncWorld {
+            pool,
+            config: Config::from_source(&env).unwrap(),
+            root,
+            admin: KeycloakAdmin::connect().await,
+            tag: unique(""),
+        }
+    }
+
+    fn email(&self, name: &str) -> String {
+        format!("{name}.{}@example.com", self.tag)
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/{}{rest}", self.root)
+    }
+
+    async fn sync(&self) -> RunReport {
+        let directory =
+            KeycloakDirectory::new(&self.config.keycloak, 8, std::time::Duration::from_secs(5));
+        let options = RunOptions {
+            scope: Scope::All,
+            trigger: Trigger::Cli,
+            dry_run: false,
+            root: self.root.clone(),
+        };
+        wizbrand::sync::run(&self.pool, &directory, &options, &|_, _| {})
+            .await
+            .unwrap()
+    }
+
+    async fn sql(&self, statement: &str) {
+        sqlx::query(statement).execute(&self.pool).await.unwrap();
+    }
+
+    async fn add_org(&self, slug: &str, plan: &str, features: &[&str]) -> String {
+        let features = features
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let id: uuid::Uuid = sqlx::query_scalar(&format!(
+            "INSERT INTO orgs (slug, name, plan, features) VALUES ('{slug}', '{slug}', '{plan}', ARRAY[{features}]::text[]) RETURNING id"
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        id.to_string()
+    }
+
+    async fn set_member(&self, slug: &str, name: &str, roles: &[&str]) {
+        let email = self.email(name);
+        let roles = roles
+            .iter()
+            .map(|r| format!("'{r}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        self.sql(&format!(
+            "INSERT INTO users (email) VALUES ('{email}') ON CONFLICT DO NOTHING"
+        ))
+        .await;
+        self.sql(&format!(
+            "INSERT INTO memberships (org_id, user_id, roles) \
+             SELECT o.id, u.id, ARRAY[{roles}]::text[] FROM orgs o, users u \
+             WHERE o.slug = '{slug}' AND u.email = '{email}' \
+             ON CONFLICT (org_id, user_id) DO UPDATE SET roles = EXCLUDED.roles"
+        ))
+        .await;
+    }
+
+    /// Lets a user the sync created sign in with a password (a person would do this
+    /// through the required actions by email).
+    async fn activate(&self, email: &str) -> String {
+        let user = self.admin.user_by_email(email).await.unwrap();
+        let id = user["id"].as_str().unwrap().to_owned();
+        self.admin
+            .send(
+                Method::PUT,
+                &format!("/users/{id}/reset-password"),
+                Some(json!({"type": "password", "value": "pw-123456", "temporary": false})),
+            )
+            .await;
+        let mut user = self.admin.get(&format!("/users/{id}")).await;
+        user["requiredActions"] = json!([]);
+        self.admin
+            .send(Method::PUT, &format!("/users/{id}"), Some(user))
+            .await;
+        id
+    }
+}
+
+fn assert_clean(report: &RunReport) {
+    assert_eq!(report.status, "succeeded", "{report:#?}");
+    assert!(report.errors.is_empty(), "{report:#?}");
+}
+
+#[tokio::test]
+async fn orgs_members_roles_and_claims_reach_keycloak_and_follow_changes() {
+    let w = SyncWorld::new().await;
+    let org_id = w.add_org("acme", "pro", &["seo", "files"]).await;
+    w.set_member("acme", "ann", &["ORG_ADMIN"]).await;
+    let ann = w.email("ann");
+    assert!(w.admin.user_by_email(&ann).await.is_none());
+
+    let report = w.sync().await;
+    assert_clean(&report);
+
+    // The group, its attributes and its role groups.
+    let group = w
+        .admin
+        .find_group(&w.path("/acme"))
+        .await
+        .expect("org group");
+    let mut features: Vec<String> =
+        serde_json::from_value(group["attributes"]["features"].clone()).unwrap();
+    features.sort();
+    assert_eq!(features, ["files", "seo"]);
+    assert_eq!(group["attributes"]["org_id"], json!([org_id]));
+    assert_eq!(group["attributes"]["plan"], json!(["pro"]));
+    for role in ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"] {
+        assert!(
+            w.admin
+                .find_group(&w.path(&format!("/acme/{role}")))
+                .await
+                .is_some(),
+            "{role}"
+        );
+    }
+
+    // The member had no account: created, not verified, asked to set a password.
+    let user = w.admin.user_by_email(&ann).await.expect("user created");
+    assert_eq!(user["username"], ann);
+    assert_eq!(user["emailVerified"], false);
+    let mut actions: Vec<String> = serde_json::from_value(user["requiredActions"].clone()).unwrap();
+    actions.sort();
+    assert_eq!(actions, ["UPDATE_PASSWORD", "VERIFY_EMAIL"]);
+    assert_eq!(w.admin.member_emails(&w.path("/acme")).await, [ann.clone()]);
+    assert_eq!(
+        w.admin.member_emails(&w.path("/acme/ORG_ADMIN")).await,
+        [ann.clone()]
+    );
+
+    // Their token carries the claims.
+    w.activate(&ann).await;
+    let token = user_token(&ann, "pw-123456", "wizbrand-test").await;
+    let access = claims(token["access_token"].as_str().unwrap());
+    assert_eq!(access["org_memberships"], json!({"acme": ["ORG_ADMIN"]}));
+    assert_eq!(access["tenant_ids"], json!([org_id]));
+
+    // A role change moves them between role groups and changes the claim.
+    w.set_member("acme", "ann", &["ORG_USER"]).await;
+    w.set_member("acme", "ben", &["ORG_ADMIN"]).await;
+    assert_clean(&w.sync().await);
+    assert!(w.admin.member_emails(&w.path("/acme/ORG_ADMIN")).await == [w.email("ben")]);
+    assert_eq!(
+        w.admin.member_emails(&w.path("/acme/ORG_USER")).await,
+        [ann.clone()]
+    );
+    let token = user_token(&ann, "pw-123456", "wizbrand-test").await;
+    let access = claims(token["access_token"].as_str().unwrap());
+    assert_eq!(access["org_memberships"], json!({"acme": ["ORG_USER"]}));
+
+    // Removal: out of every group, claims emptied.
+    w.sql(&format!(
+        "DELETE FROM memberships WHERE user_id = (SELECT id FROM users WHERE email = '{ann}')"
+    ))
+    .await;
+    assert_clean(&w.sync().await);
+    assert_eq!(
+        w.admin.member_emails(&w.path("/acme")).await,
+        [w.email("ben")]
+    );
+    assert!(
+        w.admin
+            .member_emails(&w.path("/acme/ORG_USER"))
+            .await
+            .is_empty()
+    );
+    let token = user_token(&ann, "pw-123456", "wizbrand-test").await;
+    let access = claims(token["access_token"].as_str().unwrap());
+    assert!(access.get("org_memberships").is_none(), "{access}");
+    assert!(
+        access.get("tenant_ids").is_none_or(|t| t == &json!([])),
+        "{access}"
+    );
+
+    // Deleting the org deletes its group; users stay.
+    w.sql("DELETE FROM orgs WHERE slug = 'acme'").await;
+    assert_clean(&w.sync().await);
+    assert!(w.admin.find_group(&w.path("/acme")).await.is_none());
+    assert!(w.admin.user_by_email(&ann).await.is_some());
+}
+
+#[tokio::test]
+async fn hand_made_drift_is_repaired_and_a_second_run_writes_nothing() {
+    let w = SyncWorld::new().await;
+    w.add_org("acme", "pro", &["seo"]).await;
+    w.set_member("acme", "ann", &["ORG_ADMIN"]).await;
+    w.set_member("acme", "bob", &["ORG_USER"]).await;
+    assert_clean(&w.sync().await);
+
+    let second = w.sync().await;
+    assert_clean(&second);
+    assert_eq!(second.writes(), 0, "a no-op run wrote: {:?}", second.calls);
+    assert!(second.plan.is_empty(), "{:?}", second.plan);
+    let row: (String, i32, i32, i32, i32) = sqlx::query_as(
+        "SELECT status, created, updated, deleted, unchanged FROM sync_runs WHERE id = $1",
+    )
+    .bind(second.run_id.unwrap())
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (row.0.as_str(), row.1, row.2, row.3),
+        ("succeeded", 0, 0, 0)
+    );
+    assert!(row.4 > 0);
+
+    // Drift, by hand in Keycloak.
+    let bob = w.admin.user_by_email(&w.email("bob")).await.unwrap();
+    let bob_id = bob["id"].as_str().unwrap();
+    let admins = w.admin.group_id(&w.path("/acme/ORG_ADMIN")).await;
+    w.admin
+        .send(
+            Method::PUT,
+            &format!("/users/{bob_id}/groups/{admins}"),
+            None,
+        )
+        .await;
+    let acme_id = w.admin.group_id(&w.path("/acme")).await;
+    let mut acme = w.admin.get(&format!("/groups/{acme_id}")).await;
+    acme["attributes"]["plan"] = json!(["enterprise"]);
+    w.admin
+        .send(Method::PUT, &format!("/groups/{acme_id}"), Some(acme))
+        .await;
+    let managers = w.admin.group_id(&w.path("/acme/ORG_MANAGER")).await;
+    w.admin
+        .send(Method::DELETE, &format!("/groups/{managers}"), None)
+        .await;
+    let root_id = w.admin.group_id(&w.path("")).await;
+    w.admin
+        .send(
+            Method::POST,
+            &format!("/groups/{root_id}/children"),
+            Some(json!({"name": "ghost"})),
+        )
+        .await;
+
+    let repair = w.sync().await;
+    assert_clean(&repair);
+    assert_eq!(
+        w.admin.member_emails(&w.path("/acme/ORG_ADMIN")).await,
+        [w.email("ann")]
+    );
+    let acme = w.admin.get(&format!("/groups/{acme_id}")).await;
+    assert_eq!(acme["attributes"]["plan"], json!(["pro"]));
+    assert!(
+        w.admin
+            .find_group(&w.path("/acme/ORG_MANAGER"))
+            .await
+            .is_some()
+    );
+    assert!(w.admin.find_group(&w.path("/ghost")).await.is_none());
+    assert_eq!(w.sync().await.writes(), 0);
+}
+
+#[tokio::test]
+async fn a_run_skips_while_another_runner_holds_the_lock() {
+    let w = SyncWorld::new().await;
+    w.add_org("acme", "pro", &["seo"]).await;
+    // Another replica: a connection of its own holding the advisory lock.
+    let mut other = w.pool.acquire().await.unwrap();
+    assert!(
+        wizbrand::db::sync_state::try_lock(&mut other)
+            .await
+            .unwrap()
+    );
+    let report = w.sync().await;
+    assert_eq!(report.status, "skipped");
+    assert!(w.admin.find_group(&w.path("/acme")).await.is_none());
+    let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
+        .bind(report.run_id.unwrap())
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "skipped");
+    wizbrand::db::sync_state::unlock(&mut other).await.unwrap();
+    assert_clean(&w.sync().await);
+}
+
+#[tokio::test]
+async fn keycloak_down_fails_the_run_with_the_reason_and_the_next_run_converges() {
+    let down = SyncWorld::with_env(|env| {
+        env.insert("KEYCLOAK_INTERNAL_URL".into(), "http://127.0.0.1:9".into());
+    })
+    .await;
+    down.add_org("acme", "pro", &["seo"]).await;
+    down.set_member("acme", "ann", &["ORG_ADMIN"]).await;
+    let report = down.sync().await;
+    assert_eq!(report.status, "failed");
+    let (status, errors): (String, Value) =
+        sqlx::query_as("SELECT status, errors FROM sync_runs WHERE id = $1")
+            .bind(report.run_id.unwrap())
+            .fetch_one(&down.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(errors.to_string().contains("unreachable"), "{errors}");
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships")
+        .fetch_one(&down.pool)
+        .await
+        .unwrap();
+    assert_eq!(members, 1, "Postgres lost data");
+
+    // Keycloak back (the real URL): the next run converges.
+    let up = SyncWorld {
+        config: Config::from_source(&{
+            let mut env = base_env("postgres://unused@127.0.0.1:1/x");
+            env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), down.root.clone());
+            env
+        })
+        .unwrap(),
+        ..down
+    };
+    assert_clean(&up.sync().await);
+    assert_eq!(
+        up.admin.member_emails(&up.path("/acme/ORG_ADMIN")).await,
+        [up.email("ann")]
+    );
+}
+
+#[tokio::test]
+async fn other_user_data_survives_the_sync() {
+    let w = SyncWorld::new().await;
+    let ann = w.email("ann");
+    w.admin
+        .create_user(&ann.replace("@example.com", ""), "pw-123456")
+        .await;
+    // create_user sets email <name>@example.com, which is `ann`.
+    let user = w.admin.user_by_email(&ann).await.unwrap();
+    let id = user["id"].as_str().unwrap().to_owned();
+    let mut edited = user.clone();
+    edited["firstName"] = json!("Ann");
+    edited["lastName"] = json!("Example");
+    w.admin
+        .send(Method::PUT, &format!("/users/{id}"), Some(edited))
+        .await;
+
+    w.add_org("acme", "pro", &["seo"]).await;
+    w.set_member("acme", "ann", &["ORG_MANAGER"]).await;
+    assert_clean(&w.sync().await);
+
+    let after = w.admin.get(&format!("/users/{id}")).await;
+    assert_eq!(after["firstName"], "Ann");
+    assert_eq!(after["lastName"], "Example");
+    assert_eq!(after["emailVerified"], true);
+    assert_eq!(
+        after["attributes"]["org_memberships"],
+        json!([r#"{"acme":["ORG_MANAGER"]}"#])
+    );
+}

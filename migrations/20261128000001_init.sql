@@ -129,13 +129,14 @@ END $$;
 -- so each replica reloads its in-memory state and the sync picks the org up.
 CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    row_data record;
+    row_data jsonb;
     org text;
 BEGIN
-    IF TG_OP = 'DELETE' THEN row_data := OLD; ELSE row_data := NEW; END IF;
+    IF TG_OP = 'DELETE' THEN row_data := to_jsonb(OLD); ELSE row_data := to_jsonb(NEW); END IF;
+    -- Through jsonb: plpgsql would reject a field one of the tables lacks.
     org := CASE TG_TABLE_NAME
-        WHEN 'orgs' THEN row_data.id::text
-        WHEN 'memberships' THEN row_data.org_id::text
+        WHEN 'orgs' THEN row_data->>'id'
+        WHEN 'memberships' THEN row_data->>'org_id'
         ELSE NULL END;
     PERFORM pg_notify('wizbrand_changes',
         json_build_object('table', TG_TABLE_NAME, 'op', TG_OP, 'org_id', org)::text);

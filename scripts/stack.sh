@@ -185,7 +185,8 @@ kc_up() {
     KC_BOOTSTRAP_ADMIN_USERNAME="$KC_ADMIN" KC_BOOTSTRAP_ADMIN_PASSWORD="$KC_ADMIN_PASSWORD" \
       start_bg keycloak "$LOGS/keycloak.log" "$home/bin/kc.sh" start-dev \
         --http-port "$KC_PORT" --http-management-port "$KC_MGMT_PORT" --health-enabled=true \
-        --hostname="http://localhost:$KC_PORT" --import-realm
+        --hostname="http://localhost:$KC_PORT" --import-realm \
+        --features-disabled=identity-brokering-api,twitter-broker
   fi
   wait_for keycloak 300 "$LOGS/keycloak.log" kc_ready
   python3 "$ROOT/scripts/seed_keycloak.py" --url "http://localhost:$KC_PORT" \

@@ -738,10 +738,9 @@ mod tests {
         let next = claims.apply_to(&current);
         assert_eq!(next["department"], vec!["R&D".to_owned()]);
         assert!(
-            DesiredClaims::default()
+            !DesiredClaims::default()
                 .apply_to(&current)
-                .get(ATTR_PREFERRED_ORG)
-                .is_none()
+                .contains_key(ATTR_PREFERRED_ORG)
         );
     }
 }

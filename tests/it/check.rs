@@ -70,7 +70,7 @@ async fn check_names_the_sync_secret_when_keycloak_refuses_it() {
 #[tokio::test]
 async fn migrate_applies_the_schema_to_an_empty_database() {
     let (url, pool) = fresh_database().await;
-    sqlx::query("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         .execute(&pool)
         .await
         .unwrap();

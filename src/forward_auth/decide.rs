@@ -1,0 +1,374 @@
+//! The gate's decision: a pure function of the in-memory state, the forwarded host
+//! and who is asking. No I/O, so the hot path makes no network call.
+
+use std::collections::{HashMap, HashSet};
+
+use uuid::Uuid;
+
+use crate::domain::{OrgSlug, Role};
+use crate::policy;
+
+/// An app guarded by the gate, from the `apps` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRule {
+    pub key: String,
+    pub name: String,
+    pub host: HostPattern,
+    pub required_feature: String,
+    pub min_role: Role,
+}
+
+/// `{org}.files.example.com` (org from the host) or an exact host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    /// The part after `{org}`, starting with a dot: `.files.example.com`.
+    OrgPrefixed {
+        suffix: String,
+    },
+    Exact(String),
+}
+
+impl HostPattern {
+    pub fn parse(pattern: &str) -> Self {
+        match pattern.strip_prefix("{org}") {
+            Some(suffix) => HostPattern::OrgPrefixed {
+                suffix: suffix.to_ascii_lowercase(),
+            },
+            None => HostPattern::Exact(pattern.to_ascii_lowercase()),
+        }
+    }
+
+    /// Matches a host (lower-case, no port). `Some(None)`: matched, org not in the
+    /// host; `Some(Some(label))`: matched with the org's label.
+    fn matches<'h>(&self, host: &'h str) -> Option<Option<&'h str>> {
+        match self {
+            HostPattern::Exact(exact) => (host == exact).then_some(None),
+            HostPattern::OrgPrefixed { suffix } => {
+                let label = host.strip_suffix(suffix.as_str())?;
+                (!label.is_empty() && !label.contains('.')).then_some(Some(label))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgEntry {
+    pub id: Uuid,
+    pub slug: OrgSlug,
+    pub active: bool,
+    pub features: HashSet<String>,
+}
+
+/// Everything the gate knows, rebuilt from Postgres on every change.
+#[derive(Debug, Clone, Default)]
+pub struct GateSnapshot {
+    pub apps: Vec<AppRule>,
+    pub orgs: HashMap<String, OrgEntry>,
+    /// Memberships by Keycloak user id (`sub`), then org slug.
+    pub members_by_sub: HashMap<String, HashMap<String, Vec<Role>>>,
+    /// Memberships by email, for users whose Keycloak id Postgres does not know yet.
+    pub members_by_email: HashMap<String, HashMap<String, Vec<Role>>>,
+}
+
+/// Who is asking, as proven by a session or a verified token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub email: Option<String>,
+    pub preferred_org: Option<String>,
+    pub platform_admin: bool,
+}
+
+/// Why the gate refuses a signed-in user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    UnknownHost {
+        host: String,
+    },
+    NotMember {
+        org: String,
+        app: String,
+    },
+    RoleTooLow {
+        org: String,
+        app: String,
+        needed: Role,
+    },
+    FeatureMissing {
+        org: String,
+        app: String,
+        feature: String,
+    },
+    OrgSuspended {
+        org: String,
+        app: String,
+    },
+}
+
+impl Denial {
+    /// A sentence for the person refused, naming the org and the app.
+    pub fn explain(&self) -> String {
+        match self {
+            Denial::UnknownHost { host } => format!("No app is configured for {host}."),
+            Denial::NotMember { org, app } => format!(
+                "You are not a member of the organization \"{org}\", so you cannot open {app} there. \
+                 Switch to an organization you belong to, or ask an ORG_ADMIN of \"{org}\" to invite you."
+            ),
+            Denial::RoleTooLow { org, app, needed } => format!(
+                "{app} in \"{org}\" needs the role {needed} or higher. Ask an ORG_ADMIN of \"{org}\" for it."
+            ),
+            Denial::FeatureMissing { org, app, feature } => format!(
+                "The plan of \"{org}\" does not include {app} (feature \"{feature}\"). \
+                 An ORG_ADMIN of \"{org}\" can ask for a plan that has it."
+            ),
+            Denial::OrgSuspended { org, app } => format!(
+                "The organization \"{org}\" is suspended, so {app} is closed. Ask a platform administrator."
+            ),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Denial::UnknownHost { .. } => "unknown-host",
+            Denial::NotMember { .. } => "not-member",
+            Denial::RoleTooLow { .. } => "role-too-low",
+            Denial::FeatureMissing { .. } => "feature-missing",
+            Denial::OrgSuspended { .. } => "org-suspended",
+        }
+    }
+}
+
+/// Headers handed to the app on success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub user_id: String,
+    pub email: String,
+    pub org_id: Uuid,
+    pub org_slug: String,
+    pub roles: Vec<Role>,
+    pub app: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Allow(Grant),
+    /// Nobody is signed in.
+    SignIn,
+    /// Signed in, but the host names no org and none is chosen.
+    ChooseOrg,
+    Deny(Denial),
+}
+
+impl GateSnapshot {
+    fn app_for<'h>(&self, host: &'h str) -> Option<(&AppRule, Option<&'h str>)> {
+        self.apps
+            .iter()
+            .find_map(|app| app.host.matches(host).map(|org| (app, org)))
+    }
+
+    fn roles_of(&self, who: &Principal, org: &str) -> Option<&Vec<Role>> {
+        self.members_by_sub
+            .get(&who.sub)
+            .and_then(|m| m.get(org))
+            .or_else(|| {
+                who.email
+                    .as_deref()
+                    .and_then(|e| self.members_by_email.get(e))
+                    .and_then(|m| m.get(org))
+            })
+    }
+}
+
+/// Normalises a forwarded host: lower-case, no port, no trailing dot.
+pub fn normalise_host(raw: &str) -> String {
+    let host = raw.trim();
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+pub fn decide(state: &GateSnapshot, host: &str, who: Option<&Principal>) -> Outcome {
+    let Some((app, org_in_host)) = state.app_for(host) else {
+        return Outcome::Deny(Denial::UnknownHost {
+            host: host.to_owned(),
+        });
+    };
+    let Some(who) = who else {
+        return Outcome::SignIn;
+    };
+    let org_slug = match org_in_host.or(who.preferred_org.as_deref()) {
+        Some(slug) => slug,
+        None => return Outcome::ChooseOrg,
+    };
+    let app_name = app.name.clone();
+    // An org that does not exist looks like one the user is not in: slugs stay private.
+    let (Some(org), Some(roles)) = (state.orgs.get(org_slug), state.roles_of(who, org_slug)) else {
+        return Outcome::Deny(Denial::NotMember {
+            org: org_slug.to_owned(),
+            app: app_name,
+        });
+    };
+    if !org.active {
+        return Outcome::Deny(Denial::OrgSuspended {
+            org: org_slug.to_owned(),
+            app: app_name,
+        });
+    }
+    if !policy::satisfies(roles, app.min_role) {
+        return Outcome::Deny(Denial::RoleTooLow {
+            org: org_slug.to_owned(),
+            app: app_name,
+            needed: app.min_role,
+        });
+    }
+    if !org.features.contains(&app.required_feature) {
+        return Outcome::Deny(Denial::FeatureMissing {
+            org: org_slug.to_owned(),
+            app: app_name,
+            feature: app.required_feature.clone(),
+        });
+    }
+    let mut roles = roles.clone();
+    roles.sort_by(|a, b| b.cmp(a));
+    Outcome::Allow(Grant {
+        user_id: who.sub.clone(),
+        email: who.email.clone().unwrap_or_default(),
+        org_id: org.id,
+        org_slug: org_slug.to_owned(),
+        roles,
+        app: app.key.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> GateSnapshot {
+        let app = |key: &str, feature: &str, min_role| AppRule {
+            key: key.into(),
+            name: key.into(),
+            host: HostPattern::parse(&format!("{{org}}.{key}.wizbrand.localhost")),
+            required_feature: feature.into(),
+            min_role,
+        };
+        let org = |slug: &str, features: &[&str], active| OrgEntry {
+            id: Uuid::nil(),
+            slug: OrgSlug::parse(slug).unwrap_or_else(|e| panic!("{e}")),
+            active,
+            features: features.iter().map(|f| f.to_string()).collect(),
+        };
+        GateSnapshot {
+            apps: vec![
+                app("seo", "seo", Role::User),
+                app("files", "files", Role::Manager),
+                app("music", "music", Role::User),
+            ],
+            orgs: HashMap::from([
+                ("acme".into(), org("acme", &["seo", "files"], true)),
+                ("beta".into(), org("beta", &["seo"], true)),
+                ("gone".into(), org("gone", &["seo"], false)),
+            ]),
+            members_by_sub: HashMap::from([
+                (
+                    "alice".into(),
+                    HashMap::from([
+                        ("acme".into(), vec![Role::Admin]),
+                        ("gone".into(), vec![Role::Admin]),
+                    ]),
+                ),
+                (
+                    "bob".into(),
+                    HashMap::from([("acme".into(), vec![Role::User])]),
+                ),
+            ]),
+            members_by_email: HashMap::new(),
+        }
+    }
+
+    fn who(sub: &str, preferred: Option<&str>) -> Principal {
+        Principal {
+            sub: sub.into(),
+            email: Some(format!("{sub}@example.com")),
+            preferred_org: preferred.map(str::to_owned),
+            platform_admin: false,
+        }
+    }
+
+    fn outcome(host: &str, p: Option<Principal>) -> Outcome {
+        decide(&state(), host, p.as_ref())
+    }
+
+    #[test]
+    fn a_member_with_enough_role_is_let_through_with_identity() {
+        let Outcome::Allow(grant) =
+            outcome("acme.files.wizbrand.localhost", Some(who("alice", None)))
+        else {
+            panic!("not allowed")
+        };
+        assert_eq!(grant.org_slug, "acme");
+        assert_eq!(grant.roles, vec![Role::Admin]);
+        assert_eq!(grant.email, "alice@example.com");
+    }
+
+    #[test]
+    fn every_refusal_has_its_reason() {
+        let cases = [
+            ("acme.files.wizbrand.localhost", "bob", "role-too-low"),
+            ("beta.files.wizbrand.localhost", "alice", "not-member"),
+            ("nope.seo.wizbrand.localhost", "alice", "not-member"),
+            ("acme.music.wizbrand.localhost", "alice", "feature-missing"),
+            ("gone.seo.wizbrand.localhost", "alice", "org-suspended"),
+            ("a.b.seo.wizbrand.localhost", "alice", "unknown-host"),
+            ("evil.example.com", "alice", "unknown-host"),
+        ];
+        for (host, sub, kind) in cases {
+            match outcome(host, Some(who(sub, None))) {
+                Outcome::Deny(d) => assert_eq!(d.kind(), kind, "{host} as {sub}"),
+                other => panic!("{host} as {sub}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn no_session_signs_in_and_no_org_asks_to_choose() {
+        assert_eq!(
+            outcome("acme.seo.wizbrand.localhost", None),
+            Outcome::SignIn
+        );
+        let mut s = state();
+        s.apps.push(AppRule {
+            key: "panel".into(),
+            name: "Panel".into(),
+            host: HostPattern::parse("panel.wizbrand.localhost"),
+            required_feature: "seo".into(),
+            min_role: Role::User,
+        });
+        assert_eq!(
+            decide(&s, "panel.wizbrand.localhost", Some(&who("bob", None))),
+            Outcome::ChooseOrg
+        );
+        assert!(matches!(
+            decide(
+                &s,
+                "panel.wizbrand.localhost",
+                Some(&who("bob", Some("acme")))
+            ),
+            Outcome::Allow(_)
+        ));
+    }
+
+    #[test]
+    fn hosts_are_normalised() {
+        assert_eq!(
+            normalise_host("ACME.seo.Wizbrand.localhost:8000"),
+            "acme.seo.wizbrand.localhost"
+        );
+        assert_eq!(
+            normalise_host("acme.seo.wizbrand.localhost."),
+            "acme.seo.wizbrand.localhost"
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! The ForwardAuth gate for Traefik.
+pub mod decide;

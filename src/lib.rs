@@ -14,6 +14,7 @@ pub mod forward_auth;
 pub mod health;
 pub mod keycloak;
 pub mod metrics;
+pub mod oidc;
 pub mod policy;
 pub mod startup;
 pub mod sync;

@@ -15,6 +15,8 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    pub gate_decisions: IntCounterVec,
+    pub gate_latency: prometheus::Histogram,
     pub sync_runs: IntCounterVec,
     pub sync_ops: IntCounterVec,
     pub sync_failures: IntCounterVec,
@@ -34,6 +36,15 @@ impl Metrics {
                 vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
             ),
             &["route"],
+        )?;
+        let gate_decisions = IntCounterVec::new(
+            Opts::new("gate_decisions_total", "Forward-auth decisions by outcome and app"),
+            &["outcome", "app"],
+        )?;
+        let gate_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new("gate_decision_seconds", "Forward-auth decision latency").buckets(
+                vec![0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1],
+            ),
         )?;
         let sync_runs = IntCounterVec::new(
             Opts::new("sync_runs_total", "Sync runs by outcome"),
@@ -60,6 +71,8 @@ impl Metrics {
         )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(gate_decisions.clone()))?;
+        registry.register(Box::new(gate_latency.clone()))?;
         registry.register(Box::new(sync_runs.clone()))?;
         registry.register(Box::new(sync_ops.clone()))?;
         registry.register(Box::new(sync_failures.clone()))?;
@@ -69,6 +82,8 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            gate_decisions,
+            gate_latency,
             sync_runs,
             sync_ops,
             sync_failures,

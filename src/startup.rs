@@ -16,7 +16,9 @@ use sqlx::PgPool;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::Config;
+use crate::forward_auth::state::{GateState, spawn_refresher};
 use crate::keycloak::directory::KeycloakDirectory;
+use crate::oidc::jwks::TokenVerifier;
 use crate::metrics::Metrics;
 use crate::sync::scheduler::{SyncHandle, SyncSettings};
 
@@ -57,11 +59,18 @@ impl Application {
         } else {
             None
         };
+        let gate = Arc::new(GateState::default());
+        gate.reload(&pool).await?;
+        spawn_refresher(
+            Arc::clone(&gate),
+            pool.clone(),
+            config.database_url.expose_secret().to_owned(),
+        );
         let listener = TcpListener::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (WIZBRAND_LISTEN): {e}", config.listen)
         })?;
         let port = listener.local_addr()?.port();
-        let server = run(listener, pool.clone(), config, metrics, sync)?;
+        let server = run(listener, pool.clone(), config, metrics, sync, gate)?;
         Ok(Application { port, server, pool })
     }
 
@@ -80,7 +89,13 @@ fn run(
     config: Config,
     metrics: Metrics,
     sync: Option<SyncHandle>,
+    gate: Arc<GateState>,
 ) -> anyhow::Result<Server> {
+    let verifier = web::Data::new(TokenVerifier::new(
+        crate::keycloak::http_client(config.probe_timeout),
+        &config.keycloak,
+    ));
+    let gate = web::Data::from(gate);
     let metrics = web::Data::new(metrics);
     let sync = web::Data::new(sync);
     let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
@@ -96,7 +111,10 @@ fn run(
             .app_data(pool.clone())
             .app_data(config.clone())
             .app_data(sync.clone())
+            .app_data(gate.clone())
+            .app_data(verifier.clone())
             .configure(crate::health::routes)
+            .configure(crate::forward_auth::routes)
     })
     .listen(listener)?
     .run();

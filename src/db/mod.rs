@@ -1,5 +1,6 @@
 //! Storage: the Postgres pool, migrations, and every SQL statement, grouped by table.
 
+pub mod gate;
 pub mod sync_state;
 
 use std::time::Duration;

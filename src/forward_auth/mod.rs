@@ -1,2 +1,245 @@
-//! The ForwardAuth gate for Traefik.
+//! The ForwardAuth gate for Traefik: `GET /forward-auth`.
+//!
+//! The handler only gathers the request (trusted peer, forwarded host and URL, who is
+//! asking) and turns [`decide::decide`]'s outcome into Traefik's answer.
+
 pub mod decide;
+pub mod state;
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::oidc::jwks::TokenVerifier;
+use decide::{Denial, Outcome, Principal};
+use state::GateState;
+
+pub const HEADER_USER_ID: &str = "X-User-Id";
+pub const HEADER_USER_EMAIL: &str = "X-User-Email";
+pub const HEADER_ORG_ID: &str = "X-Org-Id";
+pub const HEADER_ORG_SLUG: &str = "X-Org-Slug";
+pub const HEADER_ORG_ROLES: &str = "X-Org-Roles";
+
+/// What Traefik tells us about the original request.
+struct Forwarded {
+    method: String,
+    host: String,
+    url: String,
+}
+
+fn forwarded(req: &HttpRequest) -> Option<Forwarded> {
+    let get = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let raw_host = get("x-forwarded-host")?;
+    let host = decide::normalise_host(raw_host);
+    let proto = match get("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    let uri = get("x-forwarded-uri").unwrap_or("/");
+    let uri = if uri.starts_with('/') { uri } else { "/" };
+    Some(Forwarded {
+        method: get("x-forwarded-method").unwrap_or("GET").to_ascii_uppercase(),
+        url: format!("{proto}://{raw_host}{uri}"),
+        host,
+    })
+}
+
+/// People get pages and redirects; scripts and API clients get status codes.
+fn wants_html(req: &HttpRequest) -> bool {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let xhr = header("x-requested-with").eq_ignore_ascii_case("xmlhttprequest");
+    !xhr && header("accept").contains("text/html")
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn from_trusted_proxy(req: &HttpRequest, config: &Config) -> bool {
+    req.peer_addr()
+        .is_some_and(|peer| config.trusted_proxies.iter().any(|net| net.contains(&peer.ip())))
+}
+
+fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(json!({
+            "type": format!("https://wizbrand.dev/problems/{kind}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        }))
+}
+
+fn redirect(req: &HttpRequest, method: &str, location: &str) -> HttpResponse {
+    // 303 makes the browser come back with GET after a form post.
+    let status = if matches!(method, "GET" | "HEAD") {
+        StatusCode::FOUND
+    } else {
+        StatusCode::SEE_OTHER
+    };
+    let _ = req;
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+fn with_rd(config: &Config, path: &str, rd: &str) -> String {
+    let mut url = config.public_url.clone();
+    url.set_path(path);
+    url.query_pairs_mut().clear().append_pair("rd", rd);
+    url.to_string()
+}
+
+#[get("/forward-auth")]
+async fn forward_auth(
+    req: HttpRequest,
+    gate: web::Data<GateState>,
+    verifier: web::Data<TokenVerifier>,
+    config: web::Data<Config>,
+    metrics: web::Data<Metrics>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let (response, outcome, app) = gate_request(&req, &gate, &verifier, &config).await;
+    metrics
+        .gate_decisions
+        .with_label_values(&[outcome, app.as_str()])
+        .inc();
+    metrics
+        .gate_latency
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn gate_request(
+    req: &HttpRequest,
+    gate: &GateState,
+    verifier: &TokenVerifier,
+    config: &Config,
+) -> (HttpResponse, &'static str, String) {
+    if !from_trusted_proxy(req, config) {
+        return (
+            problem(
+                StatusCode::FORBIDDEN,
+                "untrusted-proxy",
+                "Not from a trusted proxy",
+                "The gate answers only the proxies listed in WIZBRAND_TRUSTED_PROXIES.",
+            ),
+            "untrusted_proxy",
+            String::new(),
+        );
+    }
+    let Some(fwd) = forwarded(req) else {
+        return (
+            problem(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "Missing X-Forwarded-Host",
+                "The gate needs X-Forwarded-Host (and Proto, Uri, Method) from the proxy.",
+            ),
+            "bad_request",
+            String::new(),
+        );
+    };
+    let html = wants_html(req);
+    let principal: Option<Principal> = match bearer(req) {
+        Some(token) => match verifier.verify(token).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::info!(error = %e, "bearer token refused");
+                let mut response = problem(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid-token",
+                    "Invalid token",
+                    "The bearer token could not be verified.",
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+                return (response, "invalid_token", String::new());
+            }
+        },
+        // Sessions arrive with the sign-in issue; until then only tokens identify.
+        None => None,
+    };
+    let snapshot = gate.snapshot();
+    match decide::decide(&snapshot, &fwd.host, principal.as_ref()) {
+        Outcome::Allow(grant) => {
+            let roles: Vec<&str> = grant.roles.iter().map(|r| r.as_str()).collect();
+            let response = HttpResponse::Ok()
+                .insert_header((HEADER_USER_ID, grant.user_id.as_str()))
+                .insert_header((HEADER_USER_EMAIL, grant.email.as_str()))
+                .insert_header((HEADER_ORG_ID, grant.org_id.to_string()))
+                .insert_header((HEADER_ORG_SLUG, grant.org_slug.as_str()))
+                .insert_header((HEADER_ORG_ROLES, roles.join(",")))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+            (response, "allow", grant.app)
+        }
+        Outcome::SignIn if html => (
+            redirect(req, &fwd.method, &with_rd(config, "/login", &fwd.url)),
+            "sign_in",
+            String::new(),
+        ),
+        Outcome::SignIn => {
+            let mut response = problem(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Sign-in required",
+                "Send a bearer token or sign in.",
+            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            (response, "unauthenticated", String::new())
+        }
+        Outcome::ChooseOrg => (
+            redirect(req, &fwd.method, &with_rd(config, "/orgs/select", &fwd.url)),
+            "choose_org",
+            String::new(),
+        ),
+        Outcome::Deny(denial) => (deny(&denial, html), "deny", String::new()),
+    }
+}
+
+fn deny(denial: &Denial, html: bool) -> HttpResponse {
+    let detail = denial.explain();
+    if html {
+        let mut body = format!(
+            "<h1>Access denied</h1><p>{}</p>",
+            crate::web::page::escape(&detail)
+        );
+        if !matches!(denial, Denial::UnknownHost { .. }) {
+            body.push_str("<p><a href=\"/orgs/select\">Switch organization</a></p>");
+        }
+        HttpResponse::Forbidden()
+            .content_type("text/html; charset=utf-8")
+            .body(crate::web::page::frame("Access denied", &body))
+    } else {
+        problem(StatusCode::FORBIDDEN, denial.kind(), "Access denied", &detail)
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(forward_auth);
+}

@@ -1,0 +1,52 @@
+//! The SQL behind the gate's in-memory state.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct AppRow {
+    pub key: String,
+    pub name: String,
+    pub host_pattern: String,
+    pub required_feature: String,
+    pub min_role: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct OrgRow {
+    pub id: Uuid,
+    pub slug: String,
+    pub status: String,
+    pub features: Vec<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct MemberRow {
+    pub slug: String,
+    pub email: String,
+    pub keycloak_id: Option<String>,
+    pub roles: Vec<String>,
+}
+
+pub async fn apps(pool: &PgPool) -> Result<Vec<AppRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT key, name, host_pattern, required_feature, min_role FROM apps ORDER BY key",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn orgs(pool: &PgPool) -> Result<Vec<OrgRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, slug, status, features FROM orgs")
+        .fetch_all(pool)
+        .await
+}
+
+pub async fn members(pool: &PgPool) -> Result<Vec<MemberRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT o.slug, u.email, u.keycloak_id, m.roles FROM memberships m \
+         JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id",
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,133 @@
+//! The gate's in-memory state: rebuilt from Postgres at start, on every change
+//! announced on `wizbrand_changes` (so every replica follows within a second), and
+//! every 30 seconds as a safety net. Readers take an `Arc` and never wait on I/O.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+
+use super::decide::{AppRule, GateSnapshot, HostPattern, OrgEntry};
+use crate::domain::{OrgSlug, Role};
+
+const SAFETY_NET: Duration = Duration::from_secs(30);
+/// Changes within this window share one reload.
+const SETTLE: Duration = Duration::from_millis(50);
+
+#[derive(Default)]
+pub struct GateState {
+    current: RwLock<Arc<GateSnapshot>>,
+}
+
+impl GateState {
+    pub fn snapshot(&self) -> Arc<GateSnapshot> {
+        self.current
+            .read()
+            .map(|s| Arc::clone(&s))
+            .unwrap_or_default()
+    }
+
+    fn replace(&self, next: GateSnapshot) {
+        if let Ok(mut slot) = self.current.write() {
+            *slot = Arc::new(next);
+        }
+    }
+
+    pub async fn reload(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        self.replace(load(pool).await?);
+        Ok(())
+    }
+}
+
+/// Reads everything the gate needs; rows Postgres should never hold are skipped
+/// with a warning rather than failing the whole reload.
+pub async fn load(pool: &PgPool) -> Result<GateSnapshot, sqlx::Error> {
+    let (apps, orgs, members) = tokio::try_join!(
+        crate::db::gate::apps(pool),
+        crate::db::gate::orgs(pool),
+        crate::db::gate::members(pool)
+    )?;
+    let mut snapshot = GateSnapshot::default();
+    for app in apps {
+        match app.min_role.parse::<Role>() {
+            Ok(min_role) => snapshot.apps.push(AppRule {
+                host: HostPattern::parse(&app.host_pattern),
+                key: app.key,
+                name: app.name,
+                required_feature: app.required_feature,
+                min_role,
+            }),
+            Err(e) => tracing::warn!(app = app.key, error = %e, "app skipped"),
+        }
+    }
+    for org in orgs {
+        match OrgSlug::parse(&org.slug) {
+            Ok(slug) => {
+                snapshot.orgs.insert(
+                    org.slug.clone(),
+                    OrgEntry {
+                        id: org.id,
+                        slug,
+                        active: org.status == "active",
+                        features: org.features.into_iter().collect(),
+                    },
+                );
+            }
+            Err(e) => tracing::warn!(org = org.slug, error = %e, "org skipped"),
+        }
+    }
+    for m in members {
+        let roles: Vec<Role> = m.roles.iter().filter_map(|r| r.parse().ok()).collect();
+        let index: &mut HashMap<String, HashMap<String, Vec<Role>>> = match &m.keycloak_id {
+            Some(_) => &mut snapshot.members_by_sub,
+            None => &mut snapshot.members_by_email,
+        };
+        let key = m.keycloak_id.clone().unwrap_or_else(|| m.email.clone());
+        index.entry(key).or_default().insert(m.slug, roles);
+    }
+    Ok(snapshot)
+}
+
+/// Keeps `state` in step with Postgres for the life of the process.
+pub fn spawn_refresher(state: Arc<GateState>, pool: PgPool, database_url: String) {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match PgListener::connect(&database_url).await {
+                Ok(mut listener) => {
+                    if listener.listen("wizbrand_changes").await.is_ok() {
+                        backoff = Duration::from_millis(200);
+                        // Reload after (re)connecting: changes may have been missed.
+                        reload_logged(&state, &pool).await;
+                        loop {
+                            match tokio::time::timeout(SAFETY_NET, listener.recv()).await {
+                                Ok(Ok(_)) => {
+                                    tokio::time::sleep(SETTLE).await;
+                                    // Drain what arrived meanwhile; one reload covers it.
+                                    while listener.next_buffered().is_some() {}
+                                    reload_logged(&state, &pool).await;
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::warn!(error = %e, "gate lost its change feed");
+                                    break;
+                                }
+                                Err(_) => reload_logged(&state, &pool).await,
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "gate cannot listen for changes; retrying"),
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        }
+    });
+}
+
+async fn reload_logged(state: &GateState, pool: &PgPool) {
+    if let Err(e) = state.reload(pool).await {
+        tracing::warn!(error = %e, "gate state reload failed; keeping the last one");
+    }
+}

@@ -1,0 +1,2 @@
+//! OpenID Connect: verifying Keycloak's tokens locally against the realm's JWKS.
+pub mod jwks;

@@ -4,6 +4,7 @@
 //! Keycloak (`keycloak`). See the README for the picture.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod api;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -115,6 +115,8 @@ fn run(
             .app_data(verifier.clone())
             .configure(crate::health::routes)
             .configure(crate::forward_auth::routes)
+            .configure(crate::api::routes)
+            .configure(crate::web::routes)
     })
     .listen(listener)?
     .run();

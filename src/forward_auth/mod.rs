@@ -179,8 +179,7 @@ async fn gate_request(
                 return (response, "invalid_token", String::new());
             }
         },
-        // Sessions arrive with the sign-in issue; until then only tokens identify.
-        None => None,
+        None => crate::web::session::principal(req),
     };
     let snapshot = gate.snapshot();
     match decide::decide(&snapshot, &fwd.host, principal.as_ref()) {

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod api;
 mod check;
 mod health;
 mod keycloak_realm;

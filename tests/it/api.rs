@@ -914,3 +914,69 @@ async fn bad_bodies_are_problems_that_name_the_problem() {
         .await;
     assert_eq!(status, 200, "the admin is still there");
 }
+
+#[tokio::test]
+async fn expired_tokens_are_refused_after_the_leeway() {
+    // A client of this test's own whose access tokens live two seconds.
+    let kc = KeycloakAdmin::connect().await;
+    let client_id = unique("short");
+    let secret = "short-lived-secret";
+    kc.send(
+        Method::POST,
+        "/clients",
+        Some(json!({
+            "clientId": client_id, "enabled": true, "protocol": "openid-connect",
+            "publicClient": false, "secret": secret, "standardFlowEnabled": false,
+            "directAccessGrantsEnabled": true, "fullScopeAllowed": true,
+            "defaultClientScopes": ["basic", "profile", "email", "roles", "wizbrand-orgs"],
+            "attributes": {"access.token.lifespan": "2"},
+        })),
+    )
+    .await;
+    let username = unique("api");
+    kc.create_user(&username, PASSWORD).await;
+    let tokens: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/realms/wizbrand/protocol/openid-connect/token",
+            stack_var("KEYCLOAK_URL")
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret),
+            ("username", username.as_str()),
+            ("password", PASSWORD),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let exp = claims(&token)["exp"].as_i64().unwrap();
+    let app = TestApp::spawn().await;
+
+    let (status, _) = call(&app, Some(&token), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, 200, "fresh");
+    // Past `exp` but within the 30 s leeway: still accepted (clock skew).
+    let now = || chrono::Utc::now().timestamp();
+    tokio::time::sleep(std::time::Duration::from_secs(
+        (exp + 2 - now()).max(0) as u64
+    ))
+    .await;
+    let (status, _) = call(&app, Some(&token), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, 200, "within the leeway");
+    tokio::time::sleep(std::time::Duration::from_secs(
+        (exp + 32 - now()).max(0) as u64
+    ))
+    .await;
+    let (status, body) = call(&app, Some(&token), Method::GET, "/api/v1/me", None).await;
+    assert_eq!(status, 401, "expired: {body}");
+
+    let found = kc.get(&format!("/clients?clientId={client_id}")).await;
+    let id = found[0]["id"].as_str().unwrap();
+    kc.send(Method::DELETE, &format!("/clients/{id}"), None)
+        .await;
+}

@@ -50,8 +50,14 @@ struct World {
 
 impl World {
     async fn new() -> World {
+        Self::with_env(|_| {}).await
+    }
+
+    async fn with_env(
+        change: impl FnOnce(&mut std::collections::HashMap<String, String>),
+    ) -> World {
         let kc = KeycloakAdmin::connect().await;
-        let app = TestApp::spawn().await;
+        let app = TestApp::spawn_with(change).await;
         let platform = person(&kc, true).await;
         let admin = person(&kc, false).await;
         let manager = person(&kc, false).await;
@@ -739,6 +745,17 @@ async fn me_and_memberships_follow_postgres_and_puts_are_idempotent() {
         .await;
     assert_eq!(me["platform_admin"], true);
 
+    // Members list their own orgs; platform admins list them all.
+    let (_, mine) = world
+        .call(Who::Manager, Method::GET, "/api/v1/orgs", None)
+        .await;
+    assert_eq!(mine["total"], 1, "{mine}");
+    assert_eq!(mine["items"][0]["slug"], org);
+    let (_, all) = world
+        .call(Who::Platform, Method::GET, "/api/v1/orgs", None)
+        .await;
+    assert_eq!(all["total"], 2, "{all}");
+
     // A user row not yet linked to Keycloak is found by email.
     sqlx::query("UPDATE users SET keycloak_id = NULL WHERE email = $1")
         .bind(&world.user.email)
@@ -979,4 +996,79 @@ async fn expired_tokens_are_refused_after_the_leeway() {
     let id = found[0]["id"].as_str().unwrap();
     kc.send(Method::DELETE, &format!("/clients/{id}"), None)
         .await;
+}
+
+#[tokio::test]
+async fn a_platform_admin_queues_a_sync_when_the_scheduler_runs() {
+    // The scheduler on, under a group root of this test's own (its database has no orgs).
+    let root = unique("t");
+    let world = World::with_env(|env| {
+        env.insert("WIZBRAND_SYNC_ENABLED".into(), "true".into());
+        env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), root.clone());
+    })
+    .await;
+    // Let the runs that the set-up's own changes caused finish first: close requests
+    // are coalesced into one run, labelled with the first request's trigger.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last = Value::Null;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let (_, runs) = world
+            .call(Who::Platform, Method::GET, "/api/v1/sync/runs", None)
+            .await;
+        let quiet = runs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] != "running");
+        if quiet && runs["total"] == last && runs["total"] != 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sync never settled: {runs}"
+        );
+        last = runs["total"].clone();
+    }
+    let (status, body) = world
+        .call(Who::Platform, Method::POST, "/api/v1/sync", None)
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["scope"], "all");
+    let (status, _) = world
+        .call(Who::Admin, Method::POST, "/api/v1/sync", None)
+        .await;
+    assert_eq!(status, 403);
+
+    // The run shows up in the journal, as asked for through the API.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (status, runs) = world
+            .call(
+                Who::Platform,
+                Method::GET,
+                "/api/v1/sync/runs?limit=10",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let items = runs["items"].as_array().unwrap();
+        if items
+            .iter()
+            .any(|r| r["trigger"] == "api" && r["status"] != "running")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no finished api run: {runs}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE actor = $1")
+        .bind(&world.platform.email)
+        .fetch_all(&world.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(actions, vec!["sync.request"]);
 }

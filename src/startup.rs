@@ -18,8 +18,8 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::config::Config;
 use crate::forward_auth::state::{GateState, spawn_refresher};
 use crate::keycloak::directory::KeycloakDirectory;
-use crate::oidc::jwks::TokenVerifier;
 use crate::metrics::Metrics;
+use crate::oidc::jwks::TokenVerifier;
 use crate::sync::scheduler::{SyncHandle, SyncSettings};
 
 pub struct Application {

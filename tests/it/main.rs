@@ -7,6 +7,7 @@
 mod helpers;
 
 mod check;
+mod gate;
 mod health;
 mod keycloak_realm;
 mod schema;

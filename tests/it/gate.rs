@@ -357,3 +357,161 @@ async fn gate_metrics_count_decisions_by_outcome_and_app() {
         "{text}"
     );
 }
+
+/// Calls the gate as Traefik would, straight from loopback (a trusted proxy).
+async fn ask_gate(app: &TestApp, host: &str, token: &str) -> reqwest::StatusCode {
+    app.client
+        .get(format!("{}/forward-auth", app.address))
+        .header("X-Forwarded-Host", host)
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Uri", "/")
+        .header("X-Forwarded-Method", "GET")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn forged_and_foreign_tokens_are_refused() {
+    let gate = Gate::new().await;
+    let eve = gate.member(&[("acme", "ORG_ADMIN")]).await;
+    let host = "acme.seo.wizbrand.localhost";
+    assert_eq!(ask_gate(&gate.app, host, &eve.token).await, 200);
+
+    let parts: Vec<&str> = eve.token.split('.').collect();
+    let header: Value = {
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[0])
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let kid = header["kid"].as_str().unwrap();
+
+    // The payload changed, the signature kept.
+    let mut claims = crate::helpers::claims(&eve.token);
+    claims["org_memberships"] = serde_json::json!({"beta": ["ORG_ADMIN"]});
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(claims.to_string().as_bytes()),
+        parts[2]
+    );
+    // No signature at all.
+    let none_header = serde_json::json!({"alg": "none", "typ": "JWT", "kid": kid});
+    let unsigned = format!("{}.{}.", b64(none_header.to_string().as_bytes()), parts[1]);
+    // HS256 with the realm's public certificate as the shared secret.
+    let certs: Value = reqwest::get(format!(
+        "{}/realms/wizbrand/protocol/openid-connect/certs",
+        crate::helpers::stack_var("KEYCLOAK_URL")
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let public = certs["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap()["x5c"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = Some(kid.to_owned());
+    let hmac = jsonwebtoken::encode(
+        &hs_header,
+        &crate::helpers::claims(&eve.token),
+        &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+    )
+    .unwrap();
+    // A real token of the realm, but for a client without the wizbrand-api audience.
+    let name = eve.email.trim_end_matches("@example.com");
+    let no_audience = user_token(name, "pw-123456", "wizbrand-noaud").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A real ID token (audience wizbrand-test, typ ID).
+    let id_token = user_token(name, "pw-123456", "wizbrand-test").await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    for (what, token) in [
+        ("tampered", tampered),
+        ("alg none", unsigned),
+        ("HS256 with the public key", hmac),
+        ("no wizbrand-api audience", no_audience),
+        ("an ID token", id_token),
+    ] {
+        assert_eq!(ask_gate(&gate.app, host, &token).await, 401, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn cached_keys_keep_verifying_while_keycloak_is_unreachable() {
+    // wizbrand reaches Keycloak through a cable of the test's own; once the keys are
+    // cached, the cable is cut and the same token must still pass.
+    let keycloak: url::Url = crate::helpers::stack_var("KEYCLOAK_URL").parse().unwrap();
+    let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], keycloak.port().unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cable = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let app = TestApp::spawn_with(|env| {
+        env.insert(
+            "KEYCLOAK_INTERNAL_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+    })
+    .await;
+    sqlx::raw_sql("INSERT INTO orgs (slug, name, plan, features) VALUES ('acme', 'Acme', 'pro', ARRAY['seo'])")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let gate = Gate {
+        traefik: TestTraefik::start(&app.address).await,
+        client: reqwest::Client::new(),
+        app,
+    };
+    let frank = gate.member(&[("acme", "ORG_USER")]).await;
+    let host = "acme.seo.wizbrand.localhost";
+    assert_eq!(ask_gate(&gate.app, host, &frank.token).await, 200);
+
+    cable.abort();
+    let _ = cable.await;
+    assert_eq!(
+        ask_gate(&gate.app, host, &frank.token).await,
+        200,
+        "cache not used"
+    );
+    // An unknown key cannot be fetched now: refused, not an error page.
+    let parts: Vec<&str> = frank.token.split('.').collect();
+    let other_kid = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "rotated-away"});
+    let unknown = format!(
+        "{}.{}.{}",
+        b64(other_kid.to_string().as_bytes()),
+        parts[1],
+        parts[2]
+    );
+    assert_eq!(ask_gate(&gate.app, host, &unknown).await, 401);
+}

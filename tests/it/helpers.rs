@@ -120,6 +120,19 @@ impl TestApp {
 
     pub async fn spawn_with(change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
         let (database_url, pool) = fresh_database().await;
+        Self::spawn_on(database_url, pool, change).await
+    }
+
+    /// Another replica on this app's database.
+    pub async fn replica(&self) -> TestApp {
+        Self::spawn_on(self.database_url.clone(), self.pool.clone(), |_| {}).await
+    }
+
+    async fn spawn_on(
+        database_url: String,
+        pool: PgPool,
+        change: impl FnOnce(&mut HashMap<String, String>),
+    ) -> TestApp {
         let mut env = base_env(&database_url);
         change(&mut env);
         let config = Config::from_source(&env).expect("test configuration is invalid");

@@ -127,7 +127,7 @@ def cleanup(root, suffix):
         except urllib.error.HTTPError:
             pass
     while True:
-        found, _ = a.call("GET", f"/users?search={urllib.parse.quote(suffix)}&max=500&briefRepresentation=true")
+        found, _ = a.call("GET", f"/users?search={urllib.parse.quote('*' + suffix + '*')}&max=500&briefRepresentation=true")
         found = [u for u in found if u.get("email", "").endswith(suffix)]
         if not found:
             break

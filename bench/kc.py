@@ -7,6 +7,8 @@
   kc.py wait-claim EMAIL SLUG ROLE         poll a fresh token until org_memberships[SLUG]
                                           holds ROLE; prints the seconds it took
   kc.py cleanup ROOT EMAIL_SUFFIX          delete the bench groups and users
+  kc.py bench-user NAME                    create or reset a user that can sign in; prints its id
+  kc.py token NAME                         a wizbrand-test access token for that user
 Environment: KEYCLOAK_URL, WIZBRAND_STACK_KC_ADMIN, WIZBRAND_STACK_KC_ADMIN_PASSWORD.
 """
 import base64
@@ -118,6 +120,27 @@ def wait_claim(email, slug, role, since):
         time.sleep(0.05)
 
 
+def bench_user(name):
+    """Creates (or finds) a ready-to-sign-in user; prints its id."""
+    a = Admin()
+    found, _ = a.call("GET", f"/users?username={urllib.parse.quote(name)}&exact=true")
+    if found:
+        uid = found[0]["id"]
+    else:
+        _, uid = a.call("POST", "/users", {"username": name, "email": f"{name}@bench.example.com",
+                                           "emailVerified": True, "enabled": True,
+                                           "firstName": "Bench", "lastName": "User"})
+    a.call("PUT", f"/users/{uid}/reset-password", {"type": "password", "value": "bench-pw-1", "temporary": False})
+    print(uid)
+
+
+def token(name):
+    form = urllib.parse.urlencode({"grant_type": "password", "client_id": "wizbrand-test",
+                                   "client_secret": "wizbrand-test-secret", "username": name,
+                                   "password": "bench-pw-1"}).encode()
+    print(json.load(urllib.request.urlopen(f"{URL}/realms/{REALM}/protocol/openid-connect/token", form))["access_token"])
+
+
 def cleanup(root, suffix):
     a = Admin()
     for r in [root, root + "-naive"]:
@@ -138,4 +161,5 @@ def cleanup(root, suffix):
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"naive-replay": naive_replay, "activate": activate, "wait-claim": wait_claim, "cleanup": cleanup}[cmd](*args)
+    {"naive-replay": naive_replay, "activate": activate, "wait-claim": wait_claim,
+     "cleanup": cleanup, "bench-user": bench_user, "token": token}[cmd](*args)

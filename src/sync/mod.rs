@@ -347,8 +347,17 @@ async fn read_actual<D: Directory>(
     for g in groups {
         reads.push(read_org_group(directory, g));
     }
+    // In a full run the realm's users are read alongside the groups.
+    let everyone = async {
+        match scope {
+            Scope::All => directory.all_users().await.map(Some),
+            Scope::Orgs(_) => Ok(None),
+        }
+    };
+    let (group_reads, everyone) = tokio::join!(join_all(reads), everyone);
+    let everyone = everyone?;
     let mut org_groups = Vec::new();
-    for result in join_all(reads).await {
+    for result in group_reads {
         let (group, seen) = result?;
         for u in seen {
             member_users.entry(u.id.clone()).or_insert(ActualUser {
@@ -363,7 +372,7 @@ async fn read_actual<D: Directory>(
     let mut users: BTreeMap<String, ActualUser> = BTreeMap::new();
     match scope {
         Scope::All => {
-            for u in directory.all_users().await? {
+            for u in everyone.unwrap_or_default() {
                 users.insert(
                     u.id.clone(),
                     ActualUser {

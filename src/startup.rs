@@ -60,7 +60,11 @@ impl Application {
             None
         };
         let gate = Arc::new(GateState::default());
-        gate.reload(&pool).await?;
+        // Without Postgres the gate starts empty (refusing everything) and the
+        // refresher fills it in once Postgres answers; /readyz says which is down.
+        if let Err(e) = gate.reload(&pool).await {
+            tracing::warn!(error = %e, "gate state not loaded at start; retrying in the background");
+        }
         spawn_refresher(
             Arc::clone(&gate),
             pool.clone(),

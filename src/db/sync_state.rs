@@ -168,3 +168,24 @@ pub async fn runs_page(
         .await?;
     Ok((rows, total))
 }
+
+/// Stores Keycloak user ids by email, touching only rows that change (each write
+/// is announced to the gate).
+pub async fn record_keycloak_ids(
+    pool: &PgPool,
+    pairs: &[(String, String)],
+) -> Result<(), sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let (emails, ids): (Vec<String>, Vec<String>) = pairs.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE users u SET keycloak_id = k.id FROM UNNEST($1::text[], $2::text[]) AS k(email, id) \
+         WHERE u.email = k.email AND u.keycloak_id IS DISTINCT FROM k.id",
+    )
+    .bind(emails)
+    .bind(ids)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}

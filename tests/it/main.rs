@@ -8,6 +8,7 @@ mod helpers;
 
 mod api;
 mod check;
+mod gate;
 mod health;
 mod keycloak_realm;
 mod schema;

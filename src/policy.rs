@@ -115,6 +115,20 @@ pub fn platform_only(platform_admin: bool) -> Verdict {
     }
 }
 
+/// The API client role that lets a service client (another proxy) read any org's
+/// entitlements.
+pub const ENTITLEMENTS_READER: &str = "entitlements-reader";
+
+/// Entitlements: the org's members, platform admins, and service clients holding
+/// [`ENTITLEMENTS_READER`].
+pub fn entitlements_verdict(access: &OrgAccess, entitlements_reader: bool) -> Verdict {
+    if entitlements_reader {
+        Verdict::Allow
+    } else {
+        org_verdict(access, OrgAction::Read)
+    }
+}
+
 /// Usage limits of a plan. `None` means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Quotas {
@@ -261,5 +275,13 @@ mod tests {
         assert_eq!(quotas("nonesuch"), quotas("free"));
         assert_eq!(quotas("enterprise").members, None);
         assert_eq!(platform_only(false), Verdict::Forbidden);
+        assert_eq!(
+            entitlements_verdict(&access(false, &[]), true),
+            Verdict::Allow
+        );
+        assert_eq!(
+            entitlements_verdict(&access(false, &[]), false),
+            Verdict::Hidden
+        );
     }
 }

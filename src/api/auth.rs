@@ -3,33 +3,71 @@
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use base64::Engine;
 use futures_util::future::LocalBoxFuture;
 
+use crate::config::Config;
 use crate::error::{AppError, SurfacedError};
 use crate::forward_auth::decide::Principal;
 use crate::oidc::jwks::{TokenError, TokenVerifier};
 
 /// A caller whose token was verified.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Principal);
+pub struct Caller {
+    pub principal: Principal,
+    /// The token's client roles of the API client (`resource_access.wizbrand-api.roles`),
+    /// e.g. `entitlements-reader` for service clients.
+    pub api_roles: Vec<String>,
+}
 
 impl Caller {
     /// Who is written to the audit log: the email, else the subject.
     pub fn actor(&self) -> &str {
-        self.0.email.as_deref().unwrap_or(&self.0.sub)
+        self.principal
+            .email
+            .as_deref()
+            .unwrap_or(&self.principal.sub)
     }
 
     pub fn sub(&self) -> &str {
-        &self.0.sub
+        &self.principal.sub
     }
 
     pub fn email(&self) -> Option<&str> {
-        self.0.email.as_deref()
+        self.principal.email.as_deref()
     }
 
     pub fn platform_admin(&self) -> bool {
-        self.0.platform_admin
+        self.principal.platform_admin
     }
+
+    pub fn has_api_role(&self, role: &str) -> bool {
+        self.api_roles.iter().any(|r| r == role)
+    }
+}
+
+/// The client roles `client` holds in a token's `resource_access`. Only called on a
+/// token whose signature and claims were verified, so reading the payload is safe.
+pub fn client_roles(token: &str, client: &str) -> Vec<String> {
+    let claims: Option<serde_json::Value> = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    claims
+        .as_ref()
+        .and_then(|c| c["resource_access"][client]["roles"].as_array())
+        .map(|roles| {
+            roles
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The token in an `Authorization: Bearer …` header, if any.
@@ -46,6 +84,10 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<TokenVerifier>>().cloned();
+        let audience = req
+            .app_data::<web::Data<Config>>()
+            .map(|c| c.keycloak.api_audience.clone())
+            .unwrap_or_else(|| "wizbrand-api".to_owned());
         let token = bearer(req);
         Box::pin(async move {
             let verifier = verifier.ok_or_else(|| {
@@ -53,7 +95,10 @@ impl FromRequest for Caller {
             })?;
             let token = token.ok_or_else(|| AppError::Unauthorized.json())?;
             match verifier.verify(&token).await {
-                Ok(principal) => Ok(Caller(principal)),
+                Ok(principal) => Ok(Caller {
+                    principal,
+                    api_roles: client_roles(&token, &audience),
+                }),
                 Err(TokenError::KeysUnavailable(reason)) => Err(AppError::Unavailable {
                     dependency: "Keycloak (the realm's signing keys)",
                     source: anyhow::anyhow!(reason),
@@ -66,5 +111,26 @@ impl FromRequest for Caller {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_roles_come_from_resource_access() {
+        let payload = serde_json::json!({
+            "resource_access": {"wizbrand-api": {"roles": ["entitlements-reader"]},
+                                "other": {"roles": ["x"]}}
+        });
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!("{}.{}.sig", b64(b"{}"), b64(payload.to_string().as_bytes()));
+        assert_eq!(
+            client_roles(&token, "wizbrand-api"),
+            vec!["entitlements-reader"]
+        );
+        assert!(client_roles(&token, "nobody").is_empty());
+        assert!(client_roles("garbage", "wizbrand-api").is_empty());
     }
 }

@@ -233,7 +233,7 @@ pub fn table() -> Table {
             M::GET,
             "/api/v1/orgs/{slug}/entitlements",
             "getEntitlements",
-            "Plan, features and quotas (members and platform admins)",
+            "Plan, features and quotas (members, platform admins, service clients with the API client role entitlements-reader)",
         )
         .ok(200, Some("Entitlements")),
         orgs::entitlements,

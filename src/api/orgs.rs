@@ -57,8 +57,8 @@ pub async fn me(caller: Caller, pool: web::Data<PgPool>) -> ApiResult {
         .await
         .map_err(problem)?;
     Ok(HttpResponse::Ok().json(Me {
-        sub: caller.0.sub.clone(),
-        email: caller.0.email.clone(),
+        sub: caller.principal.sub.clone(),
+        email: caller.principal.email.clone(),
         platform_admin: caller.platform_admin(),
         memberships,
     }))
@@ -252,9 +252,14 @@ pub async fn entitlements(
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
 ) -> ApiResult {
-    let (org, _) = authorized_org(&pool, &caller, &slug, OrgAction::Read)
+    let slug = OrgSlug::parse(&slug).map_err(|_| problem(AppError::NotFound))?;
+    let org = db::orgs::by_slug(&pool, slug.as_str())
         .await
-        .map_err(problem)?;
+        .map_err(problem)?
+        .ok_or_else(|| problem(AppError::NotFound))?;
+    let access = access(&pool, &caller, &org).await.map_err(problem)?;
+    let reader = caller.has_api_role(policy::ENTITLEMENTS_READER);
+    enforce(policy::entitlements_verdict(&access, reader)).map_err(problem)?;
     Ok(HttpResponse::Ok().json(Entitlements {
         quotas: policy::quotas(&org.plan),
         slug: org.slug,

@@ -1072,3 +1072,101 @@ async fn a_platform_admin_queues_a_sync_when_the_scheduler_runs() {
         .unwrap();
     assert_eq!(actions, vec!["sync.request"]);
 }
+
+/// A confidential client with a service account of this test's own; `reader` gives it
+/// the `wizbrand-api` client role `entitlements-reader`. Returns (client id, token).
+async fn service_client(kc: &KeycloakAdmin, reader: bool) -> (String, String) {
+    let client_id = unique("svc");
+    let secret = "svc-secret";
+    kc.send(
+        Method::POST,
+        "/clients",
+        Some(json!({
+            "clientId": client_id, "enabled": true, "protocol": "openid-connect",
+            "publicClient": false, "secret": secret, "standardFlowEnabled": false,
+            "directAccessGrantsEnabled": false, "serviceAccountsEnabled": true,
+            "fullScopeAllowed": true, "defaultClientScopes": ["basic", "roles"],
+        })),
+    )
+    .await;
+    let id = kc.get(&format!("/clients?clientId={client_id}")).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    if reader {
+        let api = kc.get("/clients?clientId=wizbrand-api").await[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let role = kc
+            .get(&format!("/clients/{api}/roles/entitlements-reader"))
+            .await;
+        let user = kc.get(&format!("/clients/{id}/service-account-user")).await;
+        let user = user["id"].as_str().unwrap();
+        kc.send(
+            Method::POST,
+            &format!("/users/{user}/role-mappings/clients/{api}"),
+            Some(json!([role])),
+        )
+        .await;
+    }
+    let tokens: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/realms/wizbrand/protocol/openid-connect/token",
+            stack_var("KEYCLOAK_URL")
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (id, tokens["access_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn service_clients_with_the_reader_role_read_any_orgs_entitlements() {
+    let kc = KeycloakAdmin::connect().await;
+    let world = World::new().await;
+    let org = world.matrix_org().await;
+    let (reader_id, reader) = service_client(&kc, true).await;
+    let (plain_id, plain) = service_client(&kc, false).await;
+    let entitlements = format!("/api/v1/orgs/{org}/entitlements");
+
+    let (status, body) = call(&world.app, Some(&reader), Method::GET, &entitlements, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["plan"], "pro");
+    // Only the entitlements: the org itself stays hidden from the service client.
+    let (status, _) = call(
+        &world.app,
+        Some(&reader),
+        Method::GET,
+        &format!("/api/v1/orgs/{org}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &world.app,
+        Some(&reader),
+        Method::GET,
+        "/api/v1/orgs/nonesuch/entitlements",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // Without the role a service client's token is either refused (no wizbrand-api
+    // audience) or, if it has one, not a member: never the entitlements.
+    let (status, _) = call(&world.app, Some(&plain), Method::GET, &entitlements, None).await;
+    assert!(status == 401 || status == 404, "{status}");
+
+    for id in [reader_id, plain_id] {
+        kc.send(Method::DELETE, &format!("/clients/{id}"), None)
+            .await;
+    }
+}

@@ -38,12 +38,17 @@ impl Metrics {
             &["route"],
         )?;
         let gate_decisions = IntCounterVec::new(
-            Opts::new("gate_decisions_total", "Forward-auth decisions by outcome and app"),
+            Opts::new(
+                "gate_decisions_total",
+                "Forward-auth decisions by outcome and app",
+            ),
             &["outcome", "app"],
         )?;
         let gate_latency = prometheus::Histogram::with_opts(
             HistogramOpts::new("gate_decision_seconds", "Forward-auth decision latency").buckets(
-                vec![0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1],
+                vec![
+                    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1,
+                ],
             ),
         )?;
         let sync_runs = IntCounterVec::new(

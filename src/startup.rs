@@ -18,9 +18,12 @@ use tracing_actix_web::{RequestId, TracingLogger};
 use crate::config::Config;
 use crate::forward_auth::state::{GateState, spawn_refresher};
 use crate::keycloak::directory::KeycloakDirectory;
-use crate::oidc::jwks::TokenVerifier;
 use crate::metrics::Metrics;
+use crate::oidc::client::OidcClient;
+use crate::oidc::jwks::TokenVerifier;
 use crate::sync::scheduler::{SyncHandle, SyncSettings};
+use crate::web::revocations::Revocations;
+use crate::web::session::SessionSettings;
 
 pub struct Application {
     port: u16,
@@ -66,11 +69,26 @@ impl Application {
             pool.clone(),
             config.database_url.expose_secret().to_owned(),
         );
+        let revocations = Arc::new(Revocations::default());
+        revocations.reload(&pool).await?;
+        crate::web::revocations::spawn_refresher(
+            Arc::clone(&revocations),
+            pool.clone(),
+            config.database_url.expose_secret().to_owned(),
+        );
         let listener = TcpListener::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (WIZBRAND_LISTEN): {e}", config.listen)
         })?;
         let port = listener.local_addr()?.port();
-        let server = run(listener, pool.clone(), config, metrics, sync, gate)?;
+        let server = run(
+            listener,
+            pool.clone(),
+            config,
+            metrics,
+            sync,
+            gate,
+            revocations,
+        )?;
         Ok(Application { port, server, pool })
     }
 
@@ -90,7 +108,14 @@ fn run(
     metrics: Metrics,
     sync: Option<SyncHandle>,
     gate: Arc<GateState>,
+    revocations: Arc<Revocations>,
 ) -> anyhow::Result<Server> {
+    let sessions = SessionSettings::from_config(&config)?;
+    let oidc = web::Data::new(OidcClient::new(
+        crate::keycloak::http_client(config.probe_timeout),
+        &config,
+    ));
+    let revocations = web::Data::from(revocations);
     let verifier = web::Data::new(TokenVerifier::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config.keycloak,
@@ -103,6 +128,7 @@ fn run(
     let config = web::Data::new(config);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(sessions.middleware())
             .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::default())
@@ -113,6 +139,8 @@ fn run(
             .app_data(sync.clone())
             .app_data(gate.clone())
             .app_data(verifier.clone())
+            .app_data(oidc.clone())
+            .app_data(revocations.clone())
             .configure(crate::health::routes)
             .configure(crate::forward_auth::routes)
             .configure(crate::api::routes)

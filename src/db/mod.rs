@@ -1,6 +1,7 @@
 //! Storage: the Postgres pool, migrations, and every SQL statement, grouped by table.
 
 pub mod gate;
+pub mod sessions;
 pub mod sync_state;
 
 use std::time::Duration;

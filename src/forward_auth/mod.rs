@@ -49,7 +49,9 @@ fn forwarded(req: &HttpRequest) -> Option<Forwarded> {
     let uri = get("x-forwarded-uri").unwrap_or("/");
     let uri = if uri.starts_with('/') { uri } else { "/" };
     Some(Forwarded {
-        method: get("x-forwarded-method").unwrap_or("GET").to_ascii_uppercase(),
+        method: get("x-forwarded-method")
+            .unwrap_or("GET")
+            .to_ascii_uppercase(),
         url: format!("{proto}://{raw_host}{uri}"),
         host,
     })
@@ -74,8 +76,12 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 }
 
 fn from_trusted_proxy(req: &HttpRequest, config: &Config) -> bool {
-    req.peer_addr()
-        .is_some_and(|peer| config.trusted_proxies.iter().any(|net| net.contains(&peer.ip())))
+    req.peer_addr().is_some_and(|peer| {
+        config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip()))
+    })
 }
 
 fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> HttpResponse {
@@ -235,7 +241,12 @@ fn deny(denial: &Denial, html: bool) -> HttpResponse {
             .content_type("text/html; charset=utf-8")
             .body(crate::web::page::frame("Access denied", &body))
     } else {
-        problem(StatusCode::FORBIDDEN, denial.kind(), "Access denied", &detail)
+        problem(
+            StatusCode::FORBIDDEN,
+            denial.kind(),
+            "Access denied",
+            &detail,
+        )
     }
 }
 

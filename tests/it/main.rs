@@ -10,4 +10,5 @@ mod check;
 mod health;
 mod keycloak_realm;
 mod schema;
+mod signin;
 mod sync;

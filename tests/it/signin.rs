@@ -51,8 +51,13 @@ async fn spawn_replica(database_url: &str) -> String {
 
 /// A Keycloak user of our own (password = username) and its users row.
 async fn person(pool: &PgPool, orgs: &[(&str, &str)]) -> String {
+    person_with_id(pool, orgs).await.0
+}
+
+/// Like [`person`], also returning the Keycloak user id.
+async fn person_with_id(pool: &PgPool, orgs: &[(&str, &str)]) -> (String, String) {
     let username = unique("signin");
-    KeycloakAdmin::connect()
+    let keycloak_id = KeycloakAdmin::connect()
         .await
         .create_user(&username, &username)
         .await;
@@ -80,7 +85,7 @@ async fn person(pool: &PgPool, orgs: &[(&str, &str)]) -> String {
             .await
             .unwrap();
     }
-    username
+    (username, keycloak_id)
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -567,6 +572,107 @@ async fn a_revocation_recorded_by_one_replica_ends_the_session_on_the_other_with
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+#[tokio::test]
+async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_channel_logout() {
+    // The realm's wizbrand-web calls back 127.0.0.1:8080 (the dev stack); this test
+    // uses a client of its own whose back-channel logout URL is this app.
+    let port = free_port();
+    let client_id = unique("wizbrand-web-test-");
+    let secret = unique("secret-");
+    let admin = KeycloakAdmin::connect().await;
+    admin
+        .send(
+            reqwest::Method::POST,
+            "/clients",
+            Some(json!({
+                "clientId": client_id,
+                "enabled": true,
+                "protocol": "openid-connect",
+                "publicClient": false,
+                "secret": secret,
+                "standardFlowEnabled": true,
+                "directAccessGrantsEnabled": false,
+                "frontchannelLogout": false,
+                "redirectUris": ["http://127.0.0.1/auth/callback"],
+                "attributes": {
+                    "pkce.code.challenge.method": "S256",
+                    "backchannel.logout.url":
+                        format!("http://127.0.0.1:{port}/auth/backchannel-logout"),
+                    "backchannel.logout.session.required": "true",
+                    "post.logout.redirect.uris": "http://127.0.0.1/*",
+                },
+            })),
+        )
+        .await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
+    })
+    .await;
+    let replica = spawn_replica(&app.database_url).await;
+    let (username, keycloak_id) = person_with_id(&app.pool, &[]).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let cookie = set_cookie(&done, "wizbrand_session").unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = |base: String| {
+        let cookie = cookie.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(page(replica.clone()).await.contains("Signed in as"));
+
+    // An administrator ends the user's Keycloak sessions.
+    admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/users/{keycloak_id}/logout"),
+            None,
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for base in [app.address.clone(), replica.clone()] {
+        loop {
+            if page(base.clone()).await.contains("not signed in") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} still accepts the session"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let revoked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM session_revocations r JOIN session_tokens t ON t.sid = r.sid",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(revoked, 1, "the revocation names the Keycloak session");
+
+    let id = admin.get(&format!("/clients?clientId={client_id}")).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .send(reqwest::Method::DELETE, &format!("/clients/{id}"), None)
+        .await;
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod api;
 mod check;
 mod gate;
 mod health;

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Dev/test seed of the wizbrand realm (never for production): the demo users and
-two test-only clients. Idempotent: creates what is missing, puts back what drifted.
+"""Dev/test seed of the wizbrand realm: the demo users and two test-only clients.
+
+Never run this against production: it sets well-known passwords and adds clients that
+allow the password grant, which the realm export (keycloak-realm/) deliberately lacks.
 
   python3 scripts/seed_keycloak.py --url http://localhost:8180 --admin admin --admin-password admin
 
-Org groups and memberships are not made here: the wizbrand sync does that from Postgres.
+Idempotent: creates what is missing and puts back what drifted (client settings, client
+scopes, user profile fields, passwords, the wizbrand-admin role of dana). Attributes and
+group memberships of users are left alone: org groups, memberships and claim attributes
+belong to the wizbrand sync. Python 3 standard library only.
 """
 import argparse
 import json
@@ -15,94 +20,161 @@ import urllib.request
 
 REALM = "wizbrand"
 DEMO_USERS = ["alice", "bob", "carol", "dana"]
-PLATFORM_ADMINS = {"dana"}
-# Test-only clients: a password grant is never part of the realm export.
+PLATFORM_ADMINS = {"dana"}  # realm role wizbrand-admin
+PLATFORM_ADMIN_ROLE = "wizbrand-admin"
+
+# Test-only confidential clients with the password grant (never in the realm export).
+# wizbrand-test gets the org claims and `aud wizbrand-api` through the wizbrand-orgs scope;
+# wizbrand-noaud is the same client without that scope, for tokens the API must refuse.
+BASE_SCOPES = ["basic", "profile", "email", "roles", "acr"]
 TEST_CLIENTS = {
-    "wizbrand-test": {"secret": "wizbrand-test-secret", "orgs": True},
-    "wizbrand-noaud": {"secret": "wizbrand-noaud-secret", "orgs": False},
+    "wizbrand-test": {"secret": "wizbrand-test-secret", "scopes": BASE_SCOPES + ["wizbrand-orgs"]},
+    "wizbrand-noaud": {"secret": "wizbrand-noaud-secret", "scopes": BASE_SCOPES},
 }
 
 
+def fail(message: str):
+    sys.exit(f"seed_keycloak: {message}")
+
+
 class Admin:
+    """A tiny client of Keycloak's admin REST API for one realm."""
+
     def __init__(self, url: str, user: str, password: str) -> None:
         self.url = url.rstrip("/")
         form = urllib.parse.urlencode({
             "grant_type": "password", "client_id": "admin-cli",
             "username": user, "password": password,
         }).encode()
+        token_url = f"{self.url}/realms/master/protocol/openid-connect/token"
         try:
-            token = json.load(urllib.request.urlopen(
-                f"{self.url}/realms/master/protocol/openid-connect/token", form, timeout=10))
+            with urllib.request.urlopen(token_url, form, timeout=15) as response:
+                self.token = json.load(response)["access_token"]
+        except urllib.error.HTTPError as e:
+            if e.code in (400, 401):
+                fail(f"Keycloak at {self.url} refused the admin login of '{user}' "
+                     f"({e.code}); check --admin and --admin-password")
+            fail(f"Keycloak at {self.url} answered {e.code} to the admin login; is it ready?")
         except (urllib.error.URLError, OSError) as e:
-            sys.exit(f"seed: cannot sign in to Keycloak at {self.url} as {user}: {e}")
-        self.token = token["access_token"]
+            reason = getattr(e, "reason", e)
+            fail(f"cannot reach Keycloak at {self.url} ({reason}); is it running?")
 
-    def call(self, method: str, path: str, body=None):
+    def call(self, method: str, path: str, body=None, ok_missing: bool = False):
+        """Sends one request to /admin/realms/wizbrand<path>; returns the parsed JSON
+        body (or None). With ok_missing, a 404 returns None instead of failing."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             f"{self.url}/admin/realms/{REALM}{path}", data=data, method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+            headers={"Authorization": f"Bearer {self.token}",
+                     "Content-Type": "application/json", "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=15) as response:
                 text = response.read()
                 return json.loads(text) if text else None
         except urllib.error.HTTPError as e:
-            sys.exit(f"seed: {method} {path} failed: {e.code} {e.read().decode(errors='replace')}")
+            if ok_missing and e.code == 404:
+                return None
+            detail = e.read().decode(errors="replace")[:500]
+            fail(f"{method} /admin/realms/{REALM}{path} failed: {e.code} {detail}")
+        except (urllib.error.URLError, OSError) as e:
+            fail(f"{method} /admin/realms/{REALM}{path}: Keycloak unreachable "
+                 f"({getattr(e, 'reason', e)})")
 
 
-def ensure_client(admin: Admin, client_id: str, secret: str, orgs: bool) -> None:
-    scopes = ["basic", "profile", "email", "roles", "acr"] + (["wizbrand-orgs"] if orgs else [])
+def q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+def ensure_client(admin: Admin, client_id: str, secret: str, scopes: list) -> None:
     rep = {
-        "clientId": client_id, "enabled": True, "protocol": "openid-connect",
-        "publicClient": False, "secret": secret, "standardFlowEnabled": False,
+        "clientId": client_id,
+        "name": f"{client_id} (dev/test only, seeded)",
+        "description": "Created by scripts/seed_keycloak.py for tests; not part of the realm export",
+        "enabled": True, "protocol": "openid-connect",
+        "publicClient": False, "bearerOnly": False,
+        "clientAuthenticatorType": "client-secret", "secret": secret,
+        "standardFlowEnabled": False, "implicitFlowEnabled": False,
         "directAccessGrantsEnabled": True, "serviceAccountsEnabled": False,
-        "fullScopeAllowed": True, "defaultClientScopes": scopes, "optionalClientScopes": [],
+        "frontchannelLogout": False, "consentRequired": False, "fullScopeAllowed": True,
+        "redirectUris": [], "webOrigins": [],
     }
-    found = admin.call("GET", f"/clients?clientId={client_id}")
+    found = admin.call("GET", f"/clients?clientId={q(client_id)}")
     if found:
-        rep["id"] = found[0]["id"]
-        admin.call("PUT", f"/clients/{rep['id']}", rep)
-        print(f"client {client_id}: updated")
+        internal_id = found[0]["id"]
+        admin.call("PUT", f"/clients/{internal_id}", {**found[0], **rep})
+        state = "updated"
     else:
-        admin.call("POST", "/clients", rep)
-        print(f"client {client_id}: created")
+        admin.call("POST", "/clients", {**rep, "defaultClientScopes": scopes,
+                                         "optionalClientScopes": []})
+        internal_id = admin.call("GET", f"/clients?clientId={q(client_id)}")[0]["id"]
+        state = "created"
+    # PUT /clients/{id} ignores the scope lists, so converge them through their own endpoints.
+    by_name = {s["name"]: s["id"] for s in admin.call("GET", "/client-scopes")}
+    missing = [s for s in scopes if s not in by_name]
+    if missing:
+        fail(f"client scopes {missing} do not exist; was the realm imported from keycloak-realm/?")
+    current = {s["name"] for s in admin.call("GET", f"/clients/{internal_id}/default-client-scopes")}
+    optional = {s["name"] for s in admin.call("GET", f"/clients/{internal_id}/optional-client-scopes")}
+    for name in sorted(current - set(scopes)):
+        admin.call("DELETE", f"/clients/{internal_id}/default-client-scopes/{by_name[name]}")
+    for name in sorted(optional):
+        admin.call("DELETE", f"/clients/{internal_id}/optional-client-scopes/{by_name[name]}")
+    for name in scopes:
+        if name not in current:
+            admin.call("PUT", f"/clients/{internal_id}/default-client-scopes/{by_name[name]}")
+    print(f"client {client_id}: {state} (password grant, scopes: {' '.join(scopes)})")
 
 
-def ensure_user(admin: Admin, name: str) -> None:
+def ensure_user(admin: Admin, name: str, admin_role) -> None:
     rep = {
         "username": name, "email": f"{name}@example.com", "emailVerified": True,
-        "enabled": True, "firstName": name.capitalize(), "lastName": "Demo", "requiredActions": [],
+        "enabled": True, "firstName": name.capitalize(), "lastName": "Demo",
+        "requiredActions": [],
     }
-    found = admin.call("GET", f"/users?username={name}&exact=true")
+    found = admin.call("GET", f"/users?username={q(name)}&exact=true&briefRepresentation=false")
     if found:
         user_id = found[0]["id"]
+        # PUT replaces the whole user: start from what is stored so the attributes and
+        # anything else the sync wrote survive.
         current = admin.call("GET", f"/users/{user_id}")
-        current.update(rep)  # keep attributes the sync wrote
+        current.update(rep)
         admin.call("PUT", f"/users/{user_id}", current)
         state = "updated"
     else:
         admin.call("POST", "/users", rep)
-        user_id = admin.call("GET", f"/users?username={name}&exact=true")[0]["id"]
+        user_id = admin.call("GET", f"/users?username={q(name)}&exact=true")[0]["id"]
         state = "created"
     admin.call("PUT", f"/users/{user_id}/reset-password",
                {"type": "password", "value": name, "temporary": False})
+    extra = ""
     if name in PLATFORM_ADMINS:
-        role = admin.call("GET", "/roles/wizbrand-admin")
-        admin.call("POST", f"/users/{user_id}/role-mappings/realm", [role])
-    print(f"user {name}: {state}" + (" (wizbrand-admin)" if name in PLATFORM_ADMINS else ""))
+        held = {r["name"] for r in admin.call("GET", f"/users/{user_id}/role-mappings/realm")}
+        if PLATFORM_ADMIN_ROLE not in held:
+            admin.call("POST", f"/users/{user_id}/role-mappings/realm", [admin_role])
+        extra = f", realm role {PLATFORM_ADMIN_ROLE}"
+    print(f"user {name}: {state} (email {name}@example.com, password '{name}'{extra})")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
-    parser.add_argument("--admin", required=True)
-    parser.add_argument("--admin-password", required=True)
+    parser = argparse.ArgumentParser(
+        description="Seed the wizbrand realm with demo users and test clients (dev/test only).")
+    parser.add_argument("--url", required=True, help="Keycloak base URL, e.g. http://localhost:8180")
+    parser.add_argument("--admin", required=True, help="master-realm admin user name")
+    parser.add_argument("--admin-password", required=True, help="its password")
     args = parser.parse_args()
+
     admin = Admin(args.url, args.admin, args.admin_password)
+    if admin.call("GET", "", ok_missing=True) is None:
+        fail(f"realm '{REALM}' does not exist at {admin.url}; start Keycloak with --import-realm "
+             "and keycloak-realm/wizbrand-realm.json in data/import/")
+    admin_role = admin.call("GET", f"/roles/{PLATFORM_ADMIN_ROLE}", ok_missing=True)
+    if admin_role is None:
+        fail(f"realm role '{PLATFORM_ADMIN_ROLE}' is missing; the realm is not the wizbrand export")
+
     for client_id, spec in TEST_CLIENTS.items():
-        ensure_client(admin, client_id, spec["secret"], spec["orgs"])
+        ensure_client(admin, client_id, spec["secret"], spec["scopes"])
     for name in DEMO_USERS:
-        ensure_user(admin, name)
+        ensure_user(admin, name, admin_role)
 
 
 if __name__ == "__main__":

@@ -309,6 +309,11 @@ status() {
 main() {
   local cmd="${1:-up}"; shift || true
   mkdir -p "$STATE" "$LOGS" "$RUN" "$CACHE"
+  # One stack command at a time per state folder (parallel test binaries call `up`).
+  if [[ "$cmd" != logs && "$cmd" != status ]]; then
+    exec 9>"$STATE/.lock"
+    flock 9
+  fi
   case "$cmd" in
     up)
       "$ROOT/scripts/install-deps.sh"

@@ -142,6 +142,12 @@ async fn sync_once(config: Config, org: Option<String>, dry_run: bool) -> anyhow
         report.seconds,
         report.writes()
     )?;
+    let calls: Vec<String> = report
+        .calls
+        .iter()
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    writeln!(out, "Keycloak calls: {}", calls.join(" "))?;
     for error in &report.errors {
         writeln!(out, "  error: {error}")?;
     }

@@ -22,6 +22,128 @@ pub fn may_grant(actor_is_platform_admin: bool, actor_roles: &[Role], granted: &
     actor_roles.contains(&Role::Manager) && granted.iter().all(|r| *r == Role::User)
 }
 
+/// What the caller is to one org, read from Postgres for this request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrgAccess {
+    pub platform_admin: bool,
+    /// The caller's roles in the org; empty when not a member.
+    pub roles: Vec<Role>,
+}
+
+/// How a request about an org is answered when it is not allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// A member asking for more than their roles give.
+    Forbidden,
+    /// Not a member: answer as if the org did not exist.
+    Hidden,
+}
+
+/// Things one may do to an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgAction {
+    /// Read the org and its entitlements.
+    Read,
+    /// List members and their roles.
+    ReadMembers,
+    /// Change the display name.
+    Rename,
+    /// Change plan, features or status.
+    ChangePlan,
+    /// Delete the org.
+    Delete,
+}
+
+impl OrgAction {
+    /// The least role that allows the action; `None` for platform admins only.
+    fn minimum(self) -> Option<Role> {
+        match self {
+            OrgAction::Read => Some(Role::User),
+            OrgAction::ReadMembers => Some(Role::Manager),
+            OrgAction::Rename => Some(Role::Admin),
+            OrgAction::ChangePlan | OrgAction::Delete => None,
+        }
+    }
+}
+
+/// May the caller do `action` to the org? Non-members are told nothing (`Hidden`).
+pub fn org_verdict(access: &OrgAccess, action: OrgAction) -> Verdict {
+    if access.platform_admin {
+        return Verdict::Allow;
+    }
+    if access.roles.is_empty() {
+        return Verdict::Hidden;
+    }
+    match action.minimum() {
+        Some(minimum) if satisfies(&access.roles, minimum) => Verdict::Allow,
+        _ => Verdict::Forbidden,
+    }
+}
+
+/// May the caller change a member's roles from `before` to `after` (empty = not a
+/// member)? ORG_MANAGERs may only add or take away ORG_USER.
+pub fn may_change_member(access: &OrgAccess, before: &[Role], after: &[Role]) -> Verdict {
+    match org_verdict(access, OrgAction::ReadMembers) {
+        Verdict::Allow => {}
+        other => return other,
+    }
+    let changed: Vec<Role> = Role::ALL
+        .into_iter()
+        .filter(|r| before.contains(r) != after.contains(r))
+        .collect();
+    if may_grant(access.platform_admin, &access.roles, &changed) {
+        Verdict::Allow
+    } else {
+        Verdict::Forbidden
+    }
+}
+
+/// An org always keeps at least one ORG_ADMIN: may a member holding `before` now hold
+/// `after`, given how many admins the org has?
+pub fn keeps_an_admin(admins_now: i64, before: &[Role], after: &[Role]) -> bool {
+    let losing = before.contains(&Role::Admin) && !after.contains(&Role::Admin);
+    !losing || admins_now > 1
+}
+
+/// Creating and listing all orgs, apps changes, sync control: platform admins only.
+pub fn platform_only(platform_admin: bool) -> Verdict {
+    if platform_admin {
+        Verdict::Allow
+    } else {
+        Verdict::Forbidden
+    }
+}
+
+/// Usage limits of a plan. `None` means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Quotas {
+    pub members: Option<u32>,
+    pub apps: Option<u32>,
+    pub storage_gb: Option<u32>,
+}
+
+/// The fixed quota table (README, "API"). Unknown plans get the `free` quotas.
+pub fn quotas(plan: &str) -> Quotas {
+    match plan {
+        "pro" => Quotas {
+            members: Some(50),
+            apps: Some(10),
+            storage_gb: Some(100),
+        },
+        "enterprise" => Quotas {
+            members: None,
+            apps: None,
+            storage_gb: None,
+        },
+        _ => Quotas {
+            members: Some(5),
+            apps: Some(1),
+            storage_gb: Some(5),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +163,103 @@ mod tests {
         assert!(!may_grant(false, &[Role::User], &[Role::User]));
         assert!(may_grant(false, &[Role::Admin], &[Role::Admin]));
         assert!(may_grant(true, &[], &[Role::Admin]));
+    }
+
+    fn access(platform_admin: bool, roles: &[Role]) -> OrgAccess {
+        OrgAccess {
+            platform_admin,
+            roles: roles.to_vec(),
+        }
+    }
+
+    #[test]
+    fn org_actions_follow_roles_and_hide_orgs_from_strangers() {
+        use OrgAction::*;
+        use Verdict::*;
+        let table: [(OrgAccess, [Verdict; 5]); 5] = [
+            (access(true, &[]), [Allow, Allow, Allow, Allow, Allow]),
+            (
+                access(false, &[Role::Admin]),
+                [Allow, Allow, Allow, Forbidden, Forbidden],
+            ),
+            (
+                access(false, &[Role::Manager]),
+                [Allow, Allow, Forbidden, Forbidden, Forbidden],
+            ),
+            (
+                access(false, &[Role::User]),
+                [Allow, Forbidden, Forbidden, Forbidden, Forbidden],
+            ),
+            (access(false, &[]), [Hidden, Hidden, Hidden, Hidden, Hidden]),
+        ];
+        for (who, expected) in table {
+            for (action, want) in [Read, ReadMembers, Rename, ChangePlan, Delete]
+                .into_iter()
+                .zip(expected)
+            {
+                assert_eq!(org_verdict(&who, action), want, "{who:?} {action:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn managers_change_only_the_user_role_of_members() {
+        let manager = access(false, &[Role::Manager]);
+        assert_eq!(
+            may_change_member(&manager, &[], &[Role::User]),
+            Verdict::Allow
+        );
+        assert_eq!(
+            may_change_member(&manager, &[Role::User], &[]),
+            Verdict::Allow
+        );
+        assert_eq!(
+            may_change_member(&manager, &[Role::User], &[Role::User]),
+            Verdict::Allow
+        );
+        assert_eq!(
+            may_change_member(&manager, &[], &[Role::Manager]),
+            Verdict::Forbidden
+        );
+        assert_eq!(
+            may_change_member(&manager, &[Role::Admin], &[]),
+            Verdict::Forbidden
+        );
+        assert_eq!(
+            may_change_member(&access(false, &[Role::Admin]), &[Role::Admin], &[]),
+            Verdict::Allow
+        );
+        assert_eq!(
+            may_change_member(&access(false, &[Role::User]), &[], &[Role::User]),
+            Verdict::Forbidden
+        );
+        assert_eq!(
+            may_change_member(&access(false, &[]), &[], &[Role::User]),
+            Verdict::Hidden
+        );
+        assert_eq!(
+            may_change_member(&access(true, &[]), &[], &[Role::Admin]),
+            Verdict::Allow
+        );
+    }
+
+    #[test]
+    fn the_last_admin_stays() {
+        assert!(!keeps_an_admin(1, &[Role::Admin], &[]));
+        assert!(!keeps_an_admin(1, &[Role::Admin], &[Role::User]));
+        assert!(keeps_an_admin(2, &[Role::Admin], &[]));
+        assert!(keeps_an_admin(
+            1,
+            &[Role::Admin],
+            &[Role::Admin, Role::User]
+        ));
+        assert!(keeps_an_admin(1, &[Role::User], &[]));
+    }
+
+    #[test]
+    fn unknown_plans_get_free_quotas() {
+        assert_eq!(quotas("nonesuch"), quotas("free"));
+        assert_eq!(quotas("enterprise").members, None);
+        assert_eq!(platform_only(false), Verdict::Forbidden);
     }
 }

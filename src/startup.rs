@@ -63,14 +63,22 @@ impl Application {
             None
         };
         let gate = Arc::new(GateState::default());
-        gate.reload(&pool).await?;
+        // Without Postgres the gate starts empty (refusing everything) and the
+        // refresher fills it in once Postgres answers; /readyz says which is down.
+        if let Err(e) = gate.reload(&pool).await {
+            tracing::warn!(error = %e, "gate state not loaded at start; retrying in the background");
+        }
         spawn_refresher(
             Arc::clone(&gate),
             pool.clone(),
             config.database_url.expose_secret().to_owned(),
         );
         let revocations = Arc::new(Revocations::default());
-        revocations.reload(&pool).await?;
+        // Until the revocations are loaded every session is refused (fail closed), like
+        // the gate; the refresher loads them once Postgres answers.
+        if let Err(e) = revocations.reload(&pool).await {
+            tracing::warn!(error = %e, "session revocations not loaded at start; retrying in the background");
+        }
         crate::web::revocations::spawn_refresher(
             Arc::clone(&revocations),
             pool.clone(),

@@ -1,6 +1,453 @@
 //! wizbrand-api: JSON endpoints under `/api/v1`, Bearer tokens, problem+json errors.
-//! (Being built: see the README's status section.)
+//!
+//! The router and the OpenAPI document are both built from [`table`]: a route is added
+//! once, with its documentation, and cannot be served without being documented.
 
-use actix_web::web;
+pub mod apps;
+pub mod auth;
+pub mod members;
+pub mod openapi;
+pub mod orgs;
+pub mod sync;
 
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, web};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AppError, SurfacedError};
+use crate::policy::Verdict;
+
+pub const PREFIX: &str = "/api/v1";
+/// Request bodies are small; anything larger is refused before it is parsed.
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+pub type ApiResult = Result<HttpResponse, SurfacedError>;
+
+/// Any error the handlers meet, answered as problem+json.
+pub fn problem(e: impl Into<AppError>) -> SurfacedError {
+    e.into().json()
+}
+
+/// A policy verdict as an error: strangers learn nothing (404), members are told no (403).
+pub fn enforce(verdict: Verdict) -> Result<(), AppError> {
+    match verdict {
+        Verdict::Allow => Ok(()),
+        Verdict::Forbidden => Err(AppError::Forbidden(
+            "your roles do not allow this".to_owned(),
+        )),
+        Verdict::Hidden => Err(AppError::NotFound),
+    }
+}
+
+/// One documented route.
+#[derive(Debug, Clone)]
+pub struct RouteDoc {
+    pub method: Method,
+    /// The full path, OpenAPI style: `/api/v1/orgs/{slug}`.
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    /// Name of the request body's schema (in `openapi::schemas`), if it takes one.
+    pub body: Option<&'static str>,
+    /// Status and schema name of the successful answer (`None`: no body).
+    pub success: (u16, Option<&'static str>),
+    /// Takes `limit` and `offset`.
+    pub paged: bool,
+    /// Needs a bearer token.
+    pub auth: bool,
+}
+
+impl RouteDoc {
+    const fn new(
+        method: Method,
+        path: &'static str,
+        operation_id: &'static str,
+        summary: &'static str,
+    ) -> Self {
+        RouteDoc {
+            method,
+            path,
+            operation_id,
+            summary,
+            body: None,
+            success: (200, None),
+            paged: false,
+            auth: true,
+        }
+    }
+
+    fn body(mut self, schema: &'static str) -> Self {
+        self.body = Some(schema);
+        self
+    }
+
+    fn ok(mut self, status: u16, schema: Option<&'static str>) -> Self {
+        self.success = (status, schema);
+        self
+    }
+
+    fn paged(mut self) -> Self {
+        self.paged = true;
+        self
+    }
+
+    fn public(mut self) -> Self {
+        self.auth = false;
+        self
+    }
+}
+
+/// The routes, each with its handler and its documentation.
+pub struct Table {
+    pub docs: Vec<RouteDoc>,
+    resources: Vec<(&'static str, Resource)>,
+}
+
+impl Table {
+    fn add<F, Args>(&mut self, doc: RouteDoc, handler: F)
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let relative = doc.path.strip_prefix(PREFIX).unwrap_or(doc.path);
+        let route = web::method(doc.method.clone()).to(handler);
+        match self.resources.iter().position(|(p, _)| *p == relative) {
+            Some(i) => {
+                let (path, resource) = self.resources.remove(i);
+                self.resources.insert(i, (path, resource.route(route)));
+            }
+            None => self
+                .resources
+                .push((relative, web::resource(relative).route(route))),
+        }
+        self.docs.push(doc);
+    }
+}
+
+/// Every API route. The router and the OpenAPI document come from here only.
+pub fn table() -> Table {
+    use Method as M;
+    let mut t = Table {
+        docs: Vec::new(),
+        resources: Vec::new(),
+    };
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/me",
+            "getMe",
+            "The caller: identity and memberships from Postgres",
+        )
+        .ok(200, Some("Me")),
+        orgs::me,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs",
+            "listOrgs",
+            "Orgs the caller belongs to (all of them for platform admins)",
+        )
+        .ok(200, Some("OrgPage"))
+        .paged(),
+        orgs::list,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/orgs",
+            "createOrg",
+            "Create an org (platform admins)",
+        )
+        .body("OrgCreate")
+        .ok(201, Some("Org")),
+        orgs::create,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs/{slug}",
+            "getOrg",
+            "One org (members and platform admins)",
+        )
+        .ok(200, Some("Org")),
+        orgs::get,
+    );
+    t.add(
+        RouteDoc::new(
+            M::PATCH,
+            "/api/v1/orgs/{slug}",
+            "updateOrg",
+            "Rename (ORG_ADMIN); plan, features, status (platform admins)",
+        )
+        .body("OrgPatch")
+        .ok(200, Some("Org")),
+        orgs::update,
+    );
+    t.add(
+        RouteDoc::new(
+            M::DELETE,
+            "/api/v1/orgs/{slug}",
+            "deleteOrg",
+            "Delete an org (platform admins)",
+        )
+        .ok(204, None),
+        orgs::delete,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs/{slug}/members",
+            "listMembers",
+            "An org's members and roles (ORG_MANAGER and up)",
+        )
+        .ok(200, Some("MemberPage"))
+        .paged(),
+        members::list,
+    );
+    t.add(
+        RouteDoc::new(
+            M::PUT,
+            "/api/v1/orgs/{slug}/members/{email}",
+            "putMember",
+            "Set a member's roles; idempotent (ORG_ADMIN; ORG_MANAGER for ORG_USER only)",
+        )
+        .body("MemberPut")
+        .ok(200, Some("Member")),
+        members::put,
+    );
+    t.add(
+        RouteDoc::new(
+            M::DELETE,
+            "/api/v1/orgs/{slug}/members/{email}",
+            "deleteMember",
+            "Remove a member (ORG_ADMIN; ORG_MANAGER for ORG_USERs only)",
+        )
+        .ok(204, None),
+        members::delete,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs/{slug}/entitlements",
+            "getEntitlements",
+            "Plan, features and quotas (members and platform admins)",
+        )
+        .ok(200, Some("Entitlements")),
+        orgs::entitlements,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/apps",
+            "listApps",
+            "Apps wizbrand guards (any authenticated caller)",
+        )
+        .ok(200, Some("AppPage"))
+        .paged(),
+        apps::list,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/apps",
+            "createApp",
+            "Add an app (platform admins)",
+        )
+        .body("AppCreate")
+        .ok(201, Some("App")),
+        apps::create,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/apps/{key}",
+            "getApp",
+            "One app (any authenticated caller)",
+        )
+        .ok(200, Some("App")),
+        apps::get,
+    );
+    t.add(
+        RouteDoc::new(
+            M::PATCH,
+            "/api/v1/apps/{key}",
+            "updateApp",
+            "Change an app (platform admins)",
+        )
+        .body("AppPatch")
+        .ok(200, Some("App")),
+        apps::update,
+    );
+    t.add(
+        RouteDoc::new(
+            M::DELETE,
+            "/api/v1/apps/{key}",
+            "deleteApp",
+            "Remove an app (platform admins)",
+        )
+        .ok(204, None),
+        apps::delete,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/sync",
+            "requestSync",
+            "Ask for a full sync now (platform admins); 503 when the scheduler is off",
+        )
+        .ok(202, Some("SyncRequested")),
+        sync::request,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/sync/runs",
+            "listSyncRuns",
+            "Sync runs, newest first (platform admins)",
+        )
+        .ok(200, Some("SyncRunPage"))
+        .paged(),
+        sync::runs,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/openapi.json",
+            "getOpenApi",
+            "This document",
+        )
+        .ok(200, None)
+        .public(),
+        openapi::serve,
+    );
+    t
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    let mut scope = web::scope(PREFIX)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(JSON_LIMIT)
+                .error_handler(json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .default_service(web::to(not_found));
+    for (_, resource) in table().resources {
+        scope = scope.service(resource);
+    }
+    cfg.service(scope);
+}
+
+async fn not_found() -> ApiResult {
+    Err(problem(AppError::NotFound))
+}
+
+/// Bodies that cannot be read become problem+json naming the problem, e.g. the unknown
+/// field (`deny_unknown_fields` on every body).
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let error = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            AppError::BadRequest(format!(
+                "the body is too large (at most {JSON_LIMIT} bytes)"
+            ))
+        }
+        JsonPayloadError::ContentType => {
+            AppError::BadRequest("send the body as application/json".to_owned())
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            AppError::Unprocessable(format!("the body is invalid: {e}"))
+        }
+        JsonPayloadError::Deserialize(e) => {
+            AppError::BadRequest(format!("the body is not valid JSON: {e}"))
+        }
+        other => AppError::BadRequest(format!("the body cannot be read: {other}")),
+    };
+    error.json().into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    AppError::BadRequest(format!("the query string is invalid: {err}"))
+        .json()
+        .into()
+}
+
+/// `?limit=&offset=` on every list.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+pub const DEFAULT_LIMIT: i64 = 50;
+pub const MAX_LIMIT: i64 = 200;
+
+impl PageQuery {
+    /// `(limit, offset)`, checked: limit 1..=200 (default 50), offset >= 0.
+    pub fn checked(&self) -> Result<(i64, i64), AppError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        let offset = self.offset.unwrap_or(0);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(AppError::BadRequest(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
+        }
+        if offset < 0 {
+            return Err(AppError::BadRequest(
+                "offset must not be negative".to_owned(),
+            ));
+        }
+        Ok((limit, offset))
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+pub fn page<T: Serialize>(items: Vec<T>, total: i64, (limit, offset): (i64, i64)) -> HttpResponse {
+    HttpResponse::Ok().json(Page {
+        items,
+        total,
+        limit,
+        offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_is_bounded() {
+        let q = |limit, offset| PageQuery { limit, offset }.checked().ok();
+        assert_eq!(q(None, None), Some((DEFAULT_LIMIT, 0)));
+        assert_eq!(q(Some(200), Some(5)), Some((200, 5)));
+        assert_eq!(q(Some(0), None), None);
+        assert_eq!(q(Some(201), None), None);
+        assert_eq!(q(None, Some(-1)), None);
+    }
+
+    #[test]
+    fn every_route_is_documented_once() {
+        let docs = table().docs;
+        let mut seen = std::collections::BTreeSet::new();
+        for doc in &docs {
+            assert!(doc.path.starts_with(PREFIX), "{}", doc.path);
+            assert!(
+                seen.insert((doc.method.to_string(), doc.path)),
+                "twice: {} {}",
+                doc.method,
+                doc.path
+            );
+        }
+    }
+}

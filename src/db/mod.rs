@@ -1,6 +1,10 @@
 //! Storage: the Postgres pool, migrations, and every SQL statement, grouped by table.
 
+pub mod apps;
+pub mod audit;
 pub mod gate;
+pub mod members;
+pub mod orgs;
 pub mod sessions;
 pub mod sync_state;
 

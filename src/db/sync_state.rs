@@ -148,3 +148,44 @@ pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<SyncRunRow>, s
     .fetch_all(pool)
     .await
 }
+
+/// Stores Keycloak user ids by email, touching only rows that change (each write
+/// is announced to the gate).
+pub async fn record_keycloak_ids(
+    pool: &PgPool,
+    pairs: &[(String, String)],
+) -> Result<(), sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    let (emails, ids): (Vec<String>, Vec<String>) = pairs.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE users u SET keycloak_id = k.id FROM UNNEST($1::text[], $2::text[]) AS k(email, id) \
+         WHERE u.email = k.email AND u.keycloak_id IS DISTINCT FROM k.id",
+    )
+    .bind(emails)
+    .bind(ids)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
+/// A page of runs, newest first, and how many there are.
+pub async fn runs_page(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<SyncRunRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(
+        "SELECT id, trigger, scope, dry_run, status, started_at, finished_at, created, updated, \
+         deleted, unchanged, failed, errors FROM sync_runs ORDER BY id DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use keycloak::types::{GroupRepresentation, UserRepresentation};
 use keycloak::{KeycloakAdmin, KeycloakError as CrateError};
 use rand::Rng;
@@ -203,6 +204,35 @@ fn created_id(
     })
 }
 
+impl KeycloakDirectory {
+    async fn users_page(&self, first: i32) -> Result<Vec<UserInfo>, DirectoryError> {
+        let page = self
+            .call("read:users", || {
+                self.admin.realm_users_get(
+                    &self.realm,
+                    Some(false),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(first),
+                    None,
+                    None,
+                    None,
+                    None,
+                    Some(PAGE),
+                    None,
+                    None,
+                    None,
+                )
+            })
+            .await?;
+        Ok(page.into_iter().map(user_info).collect())
+    }
+}
+
 impl Directory for KeycloakDirectory {
     async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError> {
         let path = path.trim_start_matches('/');
@@ -269,38 +299,42 @@ impl Directory for KeycloakDirectory {
     }
 
     async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError> {
-        let mut out = Vec::new();
-        loop {
-            let first = i32::try_from(out.len()).unwrap_or(i32::MAX);
-            let page = self
-                .call("read:users", || {
-                    self.admin.realm_users_get(
-                        &self.realm,
-                        Some(false),
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        Some(first),
-                        None,
-                        None,
-                        None,
-                        None,
-                        Some(PAGE),
-                        None,
-                        None,
-                        None,
-                    )
-                })
-                .await?;
-            let full = page.len() == PAGE as usize;
-            out.extend(page.into_iter().map(user_info));
-            if !full {
-                return Ok(out);
-            }
+        // Full representations are slow to page through (Keycloak loads each user's
+        // attributes), so the pages are fetched side by side, bounded by the permits.
+        let count = self
+            .call("read:users_count", || {
+                self.admin.realm_users_count_get(
+                    &self.realm,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                )
+            })
+            .await?;
+        let pages = count.max(0) / PAGE + 1;
+        let mut fetches = Vec::new();
+        for page in 0..pages {
+            fetches.push(self.users_page(page * PAGE));
         }
+        let mut out = Vec::new();
+        for page in join_all(fetches).await {
+            out.extend(page?);
+        }
+        // A user created while paging is found by the next run; a page shifted by a
+        // deletion may repeat someone, so duplicates are dropped.
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|u| seen.insert(u.id.clone()));
+        Ok(out)
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserInfo>, DirectoryError> {

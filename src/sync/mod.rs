@@ -204,7 +204,14 @@ async fn reconcile<D: Directory>(
     let mut errors = Vec::new();
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     if !options.dry_run {
-        let failures = apply(directory, &root, &actual, ops.clone(), progress).await;
+        let (failures, user_ids) = apply(directory, &root, &actual, ops.clone(), progress).await;
+        // The gate and the API find members by Keycloak id (`sub`); record it.
+        let known: Vec<(String, String)> = user_ids
+            .into_iter()
+            .filter(|(email, _)| desired.users.contains_key(email))
+            .map(|(email, id)| (email.to_string(), id))
+            .collect();
+        sync_state::record_keycloak_ids(pool, &known).await?;
         for (op, error) in &failures {
             errors.push(format!("{op}: {error}"));
         }
@@ -340,8 +347,17 @@ async fn read_actual<D: Directory>(
     for g in groups {
         reads.push(read_org_group(directory, g));
     }
+    // In a full run the realm's users are read alongside the groups.
+    let everyone = async {
+        match scope {
+            Scope::All => directory.all_users().await.map(Some),
+            Scope::Orgs(_) => Ok(None),
+        }
+    };
+    let (group_reads, everyone) = tokio::join!(join_all(reads), everyone);
+    let everyone = everyone?;
     let mut org_groups = Vec::new();
-    for result in join_all(reads).await {
+    for result in group_reads {
         let (group, seen) = result?;
         for u in seen {
             member_users.entry(u.id.clone()).or_insert(ActualUser {
@@ -356,7 +372,7 @@ async fn read_actual<D: Directory>(
     let mut users: BTreeMap<String, ActualUser> = BTreeMap::new();
     match scope {
         Scope::All => {
-            for u in directory.all_users().await? {
+            for u in everyone.unwrap_or_default() {
                 users.insert(
                     u.id.clone(),
                     ActualUser {
@@ -467,7 +483,7 @@ async fn apply<D: Directory>(
     actual: &Actual,
     ops: Vec<Op>,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Vec<(OpIndex, String)> {
+) -> (Vec<(OpIndex, String)>, HashMap<Email, String>) {
     let mut ids = Ids::default();
     for g in &actual.org_groups {
         if let Ok(slug) = OrgSlug::parse(&g.name) {
@@ -509,7 +525,8 @@ async fn apply<D: Directory>(
         }
     }
     failures.sort_by_key(|(i, _)| i.index);
-    failures
+    let users = ids.into_inner().map(|i| i.users).unwrap_or_default();
+    (failures, users)
 }
 
 #[allow(clippy::too_many_arguments)]

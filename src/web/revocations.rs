@@ -4,6 +4,7 @@
 //! a safety net. Readers never wait on I/O.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ struct Set {
 #[derive(Default)]
 pub struct Revocations {
     current: RwLock<Arc<Set>>,
+    /// `false` until the first load from Postgres: no session is trusted before.
+    loaded: AtomicBool,
 }
 
 impl Revocations {
@@ -40,6 +43,9 @@ impl Revocations {
 
     /// `true` when the session (`sid`, `sub`, issued at `issued_at`) has been ended.
     pub fn is_revoked(&self, sid: Option<&str>, sub: &str, issued_at: DateTime<Utc>) -> bool {
+        if !self.loaded.load(Ordering::Acquire) {
+            return true;
+        }
         let set = self.snapshot();
         sid.is_some_and(|sid| set.sids.contains(sid))
             || set.subs.get(sub).is_some_and(|at| issued_at <= *at)
@@ -62,6 +68,7 @@ impl Revocations {
         }
         if let Ok(mut slot) = self.current.write() {
             *slot = Arc::new(next);
+            self.loaded.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -153,6 +160,11 @@ mod tests {
     fn sid_revocations_end_one_session_and_sub_revocations_end_older_ones() {
         let now = Utc::now();
         let r = Revocations::default();
+        assert!(
+            r.is_revoked(None, "u0", now),
+            "nothing is trusted before the first load"
+        );
+        r.loaded.store(true, Ordering::Release);
         r.add(row(Some("s1"), Some("u1"), now));
         assert!(r.is_revoked(Some("s1"), "u1", now));
         assert!(!r.is_revoked(Some("s2"), "u1", now));

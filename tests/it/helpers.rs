@@ -120,6 +120,19 @@ impl TestApp {
 
     pub async fn spawn_with(change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
         let (database_url, pool) = fresh_database().await;
+        Self::spawn_on(database_url, pool, change).await
+    }
+
+    /// Another replica on this app's database.
+    pub async fn replica(&self) -> TestApp {
+        Self::spawn_on(self.database_url.clone(), self.pool.clone(), |_| {}).await
+    }
+
+    async fn spawn_on(
+        database_url: String,
+        pool: PgPool,
+        change: impl FnOnce(&mut HashMap<String, String>),
+    ) -> TestApp {
         let mut env = base_env(&database_url);
         change(&mut env);
         let config = Config::from_source(&env).expect("test configuration is invalid");
@@ -343,4 +356,115 @@ pub fn unique(prefix: &str) -> String {
         "{prefix}{}",
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     )
+}
+
+/// A Traefik of the test's own, configured from `traefik/` exactly as the dev stack
+/// is, with its ForwardAuth pointing at the test's wizbrand. Stopped when dropped.
+pub struct TestTraefik {
+    pub port: u16,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+/// A folder removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestTraefik {
+    pub async fn start(wizbrand: &str) -> TestTraefik {
+        let port = free_port();
+        let dir = TempDir(
+            std::env::temp_dir().join(format!("wizbrand-traefik-{}", uuid::Uuid::new_v4())),
+        );
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let template = std::fs::read_to_string(repo_root().join("traefik/traefik.yml")).unwrap();
+        let dynamic = repo_root().join("traefik/dynamic");
+        let rendered = template
+            .replace("${TRAEFIK_PORT}", &port.to_string())
+            .replace("${TRAEFIK_DYNAMIC_DIR}", dynamic.to_str().unwrap())
+            .replace(
+                "${TRAEFIK_LOG}",
+                dir.0.join("traefik.log").to_str().unwrap(),
+            )
+            .replace(
+                "${TRAEFIK_ACCESS_LOG}",
+                dir.0.join("access.log").to_str().unwrap(),
+            );
+        let config = dir.0.join("traefik.yml");
+        std::fs::write(&config, rendered).unwrap();
+        let base: u16 = stack_var("WIZBRAND_STACK_ECHO_BASE_PORT").parse().unwrap();
+        let mut command = Command::new(stack_var("WIZBRAND_STACK_TRAEFIK_BIN"));
+        command
+            .arg(format!("--configFile={}", config.display()))
+            .env(
+                "WIZBRAND_FORWARD_AUTH_URL",
+                format!("{wizbrand}/forward-auth"),
+            )
+            .env("WIZBRAND_UPSTREAM_URL", wizbrand)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (i, app) in ["SEO", "MUSIC", "FILES", "PHOTOS"].iter().enumerate() {
+            command.env(format!("ECHO_PORT_{app}"), (base + i as u16).to_string());
+        }
+        let child = command.spawn().unwrap();
+        let traefik = TestTraefik {
+            port,
+            child,
+            _dir: dir,
+        };
+        // Ready when the file provider's routers answer (404 until they are loaded).
+        let client = traefik.client();
+        let probe = traefik.url("acme", "seo", "/");
+        for _ in 0..100 {
+            if let Ok(r) = client.get(&probe).send().await
+                && r.status() != 404
+            {
+                return traefik;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "Traefik did not load its routers; see {}",
+            traefik._dir.0.display()
+        );
+    }
+
+    /// `http://<org>.<app>.wizbrand.localhost:<port><path>`
+    pub fn url(&self, org: &str, app: &str, path: &str) -> String {
+        format!("http://{org}.{app}.wizbrand.localhost:{}{path}", self.port)
+    }
+
+    /// A client that reaches every app host through this Traefik.
+    pub fn client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        for org in ["acme", "beta", "nope"] {
+            for app in ["seo", "music", "files", "photos"] {
+                builder = builder.resolve(
+                    &format!("{org}.{app}.wizbrand.localhost"),
+                    SocketAddr::from(([127, 0, 0, 1], self.port)),
+                );
+            }
+        }
+        builder.build().unwrap()
+    }
+}
+
+impl Drop for TestTraefik {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{KeycloakAdmin, claims, stack_var, unique, user_token};
 
-/// An org group `/orgs/<slug>` with its `org_id`, and a user in its ORG_ADMIN child
+/// An org group (`/<test root>/<slug>`, laid out like `/orgs/<slug>`) with its `org_id`, and a user in its ORG_ADMIN child
 /// group whose claim attributes were set by an administrator.
 struct Member {
     username: String,
@@ -21,11 +21,19 @@ async fn member_with_admin_set_claims(admin: &KeycloakAdmin) -> Member {
     let org_id = uuid::Uuid::new_v4().to_string();
     let user_id = admin.create_user(&username, "pw-123456").await;
 
-    let orgs = admin.group_id("/orgs").await;
+    // A root of the test's own, not /orgs: a running sync would remove strangers there.
     let (_, location) = admin
         .send(
             Method::POST,
-            &format!("/groups/{orgs}/children"),
+            "/groups",
+            Some(json!({ "name": unique("t") })),
+        )
+        .await;
+    let root = location.unwrap().rsplit('/').next().unwrap().to_owned();
+    let (_, location) = admin
+        .send(
+            Method::POST,
+            &format!("/groups/{root}/children"),
             Some(json!({ "name": slug, "attributes": { "org_id": [org_id] } })),
         )
         .await;

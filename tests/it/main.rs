@@ -6,7 +6,9 @@
 
 mod helpers;
 
+mod api;
 mod check;
+mod gate;
 mod health;
 mod keycloak_realm;
 mod schema;

@@ -401,3 +401,54 @@ async fn other_user_data_survives_the_sync() {
         json!([r#"{"acme":["ORG_MANAGER"]}"#])
     );
 }
+
+#[tokio::test]
+async fn the_command_line_prints_the_plan_and_dry_run_changes_nothing() {
+    let w = SyncWorld::new().await;
+    w.add_org("acme", "pro", &["seo"]).await;
+    w.set_member("acme", "ann", &["ORG_ADMIN"]).await;
+    let mut env = base_env(secrecy::ExposeSecret::expose_secret(&w.config.database_url));
+    env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), w.root.clone());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wizbrand"))
+            .args(args)
+            .env_clear()
+            .envs(&env)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+
+    let dry = run(&["sync", "--dry-run"]);
+    let out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(out.contains("not applied: --dry-run"), "{out}");
+    assert!(out.contains("create group /orgs/acme"), "{out}");
+    assert!(
+        out.contains(&format!("create user {}", w.email("ann"))),
+        "{out}"
+    );
+    assert!(
+        w.admin.find_group(&w.path("/acme")).await.is_none(),
+        "dry run applied"
+    );
+
+    let real = run(&["sync", "--org", "acme"]);
+    let out = String::from_utf8_lossy(&real.stdout);
+    assert!(real.status.success(), "{out}");
+    assert!(out.contains(": succeeded (created"), "{out}");
+    assert!(w.admin.find_group(&w.path("/acme")).await.is_some());
+
+    let again = run(&["sync"]);
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(out.contains("plan: nothing to do"), "{out}");
+    assert!(out.contains(", 0 Keycloak writes"), "{out}");
+
+    let bad = run(&["sync", "--org", "Not A Slug"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid org slug"));
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Gate benchmark (run by hand): bench/gate.sh [SECONDS] [CONNECTIONS]
+# One run, one machine, one load tool (wrk), the same connections for every target:
+#   1. wizbrand /forward-auth directly (the decision fully made)
+#   2. the do-nothing gate (bench/noop_gate.rs): the ceiling for 1
+#   4. Traefik -> upstream, no auth
+#   5. Traefik -> ForwardAuth to the do-nothing gate -> upstream: the ceiling of ForwardAuth
+#   6. Traefik -> wizbrand gate -> upstream
+# (3, oauth2-proxy, is not measured yet; see the README.) The upstream is the do-nothing
+# server too, so Traefik's and the gates' costs are what differ. Release builds go to a
+# target folder of their own so they never wait on the debug builds' lock.
+# Identity: a Bearer access token (verified locally, as a session would be: no I/O).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DURATION="${1:-10}"; CONNECTIONS="${2:-32}"
+STATE="${WIZBRAND_STATE_DIR:-$ROOT/.stack}"
+CACHE="${WIZBRAND_CACHE_DIR:-$HOME/.cache/wizbrand}"
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+"$ROOT/scripts/stack.sh" up --infra >/dev/null
+set -a; source "$STATE/stack.env"; set +a
+TMP="$(mktemp -d)"; PIDS=()
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "building release binaries (first time: several minutes)"
+(cd "$ROOT" && CARGO_TARGET_DIR="$CACHE/target-bench" cargo build --release --quiet --bin wizbrand --example noop_gate)
+BIN="$CACHE/target-bench/release"
+
+DB="${WIZBRAND_STACK_PG_ADMIN_URL%/postgres}/wizbrand_gatebench"
+psql "$WIZBRAND_STACK_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS wizbrand_gatebench" -c "CREATE DATABASE wizbrand_gatebench"
+SUB="$(python3 "$ROOT/bench/kc.py" bench-user gatebench)"
+TOKEN="$(python3 "$ROOT/bench/kc.py" token gatebench)"
+
+P_GATE=$(free_port); P_NOOP=$(free_port); P_UP=$(free_port); P_TRAEFIK=$(free_port)
+export DATABASE_URL="$DB" WIZBRAND_LISTEN="127.0.0.1:$P_GATE" WIZBRAND_SYNC_ENABLED=false \
+  WIZBRAND_PUBLIC_URL=http://auth.wizbrand.localhost:8000 WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost \
+  WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" RUST_LOG=warn
+"$BIN/wizbrand" serve >"$TMP/wizbrand.log" 2>&1 & PIDS+=($!); GATE_PID=$!
+"$BIN/examples/noop_gate" "127.0.0.1:$P_NOOP" & PIDS+=($!); NOOP_PID=$!
+"$BIN/examples/noop_gate" "127.0.0.1:$P_UP" & PIDS+=($!)
+until curl -fs "http://127.0.0.1:$P_GATE/healthz" >/dev/null; do sleep 0.2; done
+psql "$DB" -q <<SQL
+INSERT INTO orgs (slug, name, plan, features) VALUES ('acme', 'Acme', 'pro', ARRAY['seo']);
+INSERT INTO users (email, keycloak_id) VALUES ('gatebench@bench.example.com', '$SUB');
+INSERT INTO memberships (org_id, user_id, roles) SELECT o.id, u.id, ARRAY['ORG_USER'] FROM orgs o, users u;
+SQL
+sleep 1
+
+mkdir -p "$TMP/dynamic"
+cat >"$TMP/traefik.yml" <<YML
+global: {checkNewVersion: false, sendAnonymousUsage: false}
+entryPoints:
+  web:
+    address: "127.0.0.1:$P_TRAEFIK"
+    http: {aliasHeadersStrategy: delete}
+providers: {file: {directory: "$TMP/dynamic"}}
+log: {level: WARN, filePath: "$TMP/traefik.log"}
+YML
+cat >"$TMP/dynamic/bench.yml" <<YML
+http:
+  middlewares:
+    fa-noop: {forwardAuth: {address: "http://127.0.0.1:$P_NOOP/", trustForwardHeader: false, authResponseHeaders: [X-User-Id, X-User-Email, X-Org-Id, X-Org-Slug, X-Org-Roles]}}
+    fa-wizbrand: {forwardAuth: {address: "http://127.0.0.1:$P_GATE/forward-auth", trustForwardHeader: false, authResponseHeaders: [X-User-Id, X-User-Email, X-Org-Id, X-Org-Slug, X-Org-Roles]}}
+  routers:
+    plain: {rule: "Host(\`plain.bench.localhost\`)", service: up}
+    noopfa: {rule: "Host(\`noopfa.bench.localhost\`)", service: up, middlewares: [fa-noop]}
+    gate: {rule: "Host(\`acme.seo.wizbrand.localhost\`)", service: up, middlewares: [fa-wizbrand]}
+  services:
+    up: {loadBalancer: {servers: [{url: "http://127.0.0.1:$P_UP"}]}}
+YML
+"$WIZBRAND_STACK_TRAEFIK_BIN" --configFile="$TMP/traefik.yml" >/dev/null 2>&1 & PIDS+=($!)
+until [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: plain.bench.localhost' "http://127.0.0.1:$P_TRAEFIK/")" == 200 ]]; do sleep 0.2; done
+
+check() { local code; code="$(curl -s -o /dev/null -w '%{http_code}' "$@")"; [[ "$code" == 200 ]] || { echo "target answered $code, not 200: $*" >&2; cat "$TMP/wizbrand.log" >&2; exit 1; }; }
+AUTH="Authorization: Bearer $TOKEN"
+FWD=(-H "X-Forwarded-Host: acme.seo.wizbrand.localhost" -H "X-Forwarded-Proto: http" -H "X-Forwarded-Uri: /" -H "X-Forwarded-Method: GET")
+check -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+check -H "$AUTH" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+
+measure() {
+  local label="$1"; shift
+  local out; out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")"
+  local rps p50 p99 errors
+  rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
+  p50="$(awk '$1=="50%" {print $2}' <<<"$out")"
+  p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
+  errors="$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ';' || true)"
+  printf '%-46s %10s req/s   p50 %8s   p99 %8s   %s\n' "$label" "$rps" "$p50" "$p99" "$errors"
+}
+echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s each"
+measure "1 wizbrand /forward-auth (direct)" -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+measure "2 do-nothing gate (direct)" "http://127.0.0.1:$P_NOOP/"
+measure "4 Traefik -> upstream" -H "Host: plain.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+measure "5 Traefik -> ForwardAuth(do-nothing) -> up" -H "Host: noopfa.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+measure "6 Traefik -> wizbrand gate -> upstream" -H "$AUTH" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
+echo "peak RSS: wizbrand $(rss "$GATE_PID"), do-nothing gate $(rss "$NOOP_PID")"

@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Keycloak helpers for bench/sync.sh (stdlib only).
+
+  kc.py naive-replay DATABASE_URL ROOT   replay Postgres's state into Keycloak one call at a
+                                          time, reading nothing first (the peer of the sync)
+  kc.py activate EMAIL                     give a synced user a password and no pending actions
+  kc.py wait-claim EMAIL SLUG ROLE         poll a fresh token until org_memberships[SLUG]
+                                          holds ROLE; prints the seconds it took
+  kc.py cleanup ROOT EMAIL_SUFFIX          delete the bench groups and users
+  kc.py bench-user NAME                    create or reset a user that can sign in; prints its id
+  kc.py token NAME                         a wizbrand-test access token for that user
+Environment: KEYCLOAK_URL, WIZBRAND_STACK_KC_ADMIN, WIZBRAND_STACK_KC_ADMIN_PASSWORD.
+"""
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+URL = os.environ["KEYCLOAK_URL"].rstrip("/")
+REALM = "wizbrand"
+
+
+def admin_token() -> str:
+    form = urllib.parse.urlencode({
+        "grant_type": "password", "client_id": "admin-cli",
+        "username": os.environ["WIZBRAND_STACK_KC_ADMIN"],
+        "password": os.environ["WIZBRAND_STACK_KC_ADMIN_PASSWORD"],
+    }).encode()
+    return json.load(urllib.request.urlopen(f"{URL}/realms/master/protocol/openid-connect/token", form))["access_token"]
+
+
+class Admin:
+    def __init__(self):
+        self.token = admin_token()
+        self.issued = time.time()
+        self.calls = 0
+
+    def call(self, method, path, body=None):
+        if time.time() - self.issued > 45:
+            self.token, self.issued = admin_token(), time.time()
+        self.calls += 1
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{URL}/admin/realms/{REALM}{path}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            text = r.read()
+            loc = r.headers.get("Location")
+            return (json.loads(text) if text else None), (loc.rsplit("/", 1)[-1] if loc else None)
+
+
+def psql(database_url, sql):
+    out = subprocess.run(["psql", database_url, "-AtF", "\t", "-c", sql], check=True, capture_output=True, text=True)
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def naive_replay(database_url, root):
+    a = Admin()
+    started = time.time()
+    _, root_id = a.call("POST", "/groups", {"name": root})
+    orgs = psql(database_url, "SELECT id, slug, plan, array_to_json(features) FROM orgs")
+    groups = {}
+    for org_id, slug, plan, features in orgs:
+        _, gid = a.call("POST", f"/groups/{root_id}/children",
+                        {"name": slug, "attributes": {"org_id": [org_id], "plan": [plan], "features": json.loads(features)}})
+        groups[slug] = {"": gid}
+        for role in ("ORG_ADMIN", "ORG_MANAGER", "ORG_USER"):
+            _, rid = a.call("POST", f"/groups/{gid}/children", {"name": role})
+            groups[slug][role] = rid
+    rows = psql(database_url, "SELECT u.email, o.slug, array_to_json(m.roles) FROM memberships m "
+                              "JOIN users u ON u.id = m.user_id JOIN orgs o ON o.id = m.org_id ORDER BY u.email")
+    users = {}
+    for email, slug, roles in rows:
+        if email not in users:
+            _, uid = a.call("POST", "/users", {"username": email, "email": email, "enabled": True,
+                                               "requiredActions": ["UPDATE_PASSWORD", "VERIFY_EMAIL"]})
+            users[email] = {"id": uid, "orgs": {}}
+        u = users[email]
+        u["orgs"][slug] = json.loads(roles)
+        a.call("PUT", f"/users/{u['id']}/groups/{groups[slug]['']}")
+        for role in json.loads(roles):
+            a.call("PUT", f"/users/{u['id']}/groups/{groups[slug][role]}")
+    for email, u in users.items():
+        rep, _ = a.call("GET", f"/users/{u['id']}")
+        rep.setdefault("attributes", {})["org_memberships"] = [json.dumps(u["orgs"], separators=(",", ":"))]
+        a.call("PUT", f"/users/{u['id']}", rep)
+    print(f"naive replay: {time.time() - started:.1f}s, {a.calls} Keycloak calls, one at a time")
+
+
+def activate(email):
+    a = Admin()
+    uid = a.call("GET", f"/users?email={urllib.parse.quote(email)}&exact=true")[0][0]["id"]
+    a.call("PUT", f"/users/{uid}/reset-password", {"type": "password", "value": "bench-pw-1", "temporary": False})
+    rep, _ = a.call("GET", f"/users/{uid}")
+    rep.update({"requiredActions": [], "firstName": "Bench", "lastName": "User", "emailVerified": True})
+    a.call("PUT", f"/users/{uid}", rep)
+
+
+def token_claims(email):
+    form = urllib.parse.urlencode({"grant_type": "password", "client_id": "wizbrand-test",
+                                   "client_secret": "wizbrand-test-secret", "username": email,
+                                   "password": "bench-pw-1"}).encode()
+    tok = json.load(urllib.request.urlopen(f"{URL}/realms/{REALM}/protocol/openid-connect/token", form))["access_token"]
+    payload = tok.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def wait_claim(email, slug, role, since):
+    while True:
+        claims = token_claims(email)
+        if role in claims.get("org_memberships", {}).get(slug, []):
+            print(f"{time.time() - float(since):.2f}")
+            return
+        if time.time() - float(since) > 60:
+            sys.exit("the claim did not arrive within 60 s")
+        time.sleep(0.05)
+
+
+def bench_user(name):
+    """Creates (or finds) a ready-to-sign-in user; prints its id."""
+    a = Admin()
+    found, _ = a.call("GET", f"/users?username={urllib.parse.quote(name)}&exact=true")
+    if found:
+        uid = found[0]["id"]
+    else:
+        _, uid = a.call("POST", "/users", {"username": name, "email": f"{name}@bench.example.com",
+                                           "emailVerified": True, "enabled": True,
+                                           "firstName": "Bench", "lastName": "User"})
+    a.call("PUT", f"/users/{uid}/reset-password", {"type": "password", "value": "bench-pw-1", "temporary": False})
+    print(uid)
+
+
+def token(name):
+    form = urllib.parse.urlencode({"grant_type": "password", "client_id": "wizbrand-test",
+                                   "client_secret": "wizbrand-test-secret", "username": name,
+                                   "password": "bench-pw-1"}).encode()
+    print(json.load(urllib.request.urlopen(f"{URL}/realms/{REALM}/protocol/openid-connect/token", form))["access_token"])
+
+
+def cleanup(root, suffix):
+    a = Admin()
+    for r in [root, root + "-naive"]:
+        try:
+            group, _ = a.call("GET", f"/group-by-path/{r}")
+            a.call("DELETE", f"/groups/{group['id']}")
+        except urllib.error.HTTPError:
+            pass
+    while True:
+        found, _ = a.call("GET", f"/users?search={urllib.parse.quote('*' + suffix + '*')}&max=500&briefRepresentation=true")
+        found = [u for u in found if u.get("email", "").endswith(suffix)]
+        if not found:
+            break
+        for u in found:
+            a.call("DELETE", f"/users/{u['id']}")
+    print("bench groups and users removed")
+
+
+if __name__ == "__main__":
+    cmd, *args = sys.argv[1:]
+    {"naive-replay": naive_replay, "activate": activate, "wait-claim": wait_claim,
+     "cleanup": cleanup, "bench-user": bench_user, "token": token}[cmd](*args)

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Sync benchmark against the real Keycloak of the dev stack (run by hand):
+#   bench/sync.sh [ORGS] [USERS]     (defaults 1000 and 10000)
+# Seeds a database of its own, then measures: the first full sync, a no-op sync, one
+# membership change in Postgres until a fresh token carries it (through a running
+# `wizbrand serve` and its change trigger), and a naive one-call-at-a-time replay of the
+# same state as the peer. Everything it made in Keycloak is removed at the end.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ORGS="${1:-1000}"; USERS="${2:-10000}"
+STATE="${WIZBRAND_STATE_DIR:-$ROOT/.stack}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wizbrand/target}"
+"$ROOT/scripts/stack.sh" up --infra >/dev/null
+set -a; source "$STATE/stack.env"; set +a
+BENCH_ROOT="bench$(date +%s)"
+SUFFIX="@bench.example.com"
+BENCH_DB="${WIZBRAND_STACK_PG_ADMIN_URL%/postgres}/wizbrand_bench"
+export DATABASE_URL="$BENCH_DB" WIZBRAND_SYNC_GROUP_ROOT="$BENCH_ROOT" WIZBRAND_PUBLIC_URL=http://auth.wizbrand.localhost:8000 \
+  WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" \
+  RUST_LOG=warn
+trap 'python3 "$ROOT/bench/kc.py" cleanup "$BENCH_ROOT" "$SUFFIX"; [[ -n "${SERVE_PID:-}" ]] && kill "$SERVE_PID" 2>/dev/null || true' EXIT
+
+# A debug build: the run is bound by Keycloak's answers, not by wizbrand's CPU.
+(cd "$ROOT" && cargo build --quiet --bin wizbrand)
+BIN="$CARGO_TARGET_DIR/debug/wizbrand"
+psql "$WIZBRAND_STACK_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS wizbrand_bench" -c "CREATE DATABASE wizbrand_bench"
+"$BIN" migrate >/dev/null
+psql "$BENCH_DB" -q <<SQL
+INSERT INTO orgs (slug, name, plan, features)
+  SELECT 'org-' || i, 'Org ' || i, 'pro', ARRAY['seo','music','files'] FROM generate_series(1, $ORGS) i;
+INSERT INTO users (email) SELECT 'u' || i || '$SUFFIX' FROM generate_series(1, $USERS) i;
+INSERT INTO memberships (org_id, user_id, roles)
+  SELECT o.id, u.id, CASE WHEN i % 10 = 0 THEN ARRAY['ORG_ADMIN'] WHEN i % 10 < 3 THEN ARRAY['ORG_MANAGER'] ELSE ARRAY['ORG_USER'] END
+  FROM generate_series(1, $USERS) i
+  JOIN users u ON u.email = 'u' || i || '$SUFFIX'
+  JOIN orgs o ON o.slug = 'org-' || (1 + i % $ORGS);
+SQL
+echo "seeded $ORGS orgs, $USERS users"
+
+run() { local t0=$SECONDS; "$BIN" sync 2>/dev/null | grep -E '^run |^Keycloak calls'; echo "  wall: $((SECONDS - t0))s"; }
+echo "== first full sync"; run
+echo "== no-op sync"; run
+
+echo "== one membership change → token (through wizbrand serve's change trigger)"
+python3 "$ROOT/bench/kc.py" activate "u1$SUFFIX"
+WIZBRAND_LISTEN=127.0.0.1:0 WIZBRAND_SYNC_CRON="0 0 0 1 1 *" "$BIN" serve >/dev/null 2>&1 &
+SERVE_PID=$!
+sleep 5   # its start-up run (a no-op) finishes first
+since=$(python3 -c 'import time; print(time.time())')
+psql "$BENCH_DB" -qc "UPDATE memberships SET roles = ARRAY['ORG_MANAGER'] WHERE user_id = (SELECT id FROM users WHERE email = 'u1$SUFFIX')"
+echo "  seconds until a new token carries it: $(python3 "$ROOT/bench/kc.py" wait-claim "u1$SUFFIX" "org-2" ORG_MANAGER "$since")"
+kill "$SERVE_PID"; SERVE_PID=""
+
+echo "== peer: naive replay of the same state, one call at a time, no reads"
+python3 "$ROOT/bench/kc.py" cleanup "$BENCH_ROOT" "$SUFFIX" >/dev/null
+python3 "$ROOT/bench/kc.py" naive-replay "$BENCH_DB" "$BENCH_ROOT-naive"

@@ -1,0 +1,152 @@
+//! `/api/v1/apps…`: the apps wizbrand guards. Anyone signed in reads; platform admins write.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use super::auth::Caller;
+use super::{ApiResult, PageQuery, enforce, page, problem};
+use crate::db;
+use crate::db::audit::Entry;
+use crate::domain::Role;
+use crate::error::AppError;
+use crate::policy;
+
+pub async fn list(_caller: Caller, pool: web::Data<PgPool>, q: web::Query<PageQuery>) -> ApiResult {
+    let paging = q.checked().map_err(problem)?;
+    let (items, total) = db::apps::list(&pool, paging.0, paging.1)
+        .await
+        .map_err(problem)?;
+    Ok(page(items, total, paging))
+}
+
+pub async fn get(_caller: Caller, pool: web::Data<PgPool>, key: web::Path<String>) -> ApiResult {
+    let app = db::apps::get(&pool, &key)
+        .await
+        .map_err(problem)?
+        .ok_or_else(|| problem(AppError::NotFound))?;
+    Ok(HttpResponse::Ok().json(app))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppCreate {
+    pub key: String,
+    pub name: String,
+    pub host_pattern: String,
+    pub required_feature: String,
+    #[serde(default = "user")]
+    pub min_role: Role,
+}
+
+fn user() -> Role {
+    Role::User
+}
+
+pub async fn create(
+    caller: Caller,
+    pool: web::Data<PgPool>,
+    body: web::Json<AppCreate>,
+) -> ApiResult {
+    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
+    let mut tx = pool.begin().await.map_err(problem)?;
+    let app = db::apps::insert(
+        &mut tx,
+        &body.key,
+        body.name.trim(),
+        &body.host_pattern,
+        &body.required_feature,
+        body.min_role.as_str(),
+    )
+    .await
+    .map_err(problem)?;
+    db::audit::record(
+        &mut tx,
+        Entry {
+            actor: caller.actor(),
+            action: "app.create",
+            target: &app.key,
+            org_id: None,
+            before: None,
+            after: Some(json!(app)),
+        },
+    )
+    .await
+    .map_err(problem)?;
+    tx.commit().await.map_err(problem)?;
+    Ok(HttpResponse::Created().json(app))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppPatch {
+    pub name: Option<String>,
+    pub host_pattern: Option<String>,
+    pub required_feature: Option<String>,
+    pub min_role: Option<Role>,
+}
+
+pub async fn update(
+    caller: Caller,
+    pool: web::Data<PgPool>,
+    key: web::Path<String>,
+    body: web::Json<AppPatch>,
+) -> ApiResult {
+    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
+    let mut tx = pool.begin().await.map_err(problem)?;
+    let before = db::apps::lock(&mut tx, &key)
+        .await
+        .map_err(problem)?
+        .ok_or_else(|| problem(AppError::NotFound))?;
+    let after = db::apps::update(
+        &mut tx,
+        &key,
+        body.name.as_deref().map(str::trim),
+        body.host_pattern.as_deref(),
+        body.required_feature.as_deref(),
+        body.min_role.map(Role::as_str),
+    )
+    .await
+    .map_err(problem)?;
+    db::audit::record(
+        &mut tx,
+        Entry {
+            actor: caller.actor(),
+            action: "app.update",
+            target: &after.key,
+            org_id: None,
+            before: Some(json!(before)),
+            after: Some(json!(after)),
+        },
+    )
+    .await
+    .map_err(problem)?;
+    tx.commit().await.map_err(problem)?;
+    Ok(HttpResponse::Ok().json(after))
+}
+
+pub async fn delete(caller: Caller, pool: web::Data<PgPool>, key: web::Path<String>) -> ApiResult {
+    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
+    let mut tx = pool.begin().await.map_err(problem)?;
+    let before = db::apps::lock(&mut tx, &key)
+        .await
+        .map_err(problem)?
+        .ok_or_else(|| problem(AppError::NotFound))?;
+    db::apps::delete(&mut tx, &key).await.map_err(problem)?;
+    db::audit::record(
+        &mut tx,
+        Entry {
+            actor: caller.actor(),
+            action: "app.delete",
+            target: &before.key,
+            org_id: None,
+            before: Some(json!(before)),
+            after: None,
+        },
+    )
+    .await
+    .map_err(problem)?;
+    tx.commit().await.map_err(problem)?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,190 @@
+//! The OpenAPI 3.1 document, built from the same [`super::table`] the router is built
+//! from; the body schemas are written out here, next to each other.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use serde_json::{Map, Value, json};
+
+use super::{RouteDoc, table};
+
+/// The document; built once.
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| build(&table().docs))
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
+
+fn build(docs: &[RouteDoc]) -> Value {
+    let mut paths = Map::new();
+    for doc in docs {
+        let entry = paths
+            .entry(doc.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(ops) = entry {
+            ops.insert(doc.method.as_str().to_lowercase(), operation(doc));
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "wizbrand API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Orgs, members, apps and sync of the wizbrand identity edge. \
+                Bearer access tokens from the realm (audience wizbrand-api); authorization \
+                follows Postgres. Errors are application/problem+json."
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+            "schemas": schemas(),
+        }
+    })
+}
+
+fn operation(doc: &RouteDoc) -> Value {
+    let mut parameters: Vec<Value> = path_params(doc.path)
+        .map(|name| {
+            json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+        })
+        .collect();
+    if doc.paged {
+        parameters.push(json!({"name": "limit", "in": "query", "required": false,
+            "schema": {"type": "integer", "minimum": 1, "maximum": super::MAX_LIMIT, "default": super::DEFAULT_LIMIT}}));
+        parameters.push(json!({"name": "offset", "in": "query", "required": false,
+            "schema": {"type": "integer", "minimum": 0, "default": 0}}));
+    }
+    let (status, schema) = doc.success;
+    let success = match schema {
+        Some(name) => {
+            json!({"description": "Success", "content": {"application/json": {"schema": reference(name)}}})
+        }
+        None if doc.path.ends_with("openapi.json") => json!({"description": "This document",
+            "content": {"application/json": {"schema": {"type": "object"}}}}),
+        None => json!({"description": "Done; no body"}),
+    };
+    let problem = json!({"description": "Problem", "content": {"application/problem+json": {"schema": reference("Problem")}}});
+    let mut op = json!({
+        "operationId": doc.operation_id,
+        "summary": doc.summary,
+        "parameters": parameters,
+        "responses": {status.to_string(): success, "4XX": problem.clone(), "5XX": problem},
+        "security": if doc.auth { json!([{"bearer": []}]) } else { json!([]) },
+    });
+    if let (Some(body), Value::Object(map)) = (doc.body, &mut op) {
+        map.insert(
+            "requestBody".into(),
+            json!({"required": true, "content": {"application/json": {"schema": reference(body)}}}),
+        );
+    }
+    op
+}
+
+/// `{slug}` and `{email}` in `/api/v1/orgs/{slug}/members/{email}`.
+pub fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn page_of(item: &str) -> Value {
+    json!({"type": "object", "required": ["items", "total", "limit", "offset"], "properties": {
+        "items": {"type": "array", "items": reference(item)},
+        "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}})
+}
+
+fn schemas() -> Value {
+    let role = json!({"type": "string", "enum": ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"]});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let time = json!({"type": "string", "format": "date-time"});
+    json!({
+        "Problem": {"type": "object", "properties": {
+            "type": {"type": "string", "format": "uri"}, "title": {"type": "string"},
+            "status": {"type": "integer"}, "detail": {"type": "string"}}},
+        "Role": role,
+        "Me": {"type": "object", "properties": {
+            "sub": {"type": "string"}, "email": {"type": ["string", "null"]},
+            "platform_admin": {"type": "boolean"},
+            "memberships": {"type": "array", "items": {"type": "object", "properties": {
+                "org_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
+                "name": {"type": "string"}, "roles": {"type": "array", "items": reference("Role")}}}}}},
+        "Org": {"type": "object", "properties": {
+            "id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
+            "name": {"type": "string"}, "plan": {"type": "string"}, "features": strings,
+            "status": {"type": "string", "enum": ["active", "suspended"]},
+            "created_at": time, "updated_at": time}},
+        "OrgPage": page_of("Org"),
+        "OrgCreate": {"type": "object", "additionalProperties": false, "required": ["slug", "name"], "properties": {
+            "slug": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+                "description": "A DNS label, not reserved (www, auth, api, admin, …)"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "plan": {"type": "string", "default": "free"}, "features": strings}},
+        "OrgPatch": {"type": "object", "additionalProperties": false, "properties": {
+            "name": {"type": "string", "description": "ORG_ADMIN or platform admin"},
+            "plan": {"type": "string", "description": "platform admin"},
+            "features": {"type": "array", "items": {"type": "string"}, "description": "platform admin"},
+            "status": {"type": "string", "enum": ["active", "suspended"], "description": "platform admin"}}},
+        "Member": {"type": "object", "properties": {
+            "email": {"type": "string"}, "keycloak_id": {"type": ["string", "null"]},
+            "roles": {"type": "array", "items": reference("Role")}}},
+        "MemberPage": page_of("Member"),
+        "MemberPut": {"type": "object", "additionalProperties": false, "required": ["roles"], "properties": {
+            "roles": {"type": "array", "minItems": 1, "items": reference("Role")}}},
+        "Entitlements": {"type": "object", "properties": {
+            "slug": {"type": "string"}, "plan": {"type": "string"}, "status": {"type": "string"},
+            "features": strings,
+            "quotas": {"type": "object", "description": "null means unlimited", "properties": {
+                "members": {"type": ["integer", "null"]}, "apps": {"type": ["integer", "null"]},
+                "storage_gb": {"type": ["integer", "null"]}}}}},
+        "App": {"type": "object", "properties": {
+            "key": {"type": "string"}, "name": {"type": "string"}, "host_pattern": {"type": "string"},
+            "required_feature": {"type": "string"}, "min_role": reference("Role"),
+            "created_at": time, "updated_at": time}},
+        "AppPage": page_of("App"),
+        "AppCreate": {"type": "object", "additionalProperties": false,
+            "required": ["key", "name", "host_pattern", "required_feature"], "properties": {
+            "key": {"type": "string"}, "name": {"type": "string"},
+            "host_pattern": {"type": "string", "description": "e.g. {org}.files.wizbrand.localhost"},
+            "required_feature": {"type": "string"}, "min_role": reference("Role")}},
+        "AppPatch": {"type": "object", "additionalProperties": false, "properties": {
+            "name": {"type": "string"}, "host_pattern": {"type": "string"},
+            "required_feature": {"type": "string"}, "min_role": reference("Role")}},
+        "SyncRequested": {"type": "object", "properties": {
+            "requested": {"type": "boolean"}, "scope": {"type": "string"}}},
+        "SyncRun": {"type": "object", "properties": {
+            "id": {"type": "integer"}, "trigger": {"type": "string"}, "scope": {"type": ["string", "null"]},
+            "dry_run": {"type": "boolean"}, "status": {"type": "string"},
+            "started_at": time, "finished_at": {"type": ["string", "null"], "format": "date-time"},
+            "created": {"type": "integer"}, "updated": {"type": "integer"}, "deleted": {"type": "integer"},
+            "unchanged": {"type": "integer"}, "failed": {"type": "integer"}, "errors": {"type": "array"}}},
+        "SyncRunPage": page_of("SyncRun"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_schema_referenced_exists() {
+        let doc = document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
+            assert!(schemas.contains_key(&name), "missing schema {name}");
+        }
+        assert_eq!(
+            path_params("/api/v1/orgs/{slug}/members/{email}").collect::<Vec<_>>(),
+            vec!["slug", "email"]
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! The SQL for the apps wizbrand guards.
+
+use sqlx::{PgConnection, PgPool};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct App {
+    pub key: String,
+    pub name: String,
+    pub host_pattern: String,
+    pub required_feature: String,
+    pub min_role: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const COLUMNS: &str = "key, name, host_pattern, required_feature, min_role, created_at, updated_at";
+
+pub async fn list(pool: &PgPool, limit: i64, offset: i64) -> Result<(Vec<App>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM apps ORDER BY key LIMIT $1 OFFSET $2"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT count(*) FROM apps")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn get(pool: &PgPool, key: &str) -> Result<Option<App>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM apps WHERE key = $1"))
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn lock(conn: &mut PgConnection, key: &str) -> Result<Option<App>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM apps WHERE key = $1 FOR UPDATE"
+    ))
+    .bind(key)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    key: &str,
+    name: &str,
+    host_pattern: &str,
+    required_feature: &str,
+    min_role: &str,
+) -> Result<App, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO apps (key, name, host_pattern, required_feature, min_role) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+    ))
+    .bind(key)
+    .bind(name)
+    .bind(host_pattern)
+    .bind(required_feature)
+    .bind(min_role)
+    .fetch_one(conn)
+    .await
+}
+
+/// Writes the given fields; `None` keeps the current value.
+pub async fn update(
+    conn: &mut PgConnection,
+    key: &str,
+    name: Option<&str>,
+    host_pattern: Option<&str>,
+    required_feature: Option<&str>,
+    min_role: Option<&str>,
+) -> Result<App, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE apps SET name = COALESCE($2, name), host_pattern = COALESCE($3, host_pattern), \
+         required_feature = COALESCE($4, required_feature), min_role = COALESCE($5, min_role) \
+         WHERE key = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(key)
+    .bind(name)
+    .bind(host_pattern)
+    .bind(required_feature)
+    .bind(min_role)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn delete(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM apps WHERE key = $1")
+        .bind(key)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,134 @@
+//! The SQL for orgs.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Org {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+    pub features: Vec<String>,
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+const COLUMNS: &str =
+    "o.id, o.slug, o.name, o.plan, o.features, o.status, o.created_at, o.updated_at";
+
+/// Every org, by slug.
+pub async fn list_all(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Org>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM orgs o ORDER BY o.slug LIMIT $1 OFFSET $2"
+    ))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT count(*) FROM orgs")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
+/// The orgs a user belongs to (see [`super::members::MATCH_USER`]).
+pub async fn list_for(
+    pool: &PgPool,
+    sub: &str,
+    email: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Org>, i64), sqlx::Error> {
+    let from = format!(
+        "FROM orgs o JOIN memberships m ON m.org_id = o.id JOIN users u ON u.id = m.user_id \
+         WHERE {}",
+        super::members::MATCH_USER
+    );
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} {from} ORDER BY o.slug LIMIT $3 OFFSET $4"
+    ))
+    .bind(sub)
+    .bind(email)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar(&format!("SELECT count(*) {from}"))
+        .bind(sub)
+        .bind(email)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
+pub async fn by_slug(pool: &PgPool, slug: &str) -> Result<Option<Org>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM orgs o WHERE o.slug = $1"))
+        .bind(slug)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The org, locked until the transaction ends (membership changes count admins under it).
+pub async fn lock_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<Org>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM orgs o WHERE o.slug = $1 FOR UPDATE"
+    ))
+    .bind(slug)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    slug: &str,
+    name: &str,
+    plan: &str,
+    features: &[String],
+) -> Result<Org, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "INSERT INTO orgs AS o (slug, name, plan, features) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+    ))
+    .bind(slug)
+    .bind(name)
+    .bind(plan)
+    .bind(features)
+    .fetch_one(conn)
+    .await
+}
+
+/// Writes the given fields; `None` keeps the current value.
+pub async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    name: Option<&str>,
+    plan: Option<&str>,
+    features: Option<&[String]>,
+    status: Option<&str>,
+) -> Result<Org, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "UPDATE orgs AS o SET name = COALESCE($2, name), plan = COALESCE($3, plan), \
+         features = COALESCE($4, features), status = COALESCE($5, status) \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(name)
+    .bind(plan)
+    .bind(features)
+    .bind(status)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM orgs WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

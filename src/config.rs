@@ -226,7 +226,13 @@ impl Config {
             "set it to the parent domain of the app hosts, e.g. wizbrand.localhost",
         )?;
         let public_host = public_url.host_str().unwrap_or_default();
-        if !host_is_under(public_host, &cookie_domain) {
+        // An IP-address public URL (tests, a bare loopback set-up) gets a host-only
+        // session cookie; a named host must sit under the cookie domain.
+        let public_is_ip = matches!(
+            public_url.host(),
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))
+        );
+        if !public_is_ip && !host_is_under(public_host, &cookie_domain) {
             return Err(ConfigError::Malformed {
                 var: "WIZBRAND_COOKIE_DOMAIN",
                 reason: format!(
@@ -432,5 +438,12 @@ mod tests {
             "wizbrand.localhost"
         ));
         assert!(!host_is_under("localhost", "wizbrand.localhost"));
+    }
+
+    #[test]
+    fn an_ip_public_url_needs_no_covering_cookie_domain() {
+        let mut env = base();
+        env.insert("WIZBRAND_PUBLIC_URL".into(), "http://127.0.0.1:4000".into());
+        assert!(Config::from_source(&env).is_ok());
     }
 }

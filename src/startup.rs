@@ -19,8 +19,11 @@ use crate::config::Config;
 use crate::forward_auth::state::{GateState, spawn_refresher};
 use crate::keycloak::directory::KeycloakDirectory;
 use crate::metrics::Metrics;
+use crate::oidc::client::OidcClient;
 use crate::oidc::jwks::TokenVerifier;
 use crate::sync::scheduler::{SyncHandle, SyncSettings};
+use crate::web::revocations::Revocations;
+use crate::web::session::SessionSettings;
 
 pub struct Application {
     port: u16,
@@ -70,11 +73,30 @@ impl Application {
             pool.clone(),
             config.database_url.expose_secret().to_owned(),
         );
+        let revocations = Arc::new(Revocations::default());
+        // Until the revocations are loaded every session is refused (fail closed), like
+        // the gate; the refresher loads them once Postgres answers.
+        if let Err(e) = revocations.reload(&pool).await {
+            tracing::warn!(error = %e, "session revocations not loaded at start; retrying in the background");
+        }
+        crate::web::revocations::spawn_refresher(
+            Arc::clone(&revocations),
+            pool.clone(),
+            config.database_url.expose_secret().to_owned(),
+        );
         let listener = TcpListener::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (WIZBRAND_LISTEN): {e}", config.listen)
         })?;
         let port = listener.local_addr()?.port();
-        let server = run(listener, pool.clone(), config, metrics, sync, gate)?;
+        let server = run(
+            listener,
+            pool.clone(),
+            config,
+            metrics,
+            sync,
+            gate,
+            revocations,
+        )?;
         Ok(Application { port, server, pool })
     }
 
@@ -94,7 +116,14 @@ fn run(
     metrics: Metrics,
     sync: Option<SyncHandle>,
     gate: Arc<GateState>,
+    revocations: Arc<Revocations>,
 ) -> anyhow::Result<Server> {
+    let sessions = SessionSettings::from_config(&config)?;
+    let oidc = web::Data::new(OidcClient::new(
+        crate::keycloak::http_client(config.probe_timeout),
+        &config,
+    ));
+    let revocations = web::Data::from(revocations);
     let verifier = web::Data::new(TokenVerifier::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config.keycloak,
@@ -107,6 +136,7 @@ fn run(
     let config = web::Data::new(config);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(sessions.middleware())
             .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::default())
@@ -117,6 +147,8 @@ fn run(
             .app_data(sync.clone())
             .app_data(gate.clone())
             .app_data(verifier.clone())
+            .app_data(oidc.clone())
+            .app_data(revocations.clone())
             .configure(crate::health::routes)
             .configure(crate::forward_auth::routes)
             .configure(crate::api::routes)

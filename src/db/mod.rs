@@ -5,6 +5,7 @@ pub mod audit;
 pub mod gate;
 pub mod members;
 pub mod orgs;
+pub mod sessions;
 pub mod sync_state;
 
 use std::time::Duration;

@@ -149,26 +149,6 @@ pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<SyncRunRow>, s
     .await
 }
 
-/// A page of runs, newest first, and how many there are.
-pub async fn runs_page(
-    pool: &PgPool,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<SyncRunRow>, i64), sqlx::Error> {
-    let rows = sqlx::query_as(
-        "SELECT id, trigger, scope, dry_run, status, started_at, finished_at, created, updated, \
-         deleted, unchanged, failed, errors FROM sync_runs ORDER BY id DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
-    let total = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
-        .fetch_one(pool)
-        .await?;
-    Ok((rows, total))
-}
-
 /// Stores Keycloak user ids by email, touching only rows that change (each write
 /// is announced to the gate).
 pub async fn record_keycloak_ids(
@@ -188,4 +168,24 @@ pub async fn record_keycloak_ids(
     .execute(pool)
     .await
     .map(|_| ())
+}
+
+/// A page of runs, newest first, and how many there are.
+pub async fn runs_page(
+    pool: &PgPool,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<SyncRunRow>, i64), sqlx::Error> {
+    let rows = sqlx::query_as(
+        "SELECT id, trigger, scope, dry_run, status, started_at, finished_at, created, updated, \
+         deleted, unchanged, failed, errors FROM sync_runs ORDER BY id DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
 }

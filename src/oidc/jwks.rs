@@ -91,9 +91,15 @@ impl TokenVerifier {
         }
     }
 
-    /// Verifies an access token for the API audience; no network call when its key is
-    /// cached.
-    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    /// Checks a JWT's algorithm, signature, `iss`, `aud` (must contain `audience`),
+    /// `exp`/`nbf` (when present, or required in `required`) and hands back its claims.
+    /// No network call when its key is cached.
+    pub async fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        audience: &str,
+        required: &[&str],
+    ) -> Result<T, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !ALLOWED.contains(&header.alg) {
             return Err(TokenError::Algorithm);
@@ -112,13 +118,21 @@ impl TokenVerifier {
         }
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(required);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        let claims = data.claims;
+        jsonwebtoken::decode::<T>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| TokenError::Invalid(e.to_string()))
+    }
+
+    /// Verifies an access token for the API audience; no network call when its key is
+    /// cached.
+    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        let claims: AccessClaims = self
+            .decode(token, &self.audience, &["exp", "iss", "aud", "sub"])
+            .await?;
         // Keycloak marks access tokens `Bearer`; ID and logout tokens are refused.
         if claims.typ.as_deref().is_some_and(|t| t != "Bearer") {
             return Err(TokenError::Invalid("not an access token".into()));

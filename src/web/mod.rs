@@ -1,7 +1,13 @@
 //! Server-rendered pages for people: sign-in, org selection, admin.
+pub mod orgs;
 pub mod page;
+pub mod rd;
+pub mod revocations;
 pub mod session;
+pub mod signin;
 
 use actix_web::web;
 
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(signin::routes).configure(orgs::routes);
+}

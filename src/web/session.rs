@@ -1,11 +1,156 @@
-//! Browser sessions. (Being built: see the README's status section.)
+//! Browser sessions: a signed and encrypted cookie (actix-session's `CookieSessionStore`)
+//! holding a few fields; tokens stay server-side (`session_tokens`). A session ends when
+//! its `exp` passes or a revocation names its Keycloak `sid` (or its user).
 
-use actix_web::HttpRequest;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::storage::CookieSessionStore;
+use actix_session::{Session, SessionExt, SessionMiddleware};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::{HttpRequest, web};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
 
+use crate::config::{Config, host_is_under};
 use crate::forward_auth::decide::Principal;
+use crate::web::revocations::Revocations;
+
+pub const COOKIE_NAME: &str = "wizbrand_session";
+/// How long a sign-in lasts here (Keycloak's own session may end it sooner, through
+/// back-channel logout).
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(10);
+const USER_KEY: &str = "user";
+pub const LOGIN_KEY: &str = "login";
+
+/// What the cookie holds about a signed-in user. Kept small: no tokens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignedIn {
+    pub sub: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Keycloak's session id (`sid`), the target of back-channel logout.
+    #[serde(default)]
+    pub sid: Option<String>,
+    /// The chosen org's slug (`preferred_org`).
+    #[serde(default)]
+    pub org: Option<String>,
+    #[serde(default)]
+    pub admin: bool,
+    /// Issued at, and expiry (unix milliseconds).
+    pub iat: i64,
+    pub exp: i64,
+    /// Random key of the server-side tokens; new at every sign-in.
+    pub handle: String,
+    /// The CSRF token of this session's forms.
+    pub csrf: String,
+}
+
+impl SignedIn {
+    pub fn issued_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.iat).unwrap_or_default()
+    }
+
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(self.exp).unwrap_or_default()
+    }
+
+    pub fn principal(&self) -> Principal {
+        Principal {
+            sub: self.sub.clone(),
+            email: self.email.clone(),
+            preferred_org: self.org.clone(),
+            platform_admin: self.admin,
+        }
+    }
+
+    /// Constant-time comparison of a submitted CSRF token with the session's.
+    pub fn csrf_matches(&self, submitted: &str) -> bool {
+        constant_time_eq(self.csrf.as_bytes(), submitted.as_bytes())
+    }
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A fresh random token (URL-safe, 256 bits).
+pub fn random_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The signed-in user of a session, unless expired or revoked. No I/O.
+pub fn signed_in(session: &Session, revocations: Option<&Revocations>) -> Option<SignedIn> {
+    let user: SignedIn = session.get(USER_KEY).ok()??;
+    if user.expires_at() <= Utc::now() {
+        return None;
+    }
+    // Without the revocation set nobody can be trusted: fail closed.
+    let revocations = revocations?;
+    if revocations.is_revoked(user.sid.as_deref(), &user.sub, user.issued_at()) {
+        return None;
+    }
+    Some(user)
+}
+
+pub fn current(req: &HttpRequest) -> Option<SignedIn> {
+    let revocations = req.app_data::<web::Data<Revocations>>();
+    signed_in(&req.get_session(), revocations.map(|r| r.as_ref()))
+}
+
+pub fn store(session: &Session, user: &SignedIn) -> Result<(), crate::error::AppError> {
+    session
+        .insert(USER_KEY, user)
+        .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("session insert: {e}")))
+}
 
 /// The signed-in user of a request, from its session cookie, unless revoked.
 /// Makes no network call: the gate's hot path depends on it.
-pub fn principal(_req: &HttpRequest) -> Option<Principal> {
-    None
+pub fn principal(req: &HttpRequest) -> Option<Principal> {
+    current(req).map(|u| u.principal())
+}
+
+/// How the session cookie is set, fixed at start-up.
+#[derive(Clone)]
+pub struct SessionSettings {
+    key: Key,
+    domain: Option<String>,
+    secure: bool,
+}
+
+impl SessionSettings {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        let key = Key::try_from(config.session_key.expose_secret().as_bytes())
+            .map_err(|e| anyhow::anyhow!("WIZBRAND_SESSION_KEY cannot be used: {e}"))?;
+        Ok(SessionSettings {
+            key,
+            domain: cookie_domain(config),
+            secure: config.public_url.scheme() == "https",
+        })
+    }
+
+    pub fn middleware(&self) -> SessionMiddleware<CookieSessionStore> {
+        SessionMiddleware::builder(CookieSessionStore::default(), self.key.clone())
+            .cookie_name(COOKIE_NAME.to_owned())
+            .cookie_secure(self.secure)
+            .cookie_http_only(true)
+            .cookie_same_site(SameSite::Lax)
+            .cookie_path("/".to_owned())
+            .cookie_domain(self.domain.clone())
+            .cookie_content_security(CookieContentSecurity::Private)
+            .session_lifecycle(BrowserSession::default())
+            .build()
+    }
+}
+
+/// The cookie's `Domain`: the cookie domain when the public host is a name under it,
+/// else none (a host-only cookie, e.g. for `127.0.0.1` in tests).
+pub fn cookie_domain(config: &Config) -> Option<String> {
+    let host = config.public_url.host_str()?;
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
+    let domain = config.cookie_domain.trim_start_matches('.');
+    (!is_ip && !domain.is_empty() && host_is_under(host, domain)).then(|| domain.to_owned())
 }

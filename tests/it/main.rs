@@ -12,4 +12,5 @@ mod gate;
 mod health;
 mod keycloak_realm;
 mod schema;
+mod signin;
 mod sync;

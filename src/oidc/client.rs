@@ -1,0 +1,321 @@
+//! The sign-in client (`wizbrand-web`): Authorization Code with PKCE (S256), `state`
+//! and `nonce`, against Keycloak's discovery document.
+//!
+//! HTTP is our own reqwest (the internal Keycloak URL for back-channel calls); the
+//! random `state`, `nonce` and PKCE pair come from the `openidconnect` crate's types;
+//! ID and logout tokens are checked with `jsonwebtoken` against the cached JWKS of
+//! [`TokenVerifier`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{Config, KeycloakConfig};
+use crate::keycloak::{Discovery, KeycloakError};
+use crate::oidc::jwks::{TokenError, TokenVerifier};
+
+/// How long the discovery document is trusted before it is fetched again.
+const DISCOVERY_TTL: Duration = Duration::from_secs(600);
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// What a sign-in in progress keeps in the session until the callback.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub verifier: String,
+    /// Already checked by [`crate::web::rd::safe_redirect`].
+    pub rd: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    Keycloak(#[from] KeycloakError),
+    /// Keycloak refused the code (unknown, expired or already used).
+    #[error("the identity provider refused the sign-in code ({0})")]
+    CodeRefused(String),
+    #[error("the ID token is not acceptable: {0}")]
+    IdToken(String),
+}
+
+#[derive(Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// The claims of Keycloak's ID token that wizbrand keeps.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    #[serde(default)]
+    pub preferred_org: Option<String>,
+}
+
+/// The claims of a back-channel logout token.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogoutClaims {
+    #[serde(default)]
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub nonce: Option<serde_json::Value>,
+    #[serde(default)]
+    pub events: Option<HashMap<String, serde_json::Value>>,
+}
+
+pub struct OidcClient {
+    http: reqwest::Client,
+    keycloak: KeycloakConfig,
+    redirect_uri: String,
+    discovery: Mutex<Option<(Discovery, Instant)>>,
+}
+
+impl OidcClient {
+    pub fn new(http: reqwest::Client, config: &Config) -> Self {
+        OidcClient {
+            http,
+            keycloak: config.keycloak.clone(),
+            redirect_uri: public_path(&config.public_url, "/auth/callback"),
+            discovery: Mutex::new(None),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.keycloak.web_client_id
+    }
+
+    /// The discovery document, cached; fetched over the internal URL.
+    pub async fn discovery(&self) -> Result<Discovery, KeycloakError> {
+        if let Ok(slot) = self.discovery.lock()
+            && let Some((doc, at)) = slot.as_ref()
+            && at.elapsed() < DISCOVERY_TTL
+        {
+            return Ok(doc.clone());
+        }
+        let doc = crate::keycloak::discover(&self.http, &self.keycloak).await?;
+        if let Ok(mut slot) = self.discovery.lock() {
+            *slot = Some((doc.clone(), Instant::now()));
+        }
+        Ok(doc)
+    }
+
+    /// Starts a sign-in: the URL to send the browser to (Keycloak's public URL) and what
+    /// the callback must find in the session.
+    pub async fn begin(&self, rd: String) -> Result<(Url, PendingLogin), KeycloakError> {
+        let discovery = self.discovery().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = CsrfToken::new_random();
+        let nonce = Nonce::new_random();
+        let mut url =
+            Url::parse(&discovery.authorization_endpoint).map_err(|_| KeycloakError::Status {
+                what: "the authorization endpoint in the discovery document",
+                status: reqwest::StatusCode::BAD_GATEWAY,
+            })?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.keycloak.web_client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", "openid email profile")
+            .append_pair("state", state.secret())
+            .append_pair("nonce", nonce.secret())
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", challenge.method().as_str());
+        Ok((
+            url,
+            PendingLogin {
+                state: state.secret().clone(),
+                nonce: nonce.secret().clone(),
+                verifier: verifier.secret().clone(),
+                rd,
+            },
+        ))
+    }
+
+    /// Exchanges the code (back channel) and validates the ID token against the nonce.
+    pub async fn finish(
+        &self,
+        code: &str,
+        pending: &PendingLogin,
+        verifier: &TokenVerifier,
+    ) -> Result<(TokenResponse, IdClaims), SignInError> {
+        let discovery = self.discovery().await?;
+        let endpoint = self.keycloak.backchannel(&discovery.token_endpoint);
+        let response = self
+            .http
+            .post(&endpoint)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", self.redirect_uri.as_str()),
+                ("client_id", self.keycloak.web_client_id.as_str()),
+                (
+                    "client_secret",
+                    self.keycloak.web_client_secret.expose_secret(),
+                ),
+                ("code_verifier", pending.verifier.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|source| KeycloakError::Unreachable {
+                url: endpoint.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_client_error() {
+            // Keycloak names the reason (`invalid_grant`, …); the body holds no secret.
+            let reason = response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| status.to_string());
+            return Err(SignInError::CodeRefused(reason));
+        }
+        if !status.is_success() {
+            return Err(KeycloakError::Status {
+                what: "the code exchange",
+                status,
+            }
+            .into());
+        }
+        let tokens: TokenResponse =
+            response
+                .json()
+                .await
+                .map_err(|source| KeycloakError::Decode {
+                    what: "token response",
+                    source,
+                })?;
+        let id_token = tokens
+            .id_token
+            .as_deref()
+            .ok_or_else(|| SignInError::IdToken("Keycloak sent none".into()))?;
+        let claims: IdClaims = verifier
+            .decode(
+                id_token,
+                &self.keycloak.web_client_id,
+                &["exp", "iss", "aud", "sub", "iat"],
+            )
+            .await
+            .map_err(|e| SignInError::IdToken(e.to_string()))?;
+        if claims.nonce.as_deref() != Some(pending.nonce.as_str()) {
+            return Err(SignInError::IdToken("the nonce does not match".into()));
+        }
+        Ok((tokens, claims))
+    }
+
+    /// Where to send the browser to end the Keycloak session too (RP-initiated logout).
+    pub fn end_session_url(
+        &self,
+        discovery: &Discovery,
+        id_token: Option<&str>,
+        post_logout: &str,
+    ) -> Option<Url> {
+        let mut url = Url::parse(discovery.end_session_endpoint.as_deref()?).ok()?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("client_id", &self.keycloak.web_client_id)
+                .append_pair("post_logout_redirect_uri", post_logout);
+            if let Some(hint) = id_token {
+                q.append_pair("id_token_hint", hint);
+            }
+        }
+        Some(url)
+    }
+}
+
+/// Checks a back-channel logout token: signature (JWKS), `iss`, `aud` = our client id,
+/// `iat`, the back-channel logout event, no `nonce`, and a `sid` or `sub`.
+pub async fn verify_logout_token(
+    verifier: &TokenVerifier,
+    client_id: &str,
+    token: &str,
+) -> Result<LogoutClaims, TokenError> {
+    let claims: LogoutClaims = verifier
+        .decode(token, client_id, &["iss", "aud", "iat"])
+        .await?;
+    check_logout_claims(&claims)?;
+    Ok(claims)
+}
+
+/// The claim rules of OpenID Back-Channel Logout 1.0, section 2.6, beyond the JWT's.
+pub fn check_logout_claims(claims: &LogoutClaims) -> Result<(), TokenError> {
+    if claims.nonce.is_some() {
+        return Err(TokenError::Invalid(
+            "a logout token carries no nonce".into(),
+        ));
+    }
+    if !claims.events.as_ref().is_some_and(|e| {
+        e.get(BACKCHANNEL_LOGOUT_EVENT)
+            .is_some_and(|v| v.is_object())
+    }) {
+        return Err(TokenError::Invalid(
+            "the events claim lacks the back-channel logout event".into(),
+        ));
+    }
+    if claims.sid.is_none() && claims.sub.is_none() {
+        return Err(TokenError::Invalid("neither sid nor sub".into()));
+    }
+    Ok(())
+}
+
+/// `public` with its path replaced by `path` and no query.
+pub fn public_path(public: &Url, path: &str) -> String {
+    let mut url = public.clone();
+    url.set_path(path);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: serde_json::Value) -> LogoutClaims {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn logout_claims_follow_the_spec() {
+        let good = serde_json::json!({"sid": "s", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}});
+        assert!(check_logout_claims(&claims(good)).is_ok());
+        for bad in [
+            serde_json::json!({"sid": "s"}),
+            serde_json::json!({"sid": "s", "events": {"other": {}}}),
+            serde_json::json!({"sid": "s", "nonce": "n", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}}),
+            serde_json::json!({"events": {BACKCHANNEL_LOGOUT_EVENT: {}}}),
+        ] {
+            assert!(check_logout_claims(&claims(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirect_uri_is_the_public_callback() {
+        let public = Url::parse("http://127.0.0.1:4321/ignored?x=1").unwrap();
+        assert_eq!(
+            public_path(&public, "/auth/callback"),
+            "http://127.0.0.1:4321/auth/callback"
+        );
+    }
+}

@@ -1,0 +1,358 @@
+//! Sign-in, sign-out and back-channel logout handlers. Thin: the decisions live in
+//! [`crate::web::rd`], [`crate::oidc::client`] and [`crate::web::orgs`].
+
+use actix_session::Session;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::Utc;
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::db::sessions::RevocationRow;
+use crate::error::{AppError, SurfacedError};
+use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
+use crate::oidc::jwks::TokenVerifier;
+use crate::web::page::{escape, frame};
+use crate::web::rd::safe_redirect;
+use crate::web::revocations::Revocations;
+use crate::web::session::{self, LOGIN_KEY, SESSION_TTL, SignedIn};
+
+#[derive(Deserialize)]
+pub struct RdQuery {
+    pub rd: Option<String>,
+}
+
+pub fn redirect(status: actix_web::http::StatusCode, location: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+pub fn html(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(frame(title, body))
+}
+
+fn bad_request(detail: &str) -> SurfacedError {
+    AppError::BadRequest(detail.to_owned()).html()
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> SurfacedError {
+    AppError::Internal(e.into()).html()
+}
+
+fn rd_of(config: &Config, rd: Option<&str>) -> String {
+    safe_redirect(rd, &config.public_url, &config.cookie_domain)
+}
+
+/// `GET /`: who is signed in, with the way to switch org or sign out.
+#[get("/")]
+async fn home(req: HttpRequest) -> HttpResponse {
+    let body = match session::current(&req) {
+        Some(user) => {
+            let who = user
+                .name
+                .as_deref()
+                .or(user.email.as_deref())
+                .unwrap_or(&user.sub);
+            let org = match user.org.as_deref() {
+                Some(org) => format!("Organization: <strong>{}</strong>.", escape(org)),
+                None => "No organization chosen yet.".to_owned(),
+            };
+            format!(
+                "<h1>wizbrand</h1><p id=\"who\">Signed in as {who}{email}.</p><p id=\"org\">{org}</p>\
+                 <p><a href=\"/orgs/select\">Switch organization</a></p>{logout}",
+                who = escape(who),
+                email = user
+                    .email
+                    .as_deref()
+                    .map(|e| format!(" ({})", escape(e)))
+                    .unwrap_or_default(),
+                logout = logout_form(&user),
+            )
+        }
+        None => "<h1>wizbrand</h1><p>You are not signed in.</p>\
+                 <p><a id=\"sign-in\" href=\"/login\">Sign in</a></p>"
+            .to_owned(),
+    };
+    html(actix_web::http::StatusCode::OK, "Home", &body)
+}
+
+/// The sign-out button, carrying the session's CSRF token.
+pub fn logout_form(user: &SignedIn) -> String {
+    format!(
+        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button id=\"sign-out\" type=\"submit\">Sign out</button></form>",
+        escape(&user.csrf)
+    )
+}
+
+/// `GET /login?rd=`: starts the code flow (PKCE S256, state, nonce).
+#[get("/login")]
+async fn login(
+    req: HttpRequest,
+    query: web::Query<RdQuery>,
+    session: Session,
+    config: web::Data<Config>,
+    oidc: web::Data<OidcClient>,
+) -> Result<HttpResponse, SurfacedError> {
+    let rd = rd_of(&config, query.rd.as_deref());
+    if session::current(&req).is_some() {
+        return Ok(redirect(actix_web::http::StatusCode::FOUND, &rd));
+    }
+    match oidc.begin(rd).await {
+        Ok((url, pending)) => {
+            session
+                .insert(LOGIN_KEY, &pending)
+                .map_err(|e| internal(anyhow::anyhow!("session insert: {e}")))?;
+            Ok(redirect(actix_web::http::StatusCode::FOUND, url.as_str()))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in cannot start: Keycloak unavailable");
+            Ok(idp_down())
+        }
+    }
+}
+
+fn idp_down() -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in unavailable",
+        "<h1>Sign-in is unavailable</h1><p>The identity provider (Keycloak) cannot be reached \
+         right now, so nobody can sign in. If you are already signed in, you can keep working.</p>\
+         <p>Please try again in a minute.</p>",
+    )
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /auth/callback`: finishes the code flow; a new session on success.
+#[get("/auth/callback")]
+async fn callback(
+    req: HttpRequest,
+    session: Session,
+    oidc: web::Data<OidcClient>,
+    verifier: web::Data<TokenVerifier>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, SurfacedError> {
+    const START_AGAIN: &str = "Please start again from the page you wanted to open.";
+    let query = web::Query::<CallbackQuery>::from_query(req.query_string())
+        .map_err(|_| bad_request("The sign-in answer is malformed."))?;
+    // Taken out at once: a state is good for one callback only.
+    let pending: Option<PendingLogin> = session.remove_as(LOGIN_KEY).and_then(Result::ok);
+    let Some(pending) = pending else {
+        return Err(bad_request(&format!(
+            "No sign-in is in progress in this browser (the link was already used, or it \
+             expired, or cookies are blocked). {START_AGAIN}"
+        )));
+    };
+    let state_ok = query
+        .state
+        .as_deref()
+        .is_some_and(|s| session::constant_time_eq(s.as_bytes(), pending.state.as_bytes()));
+    if !state_ok {
+        return Err(bad_request(&format!(
+            "The sign-in answer does not belong to this browser's sign-in (state mismatch). {START_AGAIN}"
+        )));
+    }
+    if let Some(error) = query.error.as_deref() {
+        return Err(bad_request(&format!(
+            "The identity provider did not sign you in ({error}). {START_AGAIN}"
+        )));
+    }
+    let Some(code) = query.code.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(bad_request(&format!(
+            "The sign-in answer carries no code. {START_AGAIN}"
+        )));
+    };
+    let (tokens, claims) = match oidc.finish(code, &pending, &verifier).await {
+        Ok(done) => done,
+        Err(SignInError::Keycloak(e)) => {
+            tracing::error!(error = %e, "code exchange failed: Keycloak unavailable");
+            return Ok(idp_down());
+        }
+        Err(e @ (SignInError::CodeRefused(_) | SignInError::IdToken(_))) => {
+            tracing::info!(error = %e, "sign-in refused");
+            return Err(bad_request(&format!(
+                "The sign-in could not be completed (the code was refused or already used). {START_AGAIN}"
+            )));
+        }
+    };
+    let email = claims.email.as_deref().map(|e| e.trim().to_lowercase());
+    if let Some(email) = email.as_deref() {
+        crate::db::sessions::link_keycloak_id(&pool, &claims.sub, email)
+            .await
+            .map_err(internal)?;
+    }
+    let orgs = crate::db::sessions::user_orgs(&pool, &claims.sub, email.as_deref())
+        .await
+        .map_err(internal)?;
+    let org = crate::web::orgs::initial_org(&orgs, claims.preferred_org.as_deref());
+    let admin = verifier
+        .verify(&tokens.access_token)
+        .await
+        .map(|p| p.platform_admin)
+        .unwrap_or(false);
+    let now = Utc::now();
+    let user = SignedIn {
+        sub: claims.sub.clone(),
+        email,
+        name: claims.name.clone().or(claims.preferred_username.clone()),
+        sid: claims.sid.clone(),
+        org: org.map(|o| o.slug.clone()),
+        admin,
+        iat: now.timestamp_millis(),
+        exp: (now + SESSION_TTL).timestamp_millis(),
+        handle: session::random_token(),
+        csrf: session::random_token(),
+    };
+    if let Some(id_token) = tokens.id_token.as_deref() {
+        crate::db::sessions::store_tokens(
+            &pool,
+            &user.handle,
+            &user.sub,
+            user.sid.as_deref(),
+            id_token,
+            user.expires_at(),
+        )
+        .await
+        .map_err(internal)?;
+    }
+    // No fixation: whatever the browser had before, the signed-in session is new.
+    session.clear();
+    session.renew();
+    session::store(&session, &user).map_err(AppError::html)?;
+    tracing::info!(sub = %user.sub, "signed in");
+    Ok(redirect(actix_web::http::StatusCode::FOUND, &pending.rd))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /logout`: ends the session here and at Keycloak (RP-initiated logout).
+#[post("/logout")]
+async fn logout(
+    req: HttpRequest,
+    session: Session,
+    form: web::Form<CsrfForm>,
+    config: web::Data<Config>,
+    oidc: web::Data<OidcClient>,
+    pool: web::Data<PgPool>,
+    revocations: web::Data<Revocations>,
+) -> Result<HttpResponse, SurfacedError> {
+    let signed_out = public_path(&config.public_url, "/signed-out");
+    let Some(user) = session::current(&req) else {
+        session.purge();
+        return Ok(redirect(
+            actix_web::http::StatusCode::SEE_OTHER,
+            &signed_out,
+        ));
+    };
+    if !form.csrf.as_deref().is_some_and(|c| user.csrf_matches(c)) {
+        return Err(bad_request(
+            "The sign-out form is stale or was not sent by wizbrand (CSRF check failed). \
+             Reload the page and try again.",
+        ));
+    }
+    session.purge();
+    // The revocation makes a copy of the cookie worthless on every replica.
+    let sid = user.sid.as_deref();
+    let sub = Some(user.sub.as_str());
+    match crate::db::sessions::revoke(&pool, sid, sub, user.expires_at()).await {
+        Ok(revoked_at) => revocations.add(RevocationRow {
+            sid: user.sid.clone(),
+            sub: Some(user.sub.clone()),
+            revoked_at,
+        }),
+        Err(e) => tracing::error!(error = %e, "logout could not record the revocation"),
+    }
+    let id_token = crate::db::sessions::take_id_token(&pool, &user.handle)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "logout could not read the session's ID token");
+            None
+        });
+    let location = match oidc.discovery().await {
+        Ok(discovery) => oidc
+            .end_session_url(&discovery, id_token.as_deref(), &signed_out)
+            .map(|u| u.to_string())
+            .unwrap_or(signed_out),
+        Err(e) => {
+            tracing::warn!(error = %e, "Keycloak unreachable at logout; local session ended");
+            signed_out
+        }
+    };
+    tracing::info!(sub = %user.sub, "signed out");
+    Ok(redirect(actix_web::http::StatusCode::SEE_OTHER, &location))
+}
+
+/// `GET /signed-out`: where Keycloak sends the browser after logout.
+#[get("/signed-out")]
+async fn signed_out_page() -> HttpResponse {
+    html(
+        actix_web::http::StatusCode::OK,
+        "Signed out",
+        "<h1 id=\"signed-out\">You are signed out</h1><p><a href=\"/login\">Sign in again</a></p>",
+    )
+}
+
+/// `POST /auth/backchannel-logout`: Keycloak's logout token ends the matching sessions
+/// on every replica (through `session_revocations` and its notification).
+#[post("/auth/backchannel-logout")]
+async fn backchannel_logout(
+    body: web::Bytes,
+    oidc: web::Data<OidcClient>,
+    verifier: web::Data<TokenVerifier>,
+    pool: web::Data<PgPool>,
+    revocations: web::Data<Revocations>,
+) -> Result<HttpResponse, SurfacedError> {
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| AppError::BadRequest("logout_token is missing".into()).json())?;
+    let claims = crate::oidc::client::verify_logout_token(&verifier, oidc.client_id(), &token)
+        .await
+        .map_err(|e| {
+            tracing::info!(error = %e, "back-channel logout token refused");
+            AppError::BadRequest("the logout token is not valid".into()).json()
+        })?;
+    let expires_at = Utc::now() + SESSION_TTL;
+    // With a sid, only that Keycloak session ends; without, every session of the user.
+    let revoked_at = crate::db::sessions::revoke(
+        &pool,
+        claims.sid.as_deref(),
+        claims.sub.as_deref(),
+        expires_at,
+    )
+    .await
+    .map_err(|e| AppError::Internal(e.into()).json())?;
+    revocations.add(RevocationRow {
+        sid: claims.sid.clone(),
+        sub: claims.sub.clone(),
+        revoked_at,
+    });
+    tracing::info!(sid = ?claims.sid, sub = ?claims.sub, "back-channel logout");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(home)
+        .service(login)
+        .service(callback)
+        .service(logout)
+        .service(signed_out_page)
+        .service(backchannel_logout);
+}

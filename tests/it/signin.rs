@@ -1,0 +1,1018 @@
+//! Sign-in, sessions, org selection and logout against the real Keycloak: plain HTTP
+//! (Keycloak's login form driven with reqwest) and a real headless Chromium.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+use wizbrand::config::Config;
+use wizbrand::startup::Application;
+
+use crate::helpers::{KeycloakAdmin, TestApp, base_env, http_client, unique};
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The app on a known port whose public URL is its own address (so the OIDC redirect
+/// URI `http://127.0.0.1:<port>/auth/callback` comes back to it).
+async fn spawn_app() -> TestApp {
+    let port = free_port();
+    TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+    })
+    .await
+}
+
+/// A second replica on the same database; returns its address.
+async fn spawn_replica(database_url: &str) -> String {
+    let port = free_port();
+    let mut env = base_env(database_url);
+    env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+    env.insert(
+        "WIZBRAND_PUBLIC_URL".into(),
+        format!("http://127.0.0.1:{port}"),
+    );
+    let app = Application::build(Config::from_source(&env).unwrap())
+        .await
+        .unwrap();
+    tokio::spawn(app.run_until_stopped());
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A Keycloak user of our own (password = username) and its users row.
+async fn person(pool: &PgPool, orgs: &[(&str, &str)]) -> String {
+    person_with_id(pool, orgs).await.0
+}
+
+/// Like [`person`], also returning the Keycloak user id.
+async fn person_with_id(pool: &PgPool, orgs: &[(&str, &str)]) -> (String, String) {
+    let username = unique("signin");
+    let keycloak_id = KeycloakAdmin::connect()
+        .await
+        .create_user(&username, &username)
+        .await;
+    let email = format!("{username}@example.com");
+    let user_id: Uuid = sqlx::query_scalar("INSERT INTO users (email) VALUES ($1) RETURNING id")
+        .bind(&email)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    for (slug, role) in orgs {
+        let org_id: Uuid = sqlx::query_scalar(
+            "INSERT INTO orgs (slug, name, features) VALUES ($1, $2, ARRAY['seo']) \
+             ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+        )
+        .bind(slug)
+        .bind(format!("Org {slug}"))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO memberships (org_id, user_id, roles) VALUES ($1, $2, $3)")
+            .bind(org_id)
+            .bind(user_id)
+            .bind(vec![role.to_string()])
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    (username, keycloak_id)
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in {}", response.status()))
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&amp;", "&")
+}
+
+/// Drives Keycloak's login form over HTTP: from `/login?rd=` to the callback URL that
+/// Keycloak sends the browser back with.
+async fn keycloak_login(app: &TestApp, rd: &str, username: &str) -> String {
+    let start = app
+        .client
+        .get(format!("{}/login", app.address))
+        .query(&[("rd", rd)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::FOUND);
+    let auth_url = location(&start);
+    assert!(auth_url.starts_with("http://localhost:8180/"), "{auth_url}");
+    for needed in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "state=",
+        "nonce=",
+    ] {
+        assert!(auth_url.contains(needed), "{needed} missing: {auth_url}");
+    }
+    let form = app.client.get(&auth_url).send().await.unwrap();
+    if form.status() == StatusCode::FOUND {
+        // Keycloak still knows this browser (silent SSO): straight back, no form.
+        return location(&form);
+    }
+    assert_eq!(form.status(), StatusCode::OK);
+    let page = form.text().await.unwrap();
+    let action = page
+        .split("id=\"kc-form-login\"")
+        .nth(1)
+        .and_then(|rest| rest.split("action=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no login form in Keycloak's page"));
+    let submitted = app
+        .client
+        .post(html_unescape(action))
+        .form(&[
+            ("username", username),
+            ("password", username),
+            ("credentialId", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), StatusCode::FOUND, "login form refused");
+    let callback = location(&submitted);
+    assert!(
+        callback.starts_with(&format!("{}/auth/callback?", app.address)),
+        "{callback}"
+    );
+    callback
+}
+
+/// Signs in over HTTP; returns the callback response (a redirect to `rd`).
+async fn sign_in(app: &TestApp, rd: &str, username: &str) -> (String, reqwest::Response) {
+    let callback = keycloak_login(app, rd, username).await;
+    let response = app.client.get(&callback).send().await.unwrap();
+    (callback, response)
+}
+
+async fn body(app: &TestApp, path: &str) -> (StatusCode, String) {
+    let response = app.get(path).await;
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_fresh_small_locked_down_cookie_and_lands_on_rd() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[("acme", "ORG_USER")]).await;
+    let rd = format!("{}/orgs/select?rd=%2F", app.address);
+
+    let start = app
+        .client
+        .get(format!("{}/login", app.address))
+        .query(&[("rd", rd.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let before = set_cookie(&start, "wizbrand_session").expect("the pending sign-in's cookie");
+
+    let (_, done) = sign_in(&app, &rd, &username).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    assert_eq!(location(&done), rd);
+    let cookie = set_cookie(&done, "wizbrand_session").expect("a session cookie");
+    assert_ne!(
+        cookie.split(';').next(),
+        before.split(';').next(),
+        "the session changes at sign-in"
+    );
+    let flags = cookie.to_ascii_lowercase();
+    assert!(flags.contains("httponly"), "{cookie}");
+    assert!(flags.contains("samesite=lax"), "{cookie}");
+    assert!(flags.contains("path=/"), "{cookie}");
+    assert!(
+        !flags.contains("secure"),
+        "http public URL: no Secure ({cookie})"
+    );
+    assert!(
+        !flags.contains("domain="),
+        "127.0.0.1: host-only ({cookie})"
+    );
+    assert!(
+        cookie.len() < 1500,
+        "the cookie stays small: {}",
+        cookie.len()
+    );
+
+    let (status, page) = body(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&format!("{username}@example.com")), "{page}");
+    // One org: chosen at sign-in already.
+    assert!(page.contains("<strong>acme</strong>"), "{page}");
+
+    let linked: Option<String> =
+        sqlx::query_scalar("SELECT keycloak_id FROM users WHERE email = $1")
+            .bind(format!("{username}@example.com"))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(linked.is_some(), "the Keycloak id is recorded at sign-in");
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM session_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 1, "the ID token is kept server-side");
+}
+
+#[tokio::test]
+async fn a_callback_with_a_missing_wrong_or_reused_state_is_a_400_page() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[]).await;
+
+    // No sign-in in progress at all.
+    let (status, page) = body(&app, "/auth/callback?code=abc&state=xyz").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("<html"), "an HTML page: {page}");
+    let (status, _) = body(&app, "/auth/callback").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A real callback with its state tampered with.
+    let callback = keycloak_login(&app, "/", &username).await;
+    let tampered = reqwest::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = tampered
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" {
+                format!("{v}x")
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    let mut tampered = tampered.clone();
+    tampered.query_pairs_mut().clear().extend_pairs(pairs);
+    let response = app.client.get(tampered.as_str()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.text().await.unwrap().contains("state"));
+    // The state was used up by the failed attempt: the genuine answer is refused too.
+    let response = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // A successful sign-in cannot be replayed (state and code are single-use).
+    let (callback, done) = sign_in(&app, "/", &username).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let replay = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    // The same code in a new sign-in of another browser: Keycloak refuses it.
+    let other = http_client();
+    let start = other
+        .get(format!("{}/login", app.address))
+        .send()
+        .await
+        .unwrap();
+    let auth = reqwest::Url::parse(&location(&start)).unwrap();
+    let state = auth
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let reused = other
+        .get(format!("{}/auth/callback", app.address))
+        .query(&[("state", state.as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), StatusCode::BAD_REQUEST);
+    assert!(reused.text().await.unwrap().contains("refused"));
+}
+
+#[tokio::test]
+async fn foreign_rd_targets_end_at_home() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[]).await;
+    let (_, done) = sign_in(&app, "https://evil.example/steal", &username).await;
+    assert_eq!(location(&done), "/");
+    // Signed in, /login goes straight to rd: the same rule applies.
+    for rd in [
+        "https://evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https:evil.example",
+        "javascript:alert(1)",
+        "http://127.0.0.1.evil.example/",
+    ] {
+        let response = app
+            .client
+            .get(format!("{}/login", app.address))
+            .query(&[("rd", rd)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(location(&response), "/", "rd={rd}");
+    }
+    let own = format!("{}/orgs/select", app.address);
+    let response = app
+        .client
+        .get(format!("{}/login", app.address))
+        .query(&[("rd", own.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&response), own);
+}
+
+#[tokio::test]
+async fn a_member_of_two_orgs_picks_one_and_the_gate_follows() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[("acme", "ORG_USER"), ("beta", "ORG_ADMIN")]).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+
+    let (status, page) = body(&app, "/orgs/select?rd=%2F").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("id=\"org-acme\"") && page.contains("id=\"org-beta\""),
+        "{page}"
+    );
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+
+    let post = |fields: Vec<(&'static str, String)>| {
+        app.client
+            .post(format!("{}/orgs/select", app.address))
+            .form(&fields)
+            .send()
+    };
+    let forged = post(vec![("csrf", "nope".into()), ("org", "beta".into())])
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    let foreign = post(vec![("csrf", csrf.clone()), ("org", "gamma".into())])
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let chosen = post(vec![
+        ("csrf", csrf.clone()),
+        ("org", "beta".into()),
+        ("rd", format!("{}/", app.address)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&chosen), format!("{}/", app.address));
+
+    let stored: Option<String> = sqlx::query_scalar(
+        "SELECT o.slug FROM users u JOIN orgs o ON o.id = u.preferred_org_id WHERE u.email = $1",
+    )
+    .bind(format!("{username}@example.com"))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.as_deref(), Some("beta"));
+
+    // The gate reads the session without any call out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let gate = app
+            .client
+            .get(format!("{}/forward-auth", app.address))
+            .header("X-Forwarded-Host", "beta.seo.wizbrand.localhost")
+            .header("X-Forwarded-Proto", "http")
+            .header("X-Forwarded-Uri", "/")
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        if gate.status() == StatusCode::OK {
+            assert_eq!(gate.headers()["x-org-slug"], "beta");
+            assert_eq!(gate.headers()["x-org-roles"], "ORG_ADMIN");
+            break;
+        }
+        assert!(Instant::now() < deadline, "gate answered {}", gate.status());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn no_org_says_so_and_whom_to_ask() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[]).await;
+    sign_in(&app, "/", &username).await;
+    let (status, page) = body(&app, "/orgs/select").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("id=\"no-orgs\"") && page.contains("ORG_ADMIN"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn logout_is_csrf_protected_ends_the_session_everywhere_and_goes_to_keycloak() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app.database_url).await;
+    let username = person(&app.pool, &[]).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let cookie = set_cookie(&done, "wizbrand_session").unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+
+    // The same cookie works on the other replica.
+    let on_replica = || async {
+        reqwest::Client::new()
+            .get(format!("{replica}/"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(on_replica().await.contains("Signed in as"));
+
+    let (_, page) = body(&app, "/").await;
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let forged = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+    assert!(body(&app, "/").await.1.contains("Signed in as"));
+
+    let out = app
+        .client
+        .post(format!("{}/logout", app.address))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let to = location(&out);
+    assert!(
+        to.starts_with("http://localhost:8180/realms/wizbrand/protocol/openid-connect/logout?"),
+        "{to}"
+    );
+    assert!(to.contains("id_token_hint="), "{to}");
+    let post_logout = format!("{}/signed-out", app.address);
+    let to_url = reqwest::Url::parse(&to).unwrap();
+    assert!(
+        to_url
+            .query_pairs()
+            .any(|(k, v)| k == "post_logout_redirect_uri" && v == post_logout),
+        "{to}"
+    );
+    assert!(body(&app, "/").await.1.contains("not signed in"));
+
+    // A copy of the old cookie is dead on both replicas within a second.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        if on_replica().await.contains("not signed in") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica still accepts the cookie"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replayed = reqwest::Client::new()
+        .get(format!("{}/", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(replayed.contains("not signed in"));
+}
+
+#[tokio::test]
+async fn a_revocation_recorded_by_one_replica_ends_the_session_on_the_other_within_a_second() {
+    let app = spawn_app().await;
+    let replica = spawn_replica(&app.database_url).await;
+    let username = person(&app.pool, &[]).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let cookie = set_cookie(&done, "wizbrand_session").unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = |base: String| {
+        let cookie = cookie.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(page(replica.clone()).await.contains("Signed in as"));
+    // What the back-channel logout handler writes for Keycloak's `sid`.
+    let sid: String = sqlx::query_scalar("SELECT sid FROM session_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO session_revocations (sid, expires_at) VALUES ($1, now() + interval '1 hour')",
+    )
+    .bind(&sid)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for base in [replica.clone(), app.address.clone()] {
+        loop {
+            if page(base.clone()).await.contains("not signed in") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} still accepts the session"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_channel_logout() {
+    // The realm's wizbrand-web calls back 127.0.0.1:8080 (the dev stack); this test
+    // uses a client of its own whose back-channel logout URL is this app.
+    let port = free_port();
+    let client_id = unique("wizbrand-web-test-");
+    let secret = unique("secret-");
+    let admin = KeycloakAdmin::connect().await;
+    admin
+        .send(
+            reqwest::Method::POST,
+            "/clients",
+            Some(json!({
+                "clientId": client_id,
+                "enabled": true,
+                "protocol": "openid-connect",
+                "publicClient": false,
+                "secret": secret,
+                "standardFlowEnabled": true,
+                "directAccessGrantsEnabled": false,
+                "frontchannelLogout": false,
+                "redirectUris": ["http://127.0.0.1/auth/callback"],
+                "attributes": {
+                    "pkce.code.challenge.method": "S256",
+                    "backchannel.logout.url":
+                        format!("http://127.0.0.1:{port}/auth/backchannel-logout"),
+                    "backchannel.logout.session.required": "true",
+                    "post.logout.redirect.uris": "http://127.0.0.1/*",
+                },
+            })),
+        )
+        .await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
+    })
+    .await;
+    let replica = spawn_replica(&app.database_url).await;
+    let (username, keycloak_id) = person_with_id(&app.pool, &[]).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let cookie = set_cookie(&done, "wizbrand_session").unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = |base: String| {
+        let cookie = cookie.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(page(replica.clone()).await.contains("Signed in as"));
+
+    // An administrator ends the user's Keycloak sessions.
+    admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/users/{keycloak_id}/logout"),
+            None,
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    for base in [app.address.clone(), replica.clone()] {
+        loop {
+            if page(base.clone()).await.contains("not signed in") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} still accepts the session"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let revoked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM session_revocations r JOIN session_tokens t ON t.sid = r.sid",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(revoked, 1, "the revocation names the Keycloak session");
+
+    let id = admin.get(&format!("/clients?clientId={client_id}")).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .send(reqwest::Method::DELETE, &format!("/clients/{id}"), None)
+        .await;
+}
+
+#[tokio::test]
+async fn forged_back_channel_logout_tokens_are_refused() {
+    let app = spawn_app().await;
+    let url = format!("{}/auth/backchannel-logout", app.address);
+    let post = |form: Vec<(&'static str, String)>| app.client.post(&url).form(&form).send();
+
+    let missing = post(vec![]).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    let garbage = post(vec![("logout_token", "not.a.jwt".into())])
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+
+    let issuer = format!(
+        "{}/realms/wizbrand",
+        crate::helpers::stack_var("KEYCLOAK_URL")
+    );
+    let claims = json!({
+        "iss": issuer,
+        "aud": "wizbrand-web",
+        "iat": chrono::Utc::now().timestamp(),
+        "jti": "x",
+        "sid": "some-session",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    });
+    // Signed with a made-up HMAC secret, claiming one of the realm's real key ids.
+    let certs: Value = reqwest::get(format!("{issuer}/protocol/openid-connect/certs"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = certs["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(kid);
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"guess"),
+    )
+    .unwrap();
+    let response = post(vec![("logout_token", forged)]).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // alg=none.
+    use base64::Engine;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+    };
+    let unsigned = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&claims));
+    let response = post(vec![("logout_token", unsigned)]).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let revocations: i64 = sqlx::query_scalar("SELECT count(*) FROM session_revocations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(revocations, 0, "nothing was revoked");
+}
+
+#[tokio::test]
+async fn keycloak_unreachable_at_login_is_a_503_page_naming_the_identity_provider() {
+    let closed = free_port();
+    let port = free_port();
+    let app = TestApp::spawn_with(|env| {
+        env.insert("KEYCLOAK_URL".into(), format!("http://127.0.0.1:{closed}"));
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+    })
+    .await;
+    let (status, page) = body(&app, "/login?rd=%2F").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("identity provider (Keycloak)"), "{page}");
+}
+
+// ---------------------------------------------------------------------------------
+// A real browser: Chromium through chromedriver's W3C WebDriver HTTP API.
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    _profile: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // A failed test still closes Chromium: chromedriver quits it on DELETE (a plain
+        // blocking request, as Drop cannot await); killing chromedriver alone would not.
+        if !self.session.is_empty()
+            && let Some(addr) = self.base.strip_prefix("http://")
+            && let Ok(mut stream) = std::net::TcpStream::connect(addr)
+        {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let mut sink = Vec::new();
+            let _ = stream.read_to_end(&mut sink);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = std::env::temp_dir().join(format!("wizbrand-chromium-{}", Uuid::new_v4()));
+        let mut browser = Browser {
+            driver,
+            http,
+            base,
+            session: String::new(),
+            _profile: TempDir(profile.clone()),
+        };
+        let created = browser
+            .call(
+                reqwest::Method::POST,
+                "/session",
+                json!({"capabilities": {"alwaysMatch": {
+                    "browserName": "chrome",
+                    "goog:chromeOptions": {
+                        "binary": "/usr/bin/chromium",
+                        "args": [
+                            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                            "--no-first-run", "--disable-background-networking",
+                            "--disable-component-update", "--disable-sync",
+                            format!("--user-data-dir={}", profile.display()),
+                        ],
+                    },
+                }}}),
+            )
+            .await;
+        browser.session = created["sessionId"].as_str().unwrap().to_owned();
+        browser
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = if self.session.is_empty() {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let mut request = self.http.request(method.clone(), &url);
+        if method == reqwest::Method::POST {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let value: Value = response.json().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", json!({ "url": url }))
+            .await;
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn text(&self) -> String {
+        self.script("return document.body ? document.body.innerText : ''")
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Waits for an element by CSS selector and returns its id.
+    async fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = format!("{}/session/{}/element", self.base, self.session);
+            let response = self
+                .http
+                .post(&url)
+                .json(&json!({"using": "css selector", "value": css}))
+                .send()
+                .await
+                .unwrap();
+            if response.status().is_success() {
+                let value: Value = response.json().await.unwrap();
+                return value["value"][ELEMENT].as_str().unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{css}` at {}: {}",
+                self.url().await,
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            json!({}),
+        )
+        .await;
+    }
+
+    async fn wait_for_url(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = self.url().await;
+            if url.starts_with(prefix) {
+                return url;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still at {url}, waiting for {prefix}: {}",
+                self.text().await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn quit(mut self) {
+        self.call(reqwest::Method::DELETE, "", Value::Null).await;
+        self.session.clear();
+    }
+}
+
+#[tokio::test]
+async fn a_person_signs_in_with_chromium_picks_an_org_and_signs_out() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[("acme", "ORG_USER"), ("beta", "ORG_MANAGER")]).await;
+    let browser = Browser::start().await;
+    let home = format!("{}/", app.address);
+    let select = format!("{}/orgs/select?rd={}", app.address, "%2F%3Ffrom%3Dtest");
+    let login = reqwest::Url::parse_with_params(
+        &format!("{}/login", app.address),
+        &[("rd", select.as_str())],
+    )
+    .unwrap();
+
+    browser.goto(login.as_str()).await;
+    browser.wait_for_url("http://localhost:8180/").await;
+    browser.type_into("#username", &username).await;
+    browser.type_into("#password", &username).await;
+    browser.click("#kc-login").await;
+
+    // Back from Keycloak on the original rd: the org selection with both orgs.
+    browser
+        .wait_for_url(&format!("{}/orgs/select", app.address))
+        .await;
+    browser.find("#org-acme").await;
+    browser.click("#org-beta").await;
+    browser
+        .wait_for_url(&format!("{}/?from=test", app.address))
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Organization: beta"), "{text}");
+    assert!(text.contains(&format!("{username}@example.com")), "{text}");
+    // HttpOnly: scripts cannot read the session cookie.
+    let visible = browser.script("return document.cookie").await;
+    assert!(
+        !visible
+            .as_str()
+            .unwrap_or_default()
+            .contains("wizbrand_session"),
+        "{visible}"
+    );
+
+    // Sign out: through Keycloak's end-session endpoint back to the signed-out page.
+    browser.click("#sign-out").await;
+    browser
+        .wait_for_url(&format!("{}/signed-out", app.address))
+        .await;
+    browser.goto(&home).await;
+    assert!(browser.text().await.contains("not signed in"));
+    // Keycloak's session ended too: signing in asks for the password again.
+    browser.goto(login.as_str()).await;
+    browser.wait_for_url("http://localhost:8180/").await;
+    browser.find("#password").await;
+    browser.quit().await;
+}

@@ -1,6 +1,8 @@
 //! Access-token verification with a cached JWKS. An unknown `kid` refetches the key
 //! set at most once per `REFETCH_INTERVAL`, so key rotation needs no restart and a flood
 //! of made-up `kid`s cannot hammer Keycloak. While Keycloak is down, the cache serves.
+//! A key set older than `max_age` (default `MAX_AGE`) is refetched on the next call,
+//! so a key the realm removed stops verifying within that time.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -15,6 +17,8 @@ use crate::forward_auth::decide::Principal;
 
 const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const LEEWAY_SECONDS: u64 = 30;
+/// How long a fetched key set is trusted without looking again.
+const MAX_AGE: Duration = Duration::from_secs(300);
 /// Asymmetric algorithms only: no `none`, no HMAC (whose secret could be the public key).
 const ALLOWED: &[Algorithm] = &[
     Algorithm::RS256,
@@ -73,6 +77,7 @@ pub struct TokenVerifier {
     audience: String,
     keys: RwLock<Keys>,
     refetch: tokio::sync::Mutex<()>,
+    max_age: Duration,
 }
 
 impl TokenVerifier {
@@ -88,7 +93,21 @@ impl TokenVerifier {
                 fetched: None,
             }),
             refetch: tokio::sync::Mutex::new(()),
+            max_age: MAX_AGE,
         }
+    }
+
+    /// Trust a fetched key set for `max_age` instead of `MAX_AGE` (tests use seconds).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    fn stale(&self) -> bool {
+        self.keys
+            .read()
+            .map(|k| k.fetched.is_some_and(|at| at.elapsed() >= self.max_age))
+            .unwrap_or(false)
     }
 
     /// Checks a JWT's algorithm, signature, `iss`, `aud` (must contain `audience`),
@@ -105,6 +124,12 @@ impl TokenVerifier {
             return Err(TokenError::Algorithm);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        if self.stale() {
+            // Removed keys go away; on failure the cache keeps serving.
+            if let Err(e) = self.refresh_if_due().await {
+                tracing::warn!(error = %e, "JWKS refresh failed; verifying from the cached keys");
+            }
+        }
         let key = match self.cached(&kid) {
             Some(key) => key,
             None => {
@@ -157,7 +182,10 @@ impl TokenVerifier {
         let due = self
             .keys
             .read()
-            .map(|k| k.fetched.is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL))
+            .map(|k| {
+                k.fetched
+                    .is_none_or(|at| at.elapsed() >= REFETCH_INTERVAL.min(self.max_age))
+            })
             .unwrap_or(true);
         if !due {
             return Ok(());

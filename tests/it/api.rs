@@ -1170,3 +1170,188 @@ async fn service_clients_with_the_reader_role_read_any_orgs_entitlements() {
             .await;
     }
 }
+
+/// The master realm's admin token (tests only).
+async fn master_token() -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/realms/master/protocol/openid-connect/token",
+            stack_var("KEYCLOAK_URL")
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            ("username", &stack_var("WIZBRAND_STACK_KC_ADMIN")),
+            ("password", &stack_var("WIZBRAND_STACK_KC_ADMIN_PASSWORD")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn key_rotation_needs_no_restart_and_removed_keys_stop_verifying() {
+    // A realm of this test's own: rotating the shared realm's keys would break the
+    // tokens every other test holds.
+    let base = stack_var("KEYCLOAK_URL");
+    let realm = unique("rot");
+    let http = reqwest::Client::new();
+    let admin = master_token().await;
+    let send = |method: Method, path: String, body: Option<Value>| {
+        let http = &http;
+        let admin = &admin;
+        let base = &base;
+        async move {
+            let mut request = http
+                .request(method.clone(), format!("{base}/admin/realms{path}"))
+                .bearer_auth(admin);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let text = response.text().await.unwrap();
+            assert!(status.is_success(), "{method} {path}: {status} {text}");
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+        }
+    };
+    send(
+        Method::POST,
+        String::new(),
+        Some(json!({"realm": realm, "enabled": true})),
+    )
+    .await;
+    send(
+        Method::POST,
+        format!("/{realm}/clients"),
+        Some(json!({
+            "clientId": "rot", "enabled": true, "publicClient": false, "secret": "rot-secret",
+            "standardFlowEnabled": false, "directAccessGrantsEnabled": true,
+            "protocolMappers": [{
+                "name": "api audience", "protocol": "openid-connect",
+                "protocolMapper": "oidc-audience-mapper",
+                "config": {"included.custom.audience": "wizbrand-api",
+                           "access.token.claim": "true", "id.token.claim": "false"}
+            }],
+        })),
+    )
+    .await;
+    send(
+        Method::POST,
+        format!("/{realm}/users"),
+        Some(json!({
+            "username": "rot", "email": "rot@example.com", "emailVerified": true,
+            "enabled": true, "firstName": "Rot", "lastName": "Ation",
+            "credentials": [{"type": "password", "value": PASSWORD, "temporary": false}],
+        })),
+    )
+    .await;
+    let token = || async {
+        let answer: Value = http
+            .post(format!(
+                "{base}/realms/{realm}/protocol/openid-connect/token"
+            ))
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "rot"),
+                ("client_secret", "rot-secret"),
+                ("username", "rot"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["access_token"].as_str().unwrap().to_owned()
+    };
+    let kid = |jwt: &str| {
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').next().unwrap())
+            .unwrap();
+        serde_json::from_slice::<Value>(&header).unwrap()["kid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // A verifier for that realm that trusts a fetched key set for two seconds.
+    let (url, _pool) = crate::helpers::fresh_database().await;
+    let mut env = crate::helpers::base_env(&url);
+    env.insert("KEYCLOAK_REALM".into(), realm.clone());
+    let config = wizbrand::config::Config::from_source(&env).unwrap();
+    let max_age = std::time::Duration::from_secs(2);
+    let verifier = wizbrand::oidc::jwks::TokenVerifier::new(
+        wizbrand::keycloak::http_client(std::time::Duration::from_secs(5)),
+        &config.keycloak,
+    )
+    .with_max_age(max_age);
+
+    let old = token().await;
+    assert_eq!(
+        verifier.verify(&old).await.unwrap().email.as_deref(),
+        Some("rot@example.com")
+    );
+
+    // Rotate: a new RSA key with a higher priority signs from now on.
+    let realm_id = send(Method::GET, format!("/{realm}"), None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(
+        Method::POST,
+        format!("/{realm}/components"),
+        Some(json!({
+            "name": "rotated", "providerId": "rsa-generated",
+            "providerType": "org.keycloak.keys.KeyProvider", "parentId": realm_id,
+            "config": {"priority": ["500"], "algorithm": ["RS256"], "keySize": ["2048"]},
+        })),
+    )
+    .await;
+    let new = token().await;
+    assert_ne!(kid(&new), kid(&old), "the new key signs");
+    tokio::time::sleep(max_age).await;
+    verifier
+        .verify(&new)
+        .await
+        .expect("a new key's token, without restart");
+    verifier
+        .verify(&old)
+        .await
+        .expect("the old key is still in the realm");
+
+    // Remove the old key: once the cached set is older than max_age, its tokens fail.
+    let providers = send(
+        Method::GET,
+        format!("/{realm}/components?type=org.keycloak.keys.KeyProvider"),
+        None,
+    )
+    .await;
+    for p in providers.as_array().unwrap() {
+        if p["providerId"] == "rsa-generated" && p["name"] != "rotated" {
+            send(
+                Method::DELETE,
+                format!("/{realm}/components/{}", p["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        }
+    }
+    tokio::time::sleep(max_age + std::time::Duration::from_millis(200)).await;
+    let refused = verifier.verify(&old).await;
+    assert!(
+        matches!(refused, Err(wizbrand::oidc::jwks::TokenError::UnknownKey)),
+        "the removed key's token: {refused:?}"
+    );
+    verifier
+        .verify(&new)
+        .await
+        .expect("the new key's token still verifies");
+
+    send(Method::DELETE, format!("/{realm}"), None).await;
+}

@@ -82,7 +82,7 @@ pub async fn put(
         Some(user) => db::members::roles_of(&mut tx, org.id, user)
             .await
             .map_err(problem)?
-            .map(|r| parse_roles(&r)),
+            .map(|r| canonical_roles(&parse_roles(&r))),
         None => None,
     };
     let before_roles = before.clone().unwrap_or_default();
@@ -149,7 +149,7 @@ pub async fn delete(
     let before = db::members::roles_of(&mut tx, org.id, user)
         .await
         .map_err(problem)?
-        .map(|r| parse_roles(&r))
+        .map(|r| canonical_roles(&parse_roles(&r)))
         .ok_or_else(|| problem(AppError::NotFound))?;
     enforce(policy::may_change_member(&access, &before, &[])).map_err(problem)?;
     let admins = db::members::count_admins(&mut tx, org.id)

@@ -791,6 +791,21 @@ async fn me_and_memberships_follow_postgres_and_puts_are_idempotent() {
     assert_eq!(again, member);
     assert_eq!(audits().await, 1);
 
+    // Roles stored in another order (by hand, in SQL) are still "the same roles".
+    world
+        .add_member(&org, "dave@example.com", &["ORG_USER", "ORG_MANAGER"])
+        .await;
+    let (status, _) = world
+        .call(
+            Who::Admin,
+            Method::PUT,
+            &format!("/api/v1/orgs/{org}/members/dave@example.com"),
+            Some(&json!({"roles": ["ORG_MANAGER", "ORG_USER"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(audits().await, 1);
+
     // Lists are paged with a total.
     let (status, page) = world
         .call(
@@ -801,7 +816,7 @@ async fn me_and_memberships_follow_postgres_and_puts_are_idempotent() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(page["total"], 6, "{page}");
+    assert_eq!(page["total"], 7, "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(
         (page["limit"].clone(), page["offset"].clone()),

@@ -271,7 +271,8 @@ async fn a_callback_with_a_missing_wrong_or_reused_state_is_a_400_page() {
     let response = app.client.get(&callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
-    // A successful sign-in cannot be replayed (state and code are single-use).
+    // A successful sign-in cannot be replayed (state and code are single-use). Keycloak
+    // still knows this client from the first form, so this one is silent SSO.
     let (callback, done) = sign_in(&app, "/", &username).await;
     assert_eq!(done.status(), StatusCode::FOUND);
     let replay = app.client.get(&callback).send().await.unwrap();
@@ -747,6 +748,61 @@ async fn forged_back_channel_logout_tokens_are_refused() {
         .await
         .unwrap();
     assert_eq!(revocations, 0, "nothing was revoked");
+}
+
+#[tokio::test]
+async fn sessions_keep_working_on_a_replica_that_cannot_reach_keycloak() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[("acme", "ORG_USER")]).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let cookie = set_cookie(&done, "wizbrand_session").unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+
+    // Same database and session key, Keycloak nowhere.
+    let port = free_port();
+    let mut env = base_env(&app.database_url);
+    env.insert(
+        "KEYCLOAK_URL".into(),
+        format!("http://127.0.0.1:{}", free_port()),
+    );
+    env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+    env.insert(
+        "WIZBRAND_PUBLIC_URL".into(),
+        format!("http://127.0.0.1:{port}"),
+    );
+    let cut_off = Application::build(Config::from_source(&env).unwrap())
+        .await
+        .unwrap();
+    tokio::spawn(cut_off.run_until_stopped());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let home = client
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("Signed in as"), "{home}");
+    let gate = client
+        .get(format!("{base}/forward-auth"))
+        .header("cookie", &cookie)
+        .header("X-Forwarded-Host", "acme.seo.wizbrand.localhost")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Uri", "/")
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gate.status(), StatusCode::OK);
+    // New sign-ins there get the 503 page.
+    let login = client.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]

@@ -389,7 +389,11 @@ pub fn free_port() -> u16 {
 
 impl TestTraefik {
     pub async fn start(wizbrand: &str) -> TestTraefik {
-        let port = free_port();
+        Self::start_on(free_port(), wizbrand).await
+    }
+
+    /// On a port chosen beforehand (when wizbrand's public URL must name it).
+    pub async fn start_on(port: u16, wizbrand: &str) -> TestTraefik {
         let dir = TempDir(
             std::env::temp_dir().join(format!("wizbrand-traefik-{}", uuid::Uuid::new_v4())),
         );

@@ -49,7 +49,7 @@ sleep 5   # its start-up run (a no-op) finishes first
 since=$(python3 -c 'import time; print(time.time())')
 psql "$BENCH_DB" -qc "UPDATE memberships SET roles = ARRAY['ORG_MANAGER'] WHERE user_id = (SELECT id FROM users WHERE email = 'u1$SUFFIX')"
 echo "  seconds until a new token carries it: $(python3 "$ROOT/bench/kc.py" wait-claim "u1$SUFFIX" "org-2" ORG_MANAGER "$since")"
-kill "$SERVE_PID"; SERVE_PID=""
+kill "$SERVE_PID" 2>/dev/null || true; SERVE_PID=""
 
 echo "== peer: naive replay of the same state, one call at a time, no reads"
 python3 "$ROOT/bench/kc.py" cleanup "$BENCH_ROOT" "$SUFFIX" >/dev/null

@@ -115,7 +115,9 @@ pg_up() {
       || die "initdb failed; see $STATE/logs/initdb.log"
     rm -f "$pwfile"
   fi
-  if as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  # Asking the server first: pg_ctl status (through runuser) has been seen to fail
+  # under heavy load while the server was fine.
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" || as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     say "postgres: already running on 127.0.0.1:$PG_PORT"
   else
     say "postgres: starting on 127.0.0.1:$PG_PORT"

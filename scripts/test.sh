@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}/target}"
+export WIZBRAND_REPO_ROOT="$ROOT"
 cd "$ROOT"
 scripts/stack.sh up --infra
 cargo test --locked --all-targets "$@"

@@ -14,8 +14,12 @@ use sqlx::{Connection, PgConnection, PgPool};
 use wizbrand::config::Config;
 use wizbrand::startup::Application;
 
+/// The checkout under test. `scripts/test.sh` says so at run time: a test binary in a
+/// target folder shared between checkouts may have been built in another one.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("WIZBRAND_REPO_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// How to reach the running stack: `.stack/stack.env`, written by `scripts/stack.sh`.
@@ -385,7 +389,11 @@ pub fn free_port() -> u16 {
 
 impl TestTraefik {
     pub async fn start(wizbrand: &str) -> TestTraefik {
-        let port = free_port();
+        Self::start_on(free_port(), wizbrand).await
+    }
+
+    /// On a port chosen beforehand (when wizbrand's public URL must name it).
+    pub async fn start_on(port: u16, wizbrand: &str) -> TestTraefik {
         let dir = TempDir(
             std::env::temp_dir().join(format!("wizbrand-traefik-{}", uuid::Uuid::new_v4())),
         );

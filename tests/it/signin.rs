@@ -1,7 +1,6 @@
 //! Sign-in, sessions, org selection and logout against the real Keycloak: plain HTTP
 //! (Keycloak's login form driven with reqwest) and a real headless Chromium.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,12 +11,9 @@ use uuid::Uuid;
 use wizbrand::config::Config;
 use wizbrand::startup::Application;
 
-use crate::helpers::{KeycloakAdmin, TestApp, base_env, http_client, unique};
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+use crate::helpers::{
+    KeycloakAdmin, TestApp, TestTraefik, base_env, free_port, http_client, unique,
+};
 
 /// The app on a known port whose public URL is its own address (so the OIDC redirect
 /// URI `http://127.0.0.1:<port>/auth/callback` comes back to it).
@@ -275,7 +271,8 @@ async fn a_callback_with_a_missing_wrong_or_reused_state_is_a_400_page() {
     let response = app.client.get(&callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 
-    // A successful sign-in cannot be replayed (state and code are single-use).
+    // A successful sign-in cannot be replayed (state and code are single-use). Keycloak
+    // still knows this client from the first form, so this one is silent SSO.
     let (callback, done) = sign_in(&app, "/", &username).await;
     assert_eq!(done.status(), StatusCode::FOUND);
     let replay = app.client.get(&callback).send().await.unwrap();
@@ -574,14 +571,16 @@ async fn a_revocation_recorded_by_one_replica_ends_the_session_on_the_other_with
     }
 }
 
-#[tokio::test]
-async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_channel_logout() {
-    // The realm's wizbrand-web calls back 127.0.0.1:8080 (the dev stack); this test
-    // uses a client of its own whose back-channel logout URL is this app.
-    let port = free_port();
+/// A sign-in client of the test's own, shaped like the realm's `wizbrand-web`, for a
+/// public URL and back-channel logout URL the realm's client does not name. Returns
+/// (client id, secret).
+async fn own_web_client(
+    admin: &KeycloakAdmin,
+    public: &str,
+    backchannel: &str,
+) -> (String, String) {
     let client_id = unique("wizbrand-web-test-");
     let secret = unique("secret-");
-    let admin = KeycloakAdmin::connect().await;
     admin
         .send(
             reqwest::Method::POST,
@@ -595,17 +594,41 @@ async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_cha
                 "standardFlowEnabled": true,
                 "directAccessGrantsEnabled": false,
                 "frontchannelLogout": false,
-                "redirectUris": ["http://127.0.0.1/auth/callback"],
+                "redirectUris": [format!("{public}/auth/callback")],
                 "attributes": {
                     "pkce.code.challenge.method": "S256",
-                    "backchannel.logout.url":
-                        format!("http://127.0.0.1:{port}/auth/backchannel-logout"),
+                    "backchannel.logout.url": backchannel,
                     "backchannel.logout.session.required": "true",
-                    "post.logout.redirect.uris": "http://127.0.0.1/*",
+                    "post.logout.redirect.uris": format!("{public}/*"),
                 },
             })),
         )
         .await;
+    (client_id, secret)
+}
+
+async fn delete_client(admin: &KeycloakAdmin, client_id: &str) {
+    let id = admin.get(&format!("/clients?clientId={client_id}")).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    admin
+        .send(reqwest::Method::DELETE, &format!("/clients/{id}"), None)
+        .await;
+}
+
+#[tokio::test]
+async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_channel_logout() {
+    // The realm's wizbrand-web calls back 127.0.0.1:8080 (the dev stack); this test
+    // uses a client of its own whose back-channel logout URL is this app.
+    let port = free_port();
+    let admin = KeycloakAdmin::connect().await;
+    let (client_id, secret) = own_web_client(
+        &admin,
+        "http://127.0.0.1",
+        &format!("http://127.0.0.1:{port}/auth/backchannel-logout"),
+    )
+    .await;
     let app = TestApp::spawn_with(|env| {
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
         env.insert(
@@ -665,14 +688,7 @@ async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_cha
     .await
     .unwrap();
     assert_eq!(revoked, 1, "the revocation names the Keycloak session");
-
-    let id = admin.get(&format!("/clients?clientId={client_id}")).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    admin
-        .send(reqwest::Method::DELETE, &format!("/clients/{id}"), None)
-        .await;
+    delete_client(&admin, &client_id).await;
 }
 
 #[tokio::test]
@@ -732,6 +748,61 @@ async fn forged_back_channel_logout_tokens_are_refused() {
         .await
         .unwrap();
     assert_eq!(revocations, 0, "nothing was revoked");
+}
+
+#[tokio::test]
+async fn sessions_keep_working_on_a_replica_that_cannot_reach_keycloak() {
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[("acme", "ORG_USER")]).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let cookie = set_cookie(&done, "wizbrand_session").unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+
+    // Same database and session key, Keycloak nowhere.
+    let port = free_port();
+    let mut env = base_env(&app.database_url);
+    env.insert(
+        "KEYCLOAK_URL".into(),
+        format!("http://127.0.0.1:{}", free_port()),
+    );
+    env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+    env.insert(
+        "WIZBRAND_PUBLIC_URL".into(),
+        format!("http://127.0.0.1:{port}"),
+    );
+    let cut_off = Application::build(Config::from_source(&env).unwrap())
+        .await
+        .unwrap();
+    tokio::spawn(cut_off.run_until_stopped());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let home = client
+        .get(format!("{base}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("Signed in as"), "{home}");
+    let gate = client
+        .get(format!("{base}/forward-auth"))
+        .header("cookie", &cookie)
+        .header("X-Forwarded-Host", "acme.seo.wizbrand.localhost")
+        .header("X-Forwarded-Proto", "http")
+        .header("X-Forwarded-Uri", "/")
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gate.status(), StatusCode::OK);
+    // New sign-ins there get the 503 page.
+    let login = client.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]
@@ -1015,4 +1086,55 @@ async fn a_person_signs_in_with_chromium_picks_an_org_and_signs_out() {
     browser.wait_for_url("http://localhost:8180/").await;
     browser.find("#password").await;
     browser.quit().await;
+}
+
+#[tokio::test]
+async fn through_traefik_one_sign_in_on_the_auth_host_opens_an_app_host() {
+    // The dev layout on free ports: Traefik in front, wizbrand at auth.wizbrand.localhost,
+    // the session cookie for Domain=wizbrand.localhost shared with the app hosts.
+    let traefik_port = free_port();
+    let app_port = free_port();
+    let public = format!("http://auth.wizbrand.localhost:{traefik_port}");
+    let admin = KeycloakAdmin::connect().await;
+    let (client_id, secret) = own_web_client(
+        &admin,
+        &public,
+        &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
+    )
+    .await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
+        env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
+    })
+    .await;
+    let _traefik = TestTraefik::start_on(traefik_port, &app.address).await;
+    let username = person(&app.pool, &[("acme", "ORG_USER")]).await;
+
+    let browser = Browser::start().await;
+    let seo = format!("http://acme.seo.wizbrand.localhost:{traefik_port}/");
+    browser.goto(&seo).await;
+    // The gate sends the browser to sign in, and the sign-in to Keycloak.
+    browser.wait_for_url("http://localhost:8180/").await;
+    browser.type_into("#username", &username).await;
+    browser.type_into("#password", &username).await;
+    browser.click("#kc-login").await;
+    browser.wait_for_url(&seo).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = browser.text().await.to_ascii_lowercase();
+        if text.contains(&format!("{username}@example.com")) {
+            assert!(text.contains("x-org-slug"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the app did not answer: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        browser.goto(&seo).await;
+    }
+    // The auth host knows the same session.
+    browser.goto(&format!("{public}/")).await;
+    assert!(browser.text().await.contains("Organization: acme"));
+    browser.quit().await;
+    delete_client(&admin, &client_id).await;
 }

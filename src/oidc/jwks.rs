@@ -17,6 +17,10 @@ use crate::forward_auth::decide::Principal;
 
 const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const LEEWAY_SECONDS: u64 = 30;
+/// Access tokens already verified, so a client repeating its token (every request of
+/// an API client or a gate call) costs a lookup, not an RSA verification. Bounded;
+/// emptied whenever the key set is refetched.
+const VERIFIED_CAPACITY: usize = 4096;
 /// How long a fetched key set is trusted without looking again.
 const MAX_AGE: Duration = Duration::from_secs(300);
 /// Asymmetric algorithms only: no `none`, no HMAC (whose secret could be the public key).
@@ -49,6 +53,7 @@ pub enum TokenError {
 #[derive(Debug, Deserialize)]
 struct AccessClaims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     typ: Option<String>,
     #[serde(default)]
@@ -78,6 +83,8 @@ pub struct TokenVerifier {
     keys: RwLock<Keys>,
     refetch: tokio::sync::Mutex<()>,
     max_age: Duration,
+    /// token → (who, `exp`), for tokens this verifier has checked in full.
+    verified: RwLock<HashMap<Box<str>, (Principal, u64)>>,
 }
 
 impl TokenVerifier {
@@ -94,6 +101,7 @@ impl TokenVerifier {
             }),
             refetch: tokio::sync::Mutex::new(()),
             max_age: MAX_AGE,
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -155,6 +163,11 @@ impl TokenVerifier {
     /// Verifies an access token for the API audience; no network call when its key is
     /// cached.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        if !self.stale()
+            && let Some(principal) = self.already_verified(token)
+        {
+            return Ok(principal);
+        }
         let claims: AccessClaims = self
             .decode(token, &self.audience, &["exp", "iss", "aud", "sub"])
             .await?;
@@ -162,14 +175,32 @@ impl TokenVerifier {
         if claims.typ.as_deref().is_some_and(|t| t != "Bearer") {
             return Err(TokenError::Invalid("not an access token".into()));
         }
-        Ok(Principal {
+        let principal = Principal {
             platform_admin: claims
                 .realm_access
                 .is_some_and(|r| r.roles.iter().any(|role| role == "wizbrand-admin")),
             sub: claims.sub,
             email: claims.email.map(|e| e.to_lowercase()),
             preferred_org: claims.preferred_org,
-        })
+        };
+        if let Ok(mut verified) = self.verified.write() {
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(token.into(), (principal.clone(), claims.exp));
+        }
+        Ok(principal)
+    }
+
+    /// A token verified before and not yet expired (same leeway as a full check).
+    fn already_verified(&self, token: &str) -> Option<Principal> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_secs();
+        let verified = self.verified.read().ok()?;
+        let (principal, exp) = verified.get(token)?;
+        (now <= exp + LEEWAY_SECONDS).then(|| principal.clone())
     }
 
     fn cached(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
@@ -195,6 +226,10 @@ impl TokenVerifier {
             keys.fetched = Some(Instant::now());
             if let Ok(by_kid) = &fetched {
                 keys.by_kid = by_kid.clone();
+                // A key may have gone: every token is checked in full again.
+                if let Ok(mut verified) = self.verified.write() {
+                    verified.clear();
+                }
             }
         }
         fetched.map(|_| ())

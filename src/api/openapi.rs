@@ -120,6 +120,7 @@ fn schemas() -> Value {
             "id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
             "name": {"type": "string"}, "plan": {"type": "string"}, "features": strings,
             "status": {"type": "string", "enum": ["active", "suspended"]},
+            "hidden_apps": strings,
             "created_at": time, "updated_at": time}},
         "OrgPage": page_of("Org"),
         "OrgCreate": {"type": "object", "additionalProperties": false, "required": ["slug", "name"], "properties": {
@@ -131,7 +132,8 @@ fn schemas() -> Value {
             "name": {"type": "string", "description": "ORG_ADMIN or platform admin"},
             "plan": {"type": "string", "description": "platform admin"},
             "features": {"type": "array", "items": {"type": "string"}, "description": "platform admin"},
-            "status": {"type": "string", "enum": ["active", "suspended"], "description": "platform admin"}}},
+            "status": {"type": "string", "enum": ["active", "suspended"], "description": "platform admin"},
+            "hidden_apps": {"type": "array", "items": {"type": "string"}, "description": "app keys closed for this org; ORG_ADMIN or platform admin"}}},
         "Member": {"type": "object", "properties": {
             "email": {"type": "string"}, "keycloak_id": {"type": ["string", "null"]},
             "roles": {"type": "array", "items": reference("Role")}}},

@@ -159,10 +159,13 @@ pub struct OrgPatch {
     pub plan: Option<String>,
     pub features: Option<Vec<String>>,
     pub status: Option<String>,
+    /// Apps (by key) closed for this org; ORG_ADMIN's to decide.
+    pub hidden_apps: Option<Vec<String>>,
 }
 
 impl OrgPatch {
-    /// What the change needs: renaming is ORG_ADMIN's, the rest is the platform's.
+    /// What the change needs: the name and app visibility are ORG_ADMIN's, the rest is
+    /// the platform's.
     fn action(&self) -> OrgAction {
         if self.plan.is_some() || self.features.is_some() || self.status.is_some() {
             OrgAction::ChangePlan
@@ -186,6 +189,20 @@ pub async fn update(
         Some(f) => Some(normalise_features(f).map_err(problem)?),
         None => None,
     };
+    if let Some(keys) = &body.hidden_apps {
+        let known = db::apps::keys(&pool).await.map_err(problem)?;
+        if let Some(unknown) = keys.iter().find(|k| !known.contains(k)) {
+            return Err(problem(AppError::Unprocessable(format!(
+                "hidden_apps: `{unknown}` is not an app"
+            ))));
+        }
+    }
+    let hidden_apps = body.hidden_apps.as_ref().map(|keys| {
+        let mut keys = keys.clone();
+        keys.sort();
+        keys.dedup();
+        keys
+    });
     let mut tx = pool.begin().await.map_err(problem)?;
     let after = db::orgs::update(
         &mut tx,
@@ -194,6 +211,7 @@ pub async fn update(
         body.plan.as_deref(),
         features.as_deref(),
         body.status.as_deref(),
+        hidden_apps.as_deref(),
     )
     .await
     .map_err(problem)?;

@@ -96,3 +96,10 @@ pub async fn delete(conn: &mut PgConnection, key: &str) -> Result<(), sqlx::Erro
         .await
         .map(|_| ())
 }
+
+/// Every app's key.
+pub async fn keys(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT key FROM apps ORDER BY key")
+        .fetch_all(pool)
+        .await
+}

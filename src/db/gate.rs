@@ -18,6 +18,7 @@ pub struct OrgRow {
     pub slug: String,
     pub status: String,
     pub features: Vec<String>,
+    pub hidden_apps: Vec<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -37,7 +38,7 @@ pub async fn apps(pool: &PgPool) -> Result<Vec<AppRow>, sqlx::Error> {
 }
 
 pub async fn orgs(pool: &PgPool) -> Result<Vec<OrgRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, slug, status, features FROM orgs")
+    sqlx::query_as("SELECT id, slug, status, features, hidden_apps FROM orgs")
         .fetch_all(pool)
         .await
 }

@@ -11,12 +11,14 @@ pub struct Org {
     pub plan: String,
     pub features: Vec<String>,
     pub status: String,
+    /// Apps (by key) an ORG_ADMIN closed for this org.
+    pub hidden_apps: Vec<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 const COLUMNS: &str =
-    "o.id, o.slug, o.name, o.plan, o.features, o.status, o.created_at, o.updated_at";
+    "o.id, o.slug, o.name, o.plan, o.features, o.status, o.hidden_apps, o.created_at, o.updated_at";
 
 /// Every org, by slug.
 pub async fn list_all(
@@ -110,10 +112,12 @@ pub async fn update(
     plan: Option<&str>,
     features: Option<&[String]>,
     status: Option<&str>,
+    hidden_apps: Option<&[String]>,
 ) -> Result<Org, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE orgs AS o SET name = COALESCE($2, name), plan = COALESCE($3, plan), \
-         features = COALESCE($4, features), status = COALESCE($5, status) \
+         features = COALESCE($4, features), status = COALESCE($5, status), \
+         hidden_apps = COALESCE($6, hidden_apps) \
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
@@ -121,6 +125,7 @@ pub async fn update(
     .bind(plan)
     .bind(features)
     .bind(status)
+    .bind(hidden_apps)
     .fetch_one(conn)
     .await
 }

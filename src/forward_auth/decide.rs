@@ -57,6 +57,8 @@ pub struct OrgEntry {
     pub slug: OrgSlug,
     pub active: bool,
     pub features: HashSet<String>,
+    /// App keys the org's ORG_ADMIN closed.
+    pub hidden_apps: HashSet<String>,
 }
 
 /// Everything the gate knows, rebuilt from Postgres on every change.
@@ -103,6 +105,10 @@ pub enum Denial {
         org: String,
         app: String,
     },
+    AppHidden {
+        org: String,
+        app: String,
+    },
 }
 
 impl Denial {
@@ -121,6 +127,9 @@ impl Denial {
                 "The plan of \"{org}\" does not include {app} (feature \"{feature}\"). \
                  An ORG_ADMIN of \"{org}\" can ask for a plan that has it."
             ),
+            Denial::AppHidden { org, app } => format!(
+                "An ORG_ADMIN of \"{org}\" has closed {app} for the organization. Ask them to open it."
+            ),
             Denial::OrgSuspended { org, app } => format!(
                 "The organization \"{org}\" is suspended, so {app} is closed. Ask a platform administrator."
             ),
@@ -134,6 +143,7 @@ impl Denial {
             Denial::RoleTooLow { .. } => "role-too-low",
             Denial::FeatureMissing { .. } => "feature-missing",
             Denial::OrgSuspended { .. } => "org-suspended",
+            Denial::AppHidden { .. } => "app-hidden",
         }
     }
 }
@@ -230,6 +240,12 @@ pub fn decide(state: &GateSnapshot, host: &str, who: Option<&Principal>) -> Outc
             feature: app.required_feature.clone(),
         });
     }
+    if org.hidden_apps.contains(&app.key) {
+        return Outcome::Deny(Denial::AppHidden {
+            org: org_slug.to_owned(),
+            app: app_name,
+        });
+    }
     let mut roles = roles.clone();
     roles.sort_by(|a, b| b.cmp(a));
     Outcome::Allow(Grant {
@@ -259,6 +275,7 @@ mod tests {
             slug: OrgSlug::parse(slug).unwrap_or_else(|e| panic!("{e}")),
             active,
             features: features.iter().map(|f| f.to_string()).collect(),
+            hidden_apps: HashSet::new(),
         };
         GateSnapshot {
             apps: vec![
@@ -270,6 +287,13 @@ mod tests {
                 ("acme".into(), org("acme", &["seo", "files"], true)),
                 ("beta".into(), org("beta", &["seo"], true)),
                 ("gone".into(), org("gone", &["seo"], false)),
+                (
+                    "shut".into(),
+                    OrgEntry {
+                        hidden_apps: HashSet::from(["seo".to_owned()]),
+                        ..org("shut", &["seo"], true)
+                    },
+                ),
             ]),
             members_by_sub: HashMap::from([
                 (
@@ -277,6 +301,7 @@ mod tests {
                     HashMap::from([
                         ("acme".into(), vec![Role::Admin]),
                         ("gone".into(), vec![Role::Admin]),
+                        ("shut".into(), vec![Role::Admin]),
                     ]),
                 ),
                 (
@@ -321,6 +346,7 @@ mod tests {
             ("nope.seo.wizbrand.localhost", "alice", "not-member"),
             ("acme.music.wizbrand.localhost", "alice", "feature-missing"),
             ("gone.seo.wizbrand.localhost", "alice", "org-suspended"),
+            ("shut.seo.wizbrand.localhost", "alice", "app-hidden"),
             ("a.b.seo.wizbrand.localhost", "alice", "unknown-host"),
             ("evil.example.com", "alice", "unknown-host"),
         ];

@@ -72,6 +72,7 @@ pub async fn load(pool: &PgPool) -> Result<GateSnapshot, sqlx::Error> {
                         slug,
                         active: org.status == "active",
                         features: org.features.into_iter().collect(),
+                        hidden_apps: org.hidden_apps.into_iter().collect(),
                     },
                 );
             }

@@ -539,3 +539,79 @@ async fn cached_keys_keep_verifying_while_keycloak_is_unreachable() {
     );
     assert_eq!(ask_gate(&gate.app, host, &unknown).await, 401);
 }
+
+#[tokio::test]
+async fn an_org_admin_closes_an_app_for_the_org_through_the_api() {
+    let gate = Gate::new().await;
+    let admin = gate.member(&[("acme", "ORG_ADMIN")]).await;
+    let user = gate.member(&[("acme", "ORG_USER")]).await;
+    assert_eq!(
+        gate.get("acme", "seo", "/api")
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let patch = |token: &str, body: Value| {
+        gate.app
+            .client
+            .patch(format!("{}/api/v1/orgs/acme", gate.app.address))
+            .bearer_auth(token.to_owned())
+            .json(&body)
+            .send()
+    };
+    // A plain member may not; an unknown app is named; the admin may.
+    let refused = patch(&user.token, serde_json::json!({"hidden_apps": ["seo"]}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let unknown = patch(&admin.token, serde_json::json!({"hidden_apps": ["nope"]}))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 422);
+    assert!(
+        unknown
+            .text()
+            .await
+            .unwrap()
+            .contains("`nope` is not an app")
+    );
+    let done = patch(&admin.token, serde_json::json!({"hidden_apps": ["seo"]}))
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    let org: Value = done.json().await.unwrap();
+    assert_eq!(org["hidden_apps"], serde_json::json!(["seo"]));
+
+    let changed = Instant::now();
+    loop {
+        let response = gate
+            .get("acme", "seo", "/api")
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 403 {
+            let problem: Value = response.json().await.unwrap();
+            assert_eq!(problem["type"], "https://wizbrand.dev/problems/app-hidden");
+            break;
+        }
+        assert!(
+            changed.elapsed() < Duration::from_secs(1),
+            "still open after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Other apps stay open.
+    assert_eq!(
+        gate.get("acme", "music", "/api")
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -6,10 +6,13 @@
 #   4. Traefik -> upstream, no auth
 #   5. Traefik -> ForwardAuth to the do-nothing gate -> upstream: the ceiling of ForwardAuth
 #   6. Traefik -> wizbrand gate -> upstream
-# (3, oauth2-proxy, is not measured yet; see the README.) The upstream is the do-nothing
+#   3. oauth2-proxy (go install, pinned) /oauth2/auth against the same Keycloak
+# The upstream is the do-nothing
 # server too, so Traefik's and the gates' costs are what differ. Release builds go to a
 # target folder of their own so they never wait on the debug builds' lock.
-# Identity: a Bearer access token (verified locally, as a session would be: no I/O).
+# Identity: a session cookie from a real sign-in through Keycloak's form (and, for
+# comparison, a Bearer access token).
+OAUTH2_PROXY_VERSION=v7.15.6
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DURATION="${1:-10}"; CONNECTIONS="${2:-32}"
@@ -33,7 +36,7 @@ TOKEN="$(python3 "$ROOT/bench/kc.py" token gatebench)"
 
 P_GATE=$(free_port); P_NOOP=$(free_port); P_UP=$(free_port); P_TRAEFIK=$(free_port)
 export DATABASE_URL="$DB" WIZBRAND_LISTEN="127.0.0.1:$P_GATE" WIZBRAND_SYNC_ENABLED=false \
-  WIZBRAND_PUBLIC_URL=http://auth.wizbrand.localhost:8000 WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost \
+  WIZBRAND_PUBLIC_URL="http://127.0.0.1:$P_GATE" WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost \
   WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" RUST_LOG=warn
 "$BIN/wizbrand" serve >"$TMP/wizbrand.log" 2>&1 & PIDS+=($!); GATE_PID=$!
 "$BIN/examples/noop_gate" "127.0.0.1:$P_NOOP" & PIDS+=($!); NOOP_PID=$!
@@ -45,6 +48,23 @@ INSERT INTO users (email, keycloak_id) VALUES ('gatebench@bench.example.com', '$
 INSERT INTO memberships (org_id, user_id, roles) SELECT o.id, u.id, ARRAY['ORG_USER'] FROM orgs o, users u;
 SQL
 sleep 1
+SESSION="$(python3 "$ROOT/bench/kc.py" browser-login "http://127.0.0.1:$P_GATE/login?rd=http://127.0.0.1:$P_GATE/" wizbrand_session gatebench)"
+
+O2P="$CACHE/bin/oauth2-proxy"
+if [[ ! -x "$O2P" ]]; then
+  echo "installing oauth2-proxy $OAUTH2_PROXY_VERSION (go install)"
+  GOBIN="$CACHE/bin" go install "github.com/oauth2-proxy/oauth2-proxy/v7@$OAUTH2_PROXY_VERSION"
+fi
+P_O2P=$(free_port)
+python3 "$ROOT/bench/kc.py" ensure-client bench-oauth2-proxy bench-oauth2-proxy-secret
+"$O2P" --provider=keycloak-oidc --client-id=bench-oauth2-proxy --client-secret=bench-oauth2-proxy-secret \
+  --oidc-issuer-url="$KEYCLOAK_URL/realms/wizbrand" --redirect-url="http://127.0.0.1:$P_O2P/oauth2/callback" \
+  --http-address="127.0.0.1:$P_O2P" --cookie-secret=0123456789abcdef0123456789abcdef --cookie-secure=false \
+  --email-domain='*' --upstream=static://200 --skip-provider-button=true --code-challenge-method=S256 \
+  --set-xauthrequest=true --request-logging=false --auth-logging=false --standard-logging=false >"$TMP/o2p.log" 2>&1 &
+PIDS+=($!); O2P_PID=$!
+until curl -fs "http://127.0.0.1:$P_O2P/ping" >/dev/null; do sleep 0.2; done
+O2P_COOKIE="$(python3 "$ROOT/bench/kc.py" browser-login "http://127.0.0.1:$P_O2P/oauth2/start?rd=/" _oauth2_proxy gatebench)"
 
 mkdir -p "$TMP/dynamic"
 cat >"$TMP/traefik.yml" <<YML
@@ -71,11 +91,13 @@ YML
 "$WIZBRAND_STACK_TRAEFIK_BIN" --configFile="$TMP/traefik.yml" >/dev/null 2>&1 & PIDS+=($!)
 until [[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: plain.bench.localhost' "http://127.0.0.1:$P_TRAEFIK/")" == 200 ]]; do sleep 0.2; done
 
-check() { local code; code="$(curl -s -o /dev/null -w '%{http_code}' "$@")"; [[ "$code" == 200 ]] || { echo "target answered $code, not 200: $*" >&2; cat "$TMP/wizbrand.log" >&2; exit 1; }; }
+check() { local code; code="$(curl -s -o /dev/null -w '%{http_code}' "$@")"; [[ "$code" == 20[02] ]] || { echo "target answered $code, not 200: $*" >&2; cat "$TMP/wizbrand.log" >&2; exit 1; }; }
 AUTH="Authorization: Bearer $TOKEN"
 FWD=(-H "X-Forwarded-Host: acme.seo.wizbrand.localhost" -H "X-Forwarded-Proto: http" -H "X-Forwarded-Uri: /" -H "X-Forwarded-Method: GET")
 check -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
-check -H "$AUTH" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+check -H "Cookie: $SESSION" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+check -H "Cookie: $O2P_COOKIE" "http://127.0.0.1:$P_O2P/oauth2/auth"
+check -H "Cookie: $SESSION" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 
 measure() {
   local label="$1"; shift
@@ -88,10 +110,12 @@ measure() {
   printf '%-46s %10s req/s   p50 %8s   p99 %8s   %s\n' "$label" "$rps" "$p50" "$p99" "$errors"
 }
 echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s each"
-measure "1 wizbrand /forward-auth (direct)" -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+measure "1 wizbrand /forward-auth, session cookie" -H "Cookie: $SESSION" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+measure "1b wizbrand /forward-auth, Bearer token" -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 measure "2 do-nothing gate (direct)" "http://127.0.0.1:$P_NOOP/"
+measure "3 oauth2-proxy /oauth2/auth, its cookie" -H "Cookie: $O2P_COOKIE" "http://127.0.0.1:$P_O2P/oauth2/auth"
 measure "4 Traefik -> upstream" -H "Host: plain.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 measure "5 Traefik -> ForwardAuth(do-nothing) -> up" -H "Host: noopfa.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
-measure "6 Traefik -> wizbrand gate -> upstream" -H "$AUTH" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+measure "6 Traefik -> wizbrand gate -> upstream" -H "Cookie: $SESSION" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
-echo "peak RSS: wizbrand $(rss "$GATE_PID"), do-nothing gate $(rss "$NOOP_PID")"
+echo "peak RSS: wizbrand $(rss "$GATE_PID"), do-nothing gate $(rss "$NOOP_PID"), oauth2-proxy $(rss "$O2P_PID")"

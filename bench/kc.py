@@ -9,6 +9,8 @@
   kc.py cleanup ROOT EMAIL_SUFFIX          delete the bench groups and users
   kc.py bench-user NAME                    create or reset a user that can sign in; prints its id
   kc.py token NAME                         a wizbrand-test access token for that user
+  kc.py ensure-client ID SECRET            a code-flow client for a bench peer
+  kc.py browser-login URL COOKIE NAME      sign in through Keycloak's form; prints COOKIE=value
 Environment: KEYCLOAK_URL, WIZBRAND_STACK_KC_ADMIN, WIZBRAND_STACK_KC_ADMIN_PASSWORD.
 """
 import base64
@@ -141,6 +143,45 @@ def token(name):
     print(json.load(urllib.request.urlopen(f"{URL}/realms/{REALM}/protocol/openid-connect/token", form))["access_token"])
 
 
+def ensure_client(client_id, secret):
+    """A confidential code-flow client for a bench peer (redirects to loopback only)."""
+    a = Admin()
+    rep = {"clientId": client_id, "enabled": True, "publicClient": False, "secret": secret,
+           "standardFlowEnabled": True, "directAccessGrantsEnabled": False,
+           "redirectUris": ["http://127.0.0.1/*"], "attributes": {"pkce.code.challenge.method": "S256"},
+           "defaultClientScopes": ["basic", "profile", "email", "roles", "acr", "wizbrand-orgs"]}
+    found, _ = a.call("GET", f"/clients?clientId={client_id}")
+    if found:
+        a.call("PUT", f"/clients/{found[0]['id']}", {**rep, "id": found[0]["id"]})
+    else:
+        a.call("POST", "/clients", rep)
+
+
+def browser_login(start_url, cookie_name, username):
+    """Signs in as a browser would (Keycloak's login form); prints `name=value` of the
+    session cookie the app set."""
+    import html
+    import http.cookiejar
+    import re
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(start_url).read().decode()
+    action = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', page)
+    if not action:
+        sys.exit("no Keycloak login form at the end of " + start_url)
+    form = urllib.parse.urlencode({"username": username, "password": "bench-pw-1", "credentialId": ""}).encode()
+    try:
+        opener.open(html.unescape(action.group(1)), form)
+    except urllib.error.HTTPError as e:
+        if e.code >= 500:
+            raise
+    for cookie in jar:
+        if cookie.name == cookie_name:
+            print(f"{cookie.name}={cookie.value}")
+            return
+    sys.exit(f"no {cookie_name} cookie after signing in; cookies: {[c.name for c in jar]}")
+
+
 def cleanup(root, suffix):
     a = Admin()
     for r in [root, root + "-naive"]:
@@ -162,4 +203,5 @@ def cleanup(root, suffix):
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     {"naive-replay": naive_replay, "activate": activate, "wait-claim": wait_claim,
-     "cleanup": cleanup, "bench-user": bench_user, "token": token}[cmd](*args)
+     "cleanup": cleanup, "bench-user": bench_user, "token": token,
+     "ensure-client": ensure_client, "browser-login": browser_login}[cmd](*args)

@@ -56,7 +56,8 @@ alive() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; 
 # start_bg NAME LOG COMMAND...: start a long-running process detached, remember its pid.
 start_bg() {
   local name="$1" log="$2"; shift 2
-  nohup setsid "$@" >>"$log" 2>&1 </dev/null &
+  # 9>&-: the child must not inherit the stack lock, or it would hold it for its life.
+  nohup setsid "$@" >>"$log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN/$name.pid"
 }
 
@@ -123,7 +124,7 @@ pg_up() {
     say "postgres: starting on 127.0.0.1:$PG_PORT"
     as_pg "$bin/pg_ctl" -D "$data" -l "$log" -w -t 60 \
       -o "-p $PG_PORT -k $data -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-      start >/dev/null || die "postgres did not start; its log: $log"
+      start >/dev/null 9>&- || die "postgres did not start; its log: $log"
   fi
   wait_for postgres 60 "$log" "$bin/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
   if ! PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres -Atc \

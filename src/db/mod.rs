@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod changes;
 pub mod gate;
 pub mod members;
 pub mod orgs;

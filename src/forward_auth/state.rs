@@ -7,10 +7,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 
 use super::decide::{AppRule, GateSnapshot, HostPattern, OrgEntry};
+use crate::db::changes::follow;
 use crate::domain::{OrgSlug, Role};
+
+/// The tables the gate's state is made of.
+const GATE_TABLES: &[&str] = &["apps", "orgs", "users", "memberships"];
 
 const SAFETY_NET: Duration = Duration::from_secs(30);
 /// Changes within this window share one reload.
@@ -93,36 +96,12 @@ pub async fn load(pool: &PgPool) -> Result<GateSnapshot, sqlx::Error> {
 
 /// Keeps `state` in step with Postgres for the life of the process.
 pub fn spawn_refresher(state: Arc<GateState>, pool: PgPool, database_url: String) {
+    let mut changes = follow(database_url, "gate", SETTLE, SAFETY_NET);
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match PgListener::connect(&database_url).await {
-                Ok(mut listener) => {
-                    if listener.listen("wizbrand_changes").await.is_ok() {
-                        backoff = Duration::from_millis(200);
-                        // Reload after (re)connecting: changes may have been missed.
-                        reload_logged(&state, &pool).await;
-                        loop {
-                            match tokio::time::timeout(SAFETY_NET, listener.recv()).await {
-                                Ok(Ok(_)) => {
-                                    tokio::time::sleep(SETTLE).await;
-                                    // Drain what arrived meanwhile; one reload covers it.
-                                    while listener.next_buffered().is_some() {}
-                                    reload_logged(&state, &pool).await;
-                                }
-                                Ok(Err(e)) => {
-                                    tracing::warn!(error = %e, "gate lost its change feed");
-                                    break;
-                                }
-                                Err(_) => reload_logged(&state, &pool).await,
-                            }
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "gate cannot listen for changes; retrying"),
+        while let Some(change) = changes.recv().await {
+            if change.touches(GATE_TABLES) {
+                reload_logged(&state, &pool).await;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     });
 }

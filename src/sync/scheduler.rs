@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::Instrument;
 
 use super::plan::Scope;
 use super::{RunOptions, Trigger};
+use crate::db::changes::{Change, follow};
 use crate::domain::OrgSlug;
 use crate::keycloak::directory::KeycloakDirectory;
 use crate::metrics::Metrics;
@@ -132,27 +132,28 @@ async fn runner(
     }
 }
 
-/// Turns `wizbrand_changes` notifications into scoped sync requests; reconnects with
-/// backoff, and asks for a full run after a reconnect (notifications may be lost).
+/// Turns `wizbrand_changes` notifications into scoped sync requests; after a
+/// reconnect it asks for a full run (notifications may have been lost). The cron job
+/// is the safety net, so quiet spells ask for nothing.
 async fn listen(pool: PgPool, database_url: String, handle: SyncHandle) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        match PgListener::connect(&database_url).await {
-            Ok(mut listener) => {
-                if listener.listen("wizbrand_changes").await.is_ok() {
-                    backoff = Duration::from_millis(500);
-                    while let Ok(note) = listener.recv().await {
-                        if let Some(scope) = scope_of(&pool, note.payload()).await {
-                            handle.request(scope, Trigger::Change);
-                        }
+    let mut changes = follow(
+        database_url,
+        "sync",
+        Duration::from_millis(20),
+        Duration::from_secs(3600),
+    );
+    while let Some(change) = changes.recv().await {
+        match change {
+            Change::Connected => handle.request(Scope::All, Trigger::Change),
+            Change::Quiet => {}
+            Change::Notified(payloads) => {
+                for payload in payloads {
+                    if let Some(scope) = scope_of(&pool, &payload).await {
+                        handle.request(scope, Trigger::Change);
                     }
                 }
-                handle.request(Scope::All, Trigger::Change);
             }
-            Err(e) => tracing::warn!(error = %e, "sync cannot listen for changes; retrying"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 
+use crate::db::changes::{Change, follow};
 use crate::db::sessions::RevocationRow;
 
 const SAFETY_NET: Duration = Duration::from_secs(10);
@@ -89,51 +89,27 @@ fn apply(set: &mut Set, row: RevocationRow) {
 
 /// Keeps `state` in step with Postgres for the life of the process.
 pub fn spawn_refresher(state: Arc<Revocations>, pool: PgPool, database_url: String) {
+    let mut changes = follow(database_url, "revocations", SETTLE, SAFETY_NET);
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
         let mut ticks: u32 = 0;
-        loop {
-            match PgListener::connect(&database_url).await {
-                Ok(mut listener) => {
-                    if listener.listen("wizbrand_changes").await.is_ok() {
-                        backoff = Duration::from_millis(200);
+        while let Some(change) = changes.recv().await {
+            match change {
+                Change::Notified(_) => {
+                    if change.touches(&["session_revocations"]) {
                         reload_logged(&state, &pool).await;
-                        loop {
-                            match tokio::time::timeout(SAFETY_NET, listener.recv()).await {
-                                Ok(Ok(n)) => {
-                                    let mut relevant = n.payload().contains("session_revocations");
-                                    tokio::time::sleep(SETTLE).await;
-                                    while let Some(n) = listener.next_buffered() {
-                                        relevant |= n.payload().contains("session_revocations");
-                                    }
-                                    if relevant {
-                                        reload_logged(&state, &pool).await;
-                                    }
-                                }
-                                Ok(Err(e)) => {
-                                    tracing::warn!(error = %e, "revocations lost their change feed");
-                                    break;
-                                }
-                                Err(_) => {
-                                    reload_logged(&state, &pool).await;
-                                    ticks = ticks.wrapping_add(1);
-                                    if ticks.is_multiple_of(PURGE_EVERY)
-                                        && let Err(e) =
-                                            crate::db::sessions::purge_expired(&pool).await
-                                    {
-                                        tracing::warn!(error = %e, "purging expired sessions failed");
-                                    }
-                                }
-                            }
-                        }
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "revocations cannot listen for changes; retrying");
+                Change::Connected => reload_logged(&state, &pool).await,
+                Change::Quiet => {
+                    reload_logged(&state, &pool).await;
+                    ticks = ticks.wrapping_add(1);
+                    if ticks.is_multiple_of(PURGE_EVERY)
+                        && let Err(e) = crate::db::sessions::purge_expired(&pool).await
+                    {
+                        tracing::warn!(error = %e, "purging expired sessions failed");
+                    }
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     });
 }

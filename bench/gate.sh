@@ -61,6 +61,7 @@ python3 "$ROOT/bench/kc.py" ensure-client bench-oauth2-proxy bench-oauth2-proxy-
   --oidc-issuer-url="$KEYCLOAK_URL/realms/wizbrand" --redirect-url="http://127.0.0.1:$P_O2P/oauth2/callback" \
   --http-address="127.0.0.1:$P_O2P" --cookie-secret=0123456789abcdef0123456789abcdef --cookie-secure=false \
   --email-domain='*' --upstream=static://200 --skip-provider-button=true --code-challenge-method=S256 \
+  --skip-jwt-bearer-tokens=true --oidc-extra-audience=wizbrand-api \
   --set-xauthrequest=true --request-logging=false --auth-logging=false --standard-logging=false >"$TMP/o2p.log" 2>&1 &
 PIDS+=($!); O2P_PID=$!
 until curl -fs "http://127.0.0.1:$P_O2P/ping" >/dev/null; do sleep 0.2; done
@@ -97,6 +98,7 @@ FWD=(-H "X-Forwarded-Host: acme.seo.wizbrand.localhost" -H "X-Forwarded-Proto: h
 check -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 check -H "Cookie: $SESSION" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 check -H "Cookie: $O2P_COOKIE" "http://127.0.0.1:$P_O2P/oauth2/auth"
+check -H "$AUTH" "http://127.0.0.1:$P_O2P/oauth2/auth"
 check -H "Cookie: $SESSION" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 
 measure() {
@@ -113,7 +115,8 @@ echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s each"
 measure "1 wizbrand /forward-auth, session cookie" -H "Cookie: $SESSION" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 measure "1b wizbrand /forward-auth, Bearer token" -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 measure "2 do-nothing gate (direct)" "http://127.0.0.1:$P_NOOP/"
-measure "3 oauth2-proxy /oauth2/auth, its cookie" -H "Cookie: $O2P_COOKIE" "http://127.0.0.1:$P_O2P/oauth2/auth"
+measure "3 oauth2-proxy /oauth2/auth, its session cookie" -H "Cookie: $O2P_COOKIE" "http://127.0.0.1:$P_O2P/oauth2/auth"
+measure "3b oauth2-proxy /oauth2/auth, Bearer token" -H "$AUTH" "http://127.0.0.1:$P_O2P/oauth2/auth"
 measure "4 Traefik -> upstream" -H "Host: plain.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 measure "5 Traefik -> ForwardAuth(do-nothing) -> up" -H "Host: noopfa.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 measure "6 Traefik -> wizbrand gate -> upstream" -H "Cookie: $SESSION" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"

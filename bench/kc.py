@@ -169,16 +169,24 @@ def browser_login(start_url, cookie_name, username):
     action = re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', page)
     if not action:
         sys.exit("no Keycloak login form at the end of " + start_url)
+    # Keycloak marks its cookies Secure; browsers send them to http://localhost (a
+    # secure context), Python's cookie jar does not unless told.
+    for cookie in jar:
+        cookie.secure = False
     form = urllib.parse.urlencode({"username": username, "password": "bench-pw-1", "credentialId": ""}).encode()
     try:
         opener.open(html.unescape(action.group(1)), form)
     except urllib.error.HTTPError as e:
-        if e.code >= 500:
-            raise
-    for cookie in jar:
-        if cookie.name == cookie_name:
-            print(f"{cookie.name}={cookie.value}")
-            return
+        # The app's landing page after sign-in may well be a 404; Keycloak's refusals
+        # are 400s on its own host.
+        if e.code >= 500 or "/login-actions/" in (e.url or ""):
+            sys.exit(f"sign-in failed: {e.code} at {e.url}")
+    # Large sessions come split in parts (`name_0`, `name_1`, …).
+    parts = [f"{c.name}={c.value}" for c in jar
+             if c.name == cookie_name or (c.name.startswith(cookie_name + "_") and c.name[len(cookie_name) + 1:].isdigit())]
+    if parts:
+        print("; ".join(parts))
+        return
     sys.exit(f"no {cookie_name} cookie after signing in; cookies: {[c.name for c in jar]}")
 
 

@@ -205,6 +205,29 @@ fn created_id(
 }
 
 impl KeycloakDirectory {
+    /// Every item of a paged listing: pages of `PAGE` until a short one.
+    async fn all_pages<R, T, F, Fut>(
+        &self,
+        name: &'static str,
+        fetch: F,
+        convert: fn(R) -> T,
+    ) -> Result<Vec<T>, DirectoryError>
+    where
+        F: Fn(i32) -> Fut,
+        Fut: Future<Output = Result<Vec<R>, CrateError>>,
+    {
+        let mut out = Vec::new();
+        loop {
+            let first = i32::try_from(out.len()).unwrap_or(i32::MAX);
+            let page = self.call(name, || fetch(first)).await?;
+            let full = page.len() == PAGE as usize;
+            out.extend(page.into_iter().map(convert));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
     async fn users_page(&self, first: i32) -> Result<Vec<UserInfo>, DirectoryError> {
         let page = self
             .call("read:users", || {
@@ -250,52 +273,40 @@ impl Directory for KeycloakDirectory {
     }
 
     async fn child_groups(&self, parent_id: &str) -> Result<Vec<GroupInfo>, DirectoryError> {
-        let mut out = Vec::new();
-        loop {
-            let first = i32::try_from(out.len()).unwrap_or(i32::MAX);
-            let page = self
-                .call("read:child_groups", || {
-                    self.admin.realm_groups_with_group_id_children_get(
-                        &self.realm,
-                        parent_id,
-                        Some(false),
-                        None,
-                        Some(first),
-                        Some(PAGE),
-                        None,
-                        None,
-                    )
-                })
-                .await?;
-            let full = page.len() == PAGE as usize;
-            out.extend(page.into_iter().map(group_info));
-            if !full {
-                return Ok(out);
-            }
-        }
+        self.all_pages(
+            "read:child_groups",
+            |first| {
+                self.admin.realm_groups_with_group_id_children_get(
+                    &self.realm,
+                    parent_id,
+                    Some(false),
+                    None,
+                    Some(first),
+                    Some(PAGE),
+                    None,
+                    None,
+                )
+            },
+            group_info,
+        )
+        .await
     }
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError> {
-        let mut out = Vec::new();
-        loop {
-            let first = i32::try_from(out.len()).unwrap_or(i32::MAX);
-            let page = self
-                .call("read:group_members", || {
-                    self.admin.realm_groups_with_group_id_members_get(
-                        &self.realm,
-                        group_id,
-                        Some(true),
-                        Some(first),
-                        Some(PAGE),
-                    )
-                })
-                .await?;
-            let full = page.len() == PAGE as usize;
-            out.extend(page.into_iter().map(user_info));
-            if !full {
-                return Ok(out);
-            }
-        }
+        self.all_pages(
+            "read:group_members",
+            |first| {
+                self.admin.realm_groups_with_group_id_members_get(
+                    &self.realm,
+                    group_id,
+                    Some(true),
+                    Some(first),
+                    Some(PAGE),
+                )
+            },
+            user_info,
+        )
+        .await
     }
 
     async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError> {

@@ -360,11 +360,9 @@ async fn read_actual<D: Directory>(
     for result in group_reads {
         let (group, seen) = result?;
         for u in seen {
-            member_users.entry(u.id.clone()).or_insert(ActualUser {
-                id: u.id,
-                email: u.email,
-                attributes: u.attributes,
-            });
+            member_users
+                .entry(u.id.clone())
+                .or_insert(ActualUser::from(u));
         }
         org_groups.push(group);
     }
@@ -373,14 +371,7 @@ async fn read_actual<D: Directory>(
     match scope {
         Scope::All => {
             for u in everyone.unwrap_or_default() {
-                users.insert(
-                    u.id.clone(),
-                    ActualUser {
-                        id: u.id,
-                        email: u.email,
-                        attributes: u.attributes,
-                    },
-                );
+                users.insert(u.id.clone(), ActualUser::from(u));
             }
         }
         Scope::Orgs(_) => {
@@ -393,14 +384,7 @@ async fn read_actual<D: Directory>(
             }
             for u in join_all(lookups).await {
                 if let Some(u) = u? {
-                    users.insert(
-                        u.id.clone(),
-                        ActualUser {
-                            id: u.id,
-                            email: u.email,
-                            attributes: u.attributes,
-                        },
-                    );
+                    users.insert(u.id.clone(), ActualUser::from(u));
                 }
             }
         }
@@ -443,6 +427,16 @@ async fn read_org_group<D: Directory>(
         },
         seen,
     ))
+}
+
+impl From<crate::keycloak::directory::UserInfo> for ActualUser {
+    fn from(u: crate::keycloak::directory::UserInfo) -> Self {
+        ActualUser {
+            id: u.id,
+            email: u.email,
+            attributes: u.attributes,
+        }
+    }
 }
 
 /// Ids learnt during a run: existing ones, plus what earlier phases created.

@@ -171,6 +171,13 @@ def main() -> None:
     if admin_role is None:
         fail(f"realm role '{PLATFORM_ADMIN_ROLE}' is missing; the realm is not the wizbrand export")
 
+    # A realm imported before these settings were in the export gets them here too.
+    realm = admin.call("GET", "")
+    wanted = {"revokeRefreshToken": True, "refreshTokenMaxReuse": 0}
+    if any(realm.get(k) != v for k, v in wanted.items()):
+        admin.call("PUT", "", wanted)
+        print("realm: refresh tokens are single-use (revokeRefreshToken)")
+
     for client_id, spec in TEST_CLIENTS.items():
         ensure_client(admin, client_id, spec["secret"], spec["scopes"])
     for name in DEMO_USERS:

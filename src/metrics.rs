@@ -22,6 +22,7 @@ pub struct Metrics {
     pub sync_failures: IntCounterVec,
     pub sync_duration: prometheus::Histogram,
     pub sync_last_success: Gauge,
+    pub session_refreshes: IntCounterVec,
 }
 
 impl Metrics {
@@ -74,6 +75,14 @@ impl Metrics {
             "sync_last_success_timestamp_seconds",
             "Unix time of the last sync run that succeeded",
         )?;
+        let session_refreshes = IntCounterVec::new(
+            Opts::new(
+                "session_refreshes_total",
+                "Token refreshes of browser sessions by outcome",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(session_refreshes.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(gate_decisions.clone()))?;
@@ -94,6 +103,7 @@ impl Metrics {
             sync_failures,
             sync_duration,
             sync_last_success,
+            session_refreshes,
         })
     }
 

@@ -22,6 +22,7 @@ use crate::metrics::Metrics;
 use crate::oidc::client::OidcClient;
 use crate::oidc::jwks::TokenVerifier;
 use crate::sync::scheduler::{SyncHandle, SyncSettings};
+use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 use crate::web::session::SessionSettings;
 
@@ -119,10 +120,20 @@ fn run(
     revocations: Arc<Revocations>,
 ) -> anyhow::Result<Server> {
     let sessions = SessionSettings::from_config(&config)?;
-    let oidc = web::Data::new(OidcClient::new(
+    let oidc = Arc::new(OidcClient::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config,
     ));
+    let refresher = Arc::new(SessionRefresher::default());
+    crate::web::refresh::spawn(
+        Arc::clone(&refresher),
+        pool.clone(),
+        Arc::clone(&oidc),
+        Arc::clone(&revocations),
+        metrics.clone(),
+    );
+    let oidc = web::Data::from(oidc);
+    let refresher = web::Data::from(refresher);
     let revocations = web::Data::from(revocations);
     let verifier = web::Data::new(TokenVerifier::new(
         crate::keycloak::http_client(config.probe_timeout),
@@ -149,6 +160,7 @@ fn run(
             .app_data(verifier.clone())
             .app_data(oidc.clone())
             .app_data(revocations.clone())
+            .app_data(refresher.clone())
             .configure(crate::health::routes)
             .configure(crate::forward_auth::routes)
             .configure(crate::api::routes)

@@ -19,8 +19,8 @@ pub async fn live_revocations(pool: &PgPool) -> Result<Vec<RevocationRow>, sqlx:
 }
 
 /// Records a revocation; the insert notifies every replica.
-pub async fn revoke(
-    pool: &PgPool,
+pub async fn revoke<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     sid: Option<&str>,
     sub: Option<&str>,
     expires_at: DateTime<Utc>,
@@ -32,7 +32,7 @@ pub async fn revoke(
     .bind(sid)
     .bind(sub)
     .bind(expires_at)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await
 }
 
@@ -47,27 +47,117 @@ pub async fn purge_expired(pool: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-pub async fn store_tokens(
-    pool: &PgPool,
-    handle: &str,
-    sub: &str,
-    sid: Option<&str>,
-    id_token: &str,
-    expires_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+/// The tokens of a session, kept server-side under the cookie's random `handle`.
+pub struct SessionTokens<'a> {
+    pub handle: &'a str,
+    pub sub: &'a str,
+    pub sid: Option<&'a str>,
+    pub id_token: &'a str,
+    pub access_token: &'a str,
+    pub refresh_token: Option<&'a str>,
+    pub access_expires_at: DateTime<Utc>,
+    /// When the session ends here.
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn store_tokens(pool: &PgPool, tokens: &SessionTokens<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO session_tokens (handle, sub, sid, id_token, expires_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (handle) DO UPDATE \
-         SET id_token = EXCLUDED.id_token, expires_at = EXCLUDED.expires_at",
+        "INSERT INTO session_tokens \
+           (handle, sub, sid, id_token, access_token, refresh_token, access_expires_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (handle) DO UPDATE \
+         SET id_token = EXCLUDED.id_token, access_token = EXCLUDED.access_token, \
+             refresh_token = EXCLUDED.refresh_token, \
+             access_expires_at = EXCLUDED.access_expires_at, expires_at = EXCLUDED.expires_at",
     )
-    .bind(handle)
-    .bind(sub)
-    .bind(sid)
-    .bind(id_token)
-    .bind(expires_at)
+    .bind(tokens.handle)
+    .bind(tokens.sub)
+    .bind(tokens.sid)
+    .bind(tokens.id_token)
+    .bind(tokens.access_token)
+    .bind(tokens.refresh_token)
+    .bind(tokens.access_expires_at)
+    .bind(tokens.expires_at)
     .execute(pool)
     .await
     .map(|_| ())
+}
+
+/// Of `handles`, those whose access token expires within `margin` and can be refreshed.
+pub async fn refresh_due(
+    pool: &PgPool,
+    handles: &[String],
+    margin: chrono::Duration,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT handle FROM session_tokens WHERE handle = ANY($1) \
+           AND refresh_token IS NOT NULL AND expires_at > now() \
+           AND access_expires_at < now() + $2",
+    )
+    .bind(handles)
+    .bind(margin)
+    .fetch_all(pool)
+    .await
+}
+
+/// A session whose refresh is due, locked for this transaction.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DueRefresh {
+    pub sub: String,
+    pub sid: Option<String>,
+    pub refresh_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Locks the session's row when its refresh is still due. `None` when it is not due
+/// (any more), or another replica holds the lock: that one refreshes it.
+pub async fn lock_due_refresh(
+    tx: &mut sqlx::PgConnection,
+    handle: &str,
+    margin: chrono::Duration,
+) -> Result<Option<DueRefresh>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT sub, sid, refresh_token, expires_at FROM session_tokens \
+         WHERE handle = $1 AND refresh_token IS NOT NULL AND expires_at > now() \
+           AND access_expires_at < now() + $2 \
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(handle)
+    .bind(margin)
+    .fetch_optional(tx)
+    .await
+}
+
+/// Stores what a refresh returned (Keycloak may send a new ID token too).
+pub async fn store_refreshed(
+    tx: &mut sqlx::PgConnection,
+    handle: &str,
+    access_token: &str,
+    refresh_token: Option<&str>,
+    id_token: Option<&str>,
+    access_expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE session_tokens SET access_token = $2, \
+           refresh_token = COALESCE($3, refresh_token), id_token = COALESCE($4, id_token), \
+           access_expires_at = $5 WHERE handle = $1",
+    )
+    .bind(handle)
+    .bind(access_token)
+    .bind(refresh_token)
+    .bind(id_token)
+    .bind(access_expires_at)
+    .execute(tx)
+    .await
+    .map(|_| ())
+}
+
+/// Forgets a session's tokens (its refresh was refused: the session is over).
+pub async fn delete_tokens(tx: &mut sqlx::PgConnection, handle: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM session_tokens WHERE handle = $1")
+        .bind(handle)
+        .execute(tx)
+        .await
+        .map(|_| ())
 }
 
 /// Removes a session's tokens and hands back its ID token (the logout hint).

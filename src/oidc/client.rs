@@ -37,9 +37,10 @@ pub struct PendingLogin {
 pub enum SignInError {
     #[error(transparent)]
     Keycloak(#[from] KeycloakError),
-    /// Keycloak refused the code (unknown, expired or already used).
-    #[error("the identity provider refused the sign-in code ({0})")]
-    CodeRefused(String),
+    /// Keycloak refused the grant: a code unknown, expired or already used, or a
+    /// refresh token whose session is over.
+    #[error("the identity provider refused the grant ({0})")]
+    Refused(String),
     #[error("the ID token is not acceptable: {0}")]
     IdToken(String),
 }
@@ -50,6 +51,19 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(default)]
     pub refresh_token: Option<String>,
+    /// Lifetime of the access token, in seconds.
+    #[serde(default)]
+    pub expires_in: Option<i64>,
+}
+
+impl TokenResponse {
+    /// When the access token expires; Keycloak always says, 60 s is a cautious default.
+    pub fn access_expires_at(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        now + chrono::Duration::seconds(self.expires_in.unwrap_or(60).clamp(0, 86_400))
+    }
 }
 
 /// The claims of Keycloak's ID token that wizbrand keeps.
@@ -158,54 +172,17 @@ impl OidcClient {
         pending: &PendingLogin,
         verifier: &TokenVerifier,
     ) -> Result<(TokenResponse, IdClaims), SignInError> {
-        let discovery = self.discovery().await?;
-        let endpoint = self.keycloak.backchannel(&discovery.token_endpoint);
-        let response = self
-            .http
-            .post(&endpoint)
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", self.redirect_uri.as_str()),
-                ("client_id", self.keycloak.web_client_id.as_str()),
-                (
-                    "client_secret",
-                    self.keycloak.web_client_secret.expose_secret(),
-                ),
-                ("code_verifier", pending.verifier.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(|source| KeycloakError::Unreachable {
-                url: endpoint.clone(),
-                source,
-            })?;
-        let status = response.status();
-        if status.is_client_error() {
-            // Keycloak names the reason (`invalid_grant`, …); the body holds no secret.
-            let reason = response
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| status.to_string());
-            return Err(SignInError::CodeRefused(reason));
-        }
-        if !status.is_success() {
-            return Err(KeycloakError::Status {
-                what: "the code exchange",
-                status,
-            }
-            .into());
-        }
-        let tokens: TokenResponse =
-            response
-                .json()
-                .await
-                .map_err(|source| KeycloakError::Decode {
-                    what: "token response",
-                    source,
-                })?;
+        let tokens = self
+            .token_request(
+                "the code exchange",
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", self.redirect_uri.as_str()),
+                    ("code_verifier", pending.verifier.as_str()),
+                ],
+            )
+            .await?;
         let id_token = tokens
             .id_token
             .as_deref()
@@ -222,6 +199,65 @@ impl OidcClient {
             return Err(SignInError::IdToken("the nonce does not match".into()));
         }
         Ok((tokens, claims))
+    }
+
+    /// Trades a refresh token for new tokens (Keycloak hands back a new refresh token).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, SignInError> {
+        self.token_request(
+            "the token refresh",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// A POST to the token endpoint (back channel) as the confidential web client.
+    async fn token_request(
+        &self,
+        what: &'static str,
+        grant: &[(&str, &str)],
+    ) -> Result<TokenResponse, SignInError> {
+        let discovery = self.discovery().await?;
+        let endpoint = self.keycloak.backchannel(&discovery.token_endpoint);
+        let mut form: Vec<(&str, &str)> = grant.to_vec();
+        form.push(("client_id", self.keycloak.web_client_id.as_str()));
+        form.push((
+            "client_secret",
+            self.keycloak.web_client_secret.expose_secret(),
+        ));
+        let response = self
+            .http
+            .post(&endpoint)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|source| KeycloakError::Unreachable {
+                url: endpoint.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_client_error() {
+            // Keycloak names the reason (`invalid_grant`, …); the body holds no secret.
+            let reason = response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| status.to_string());
+            return Err(SignInError::Refused(reason));
+        }
+        if !status.is_success() {
+            return Err(KeycloakError::Status { what, status }.into());
+        }
+        Ok(response
+            .json()
+            .await
+            .map_err(|source| KeycloakError::Decode {
+                what: "token response",
+                source,
+            })?)
     }
 
     /// Where to send the browser to end the Keycloak session too (RP-initiated logout).

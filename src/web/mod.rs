@@ -2,6 +2,7 @@
 pub mod orgs;
 pub mod page;
 pub mod rd;
+pub mod refresh;
 pub mod revocations;
 pub mod session;
 pub mod signin;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, host_is_under};
 use crate::forward_auth::decide::Principal;
+use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 
 pub const COOKIE_NAME: &str = "wizbrand_session";
@@ -45,6 +46,10 @@ pub struct SignedIn {
     pub handle: String,
     /// The CSRF token of this session's forms.
     pub csrf: String,
+    /// From when (unix milliseconds) the access token may need a refresh; until then a
+    /// request does not even note the session as in use.
+    #[serde(default)]
+    pub refresh_at: i64,
 }
 
 impl SignedIn {
@@ -98,7 +103,11 @@ pub fn signed_in(session: &Session, revocations: Option<&Revocations>) -> Option
 
 pub fn current(req: &HttpRequest) -> Option<SignedIn> {
     let revocations = req.app_data::<web::Data<Revocations>>();
-    signed_in(&req.get_session(), revocations.map(|r| r.as_ref()))
+    let user = signed_in(&req.get_session(), revocations.map(|r| r.as_ref()))?;
+    if let Some(refresher) = req.app_data::<web::Data<SessionRefresher>>() {
+        refresher.note_active(&user);
+    }
+    Some(user)
 }
 
 pub fn store(session: &Session, user: &SignedIn) -> Result<(), crate::error::AppError> {

@@ -15,6 +15,7 @@ use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
 use crate::web::page::{escape, frame};
 use crate::web::rd::safe_redirect;
+use crate::web::refresh::REFRESH_MARGIN;
 use crate::web::revocations::Revocations;
 use crate::web::session::{self, LOGIN_KEY, SESSION_TTL, SignedIn};
 
@@ -180,7 +181,7 @@ async fn callback(
             tracing::error!(error = %e, "code exchange failed: Keycloak unavailable");
             return Ok(idp_down());
         }
-        Err(e @ (SignInError::CodeRefused(_) | SignInError::IdToken(_))) => {
+        Err(e @ (SignInError::Refused(_) | SignInError::IdToken(_))) => {
             tracing::info!(error = %e, "sign-in refused");
             return Err(bad_request(&format!(
                 "The sign-in could not be completed (the code was refused or already used). {START_AGAIN}"
@@ -203,6 +204,7 @@ async fn callback(
         .map(|p| p.platform_admin)
         .unwrap_or(false);
     let now = Utc::now();
+    let access_expires_at = tokens.access_expires_at(now);
     let user = SignedIn {
         sub: claims.sub.clone(),
         email,
@@ -214,15 +216,21 @@ async fn callback(
         exp: (now + SESSION_TTL).timestamp_millis(),
         handle: session::random_token(),
         csrf: session::random_token(),
+        refresh_at: (access_expires_at - REFRESH_MARGIN).timestamp_millis(),
     };
     if let Some(id_token) = tokens.id_token.as_deref() {
         crate::db::sessions::store_tokens(
             &pool,
-            &user.handle,
-            &user.sub,
-            user.sid.as_deref(),
-            id_token,
-            user.expires_at(),
+            &crate::db::sessions::SessionTokens {
+                handle: &user.handle,
+                sub: &user.sub,
+                sid: user.sid.as_deref(),
+                id_token,
+                access_token: &tokens.access_token,
+                refresh_token: tokens.refresh_token.as_deref(),
+                access_expires_at,
+                expires_at: user.expires_at(),
+            },
         )
         .await
         .map_err(internal)?;
@@ -269,7 +277,7 @@ async fn logout(
     // The revocation makes a copy of the cookie worthless on every replica.
     let sid = user.sid.as_deref();
     let sub = Some(user.sub.as_str());
-    match crate::db::sessions::revoke(&pool, sid, sub, user.expires_at()).await {
+    match crate::db::sessions::revoke(pool.get_ref(), sid, sub, user.expires_at()).await {
         Ok(revoked_at) => revocations.add(RevocationRow {
             sid: user.sid.clone(),
             sub: Some(user.sub.clone()),
@@ -330,7 +338,7 @@ async fn backchannel_logout(
     let expires_at = Utc::now() + SESSION_TTL;
     // With a sid, only that Keycloak session ends; without, every session of the user.
     let revoked_at = crate::db::sessions::revoke(
-        &pool,
+        pool.get_ref(),
         claims.sid.as_deref(),
         claims.sub.as_deref(),
         expires_at,

@@ -169,6 +169,15 @@ async fn sign_in(app: &TestApp, rd: &str, username: &str) -> (String, reqwest::R
     (callback, response)
 }
 
+/// The CSRF token of the first form in a page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"))
+        .to_owned()
+}
+
 async fn body(app: &TestApp, path: &str) -> (StatusCode, String) {
     let response = app.get(path).await;
     (response.status(), response.text().await.unwrap())
@@ -357,12 +366,7 @@ async fn a_member_of_two_orgs_picks_one_and_the_gate_follows() {
         page.contains("id=\"org-acme\"") && page.contains("id=\"org-beta\""),
         "{page}"
     );
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&page);
 
     let post = |fields: Vec<(&'static str, String)>| {
         app.client
@@ -578,6 +582,7 @@ async fn own_web_client(
     admin: &KeycloakAdmin,
     public: &str,
     backchannel: &str,
+    access_token_seconds: u32,
 ) -> (String, String) {
     let client_id = unique("wizbrand-web-test-");
     let secret = unique("secret-");
@@ -600,6 +605,7 @@ async fn own_web_client(
                     "backchannel.logout.url": backchannel,
                     "backchannel.logout.session.required": "true",
                     "post.logout.redirect.uris": format!("{public}/*"),
+                    "access.token.lifespan": access_token_seconds.to_string(),
                 },
             })),
         )
@@ -627,6 +633,7 @@ async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_cha
         &admin,
         "http://127.0.0.1",
         &format!("http://127.0.0.1:{port}/auth/backchannel-logout"),
+        300,
     )
     .await;
     let app = TestApp::spawn_with(|env| {
@@ -1100,6 +1107,7 @@ async fn through_traefik_one_sign_in_on_the_auth_host_opens_an_app_host() {
         &admin,
         &public,
         &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
+        300,
     )
     .await;
     let app = TestApp::spawn_with(|env| {
@@ -1136,5 +1144,165 @@ async fn through_traefik_one_sign_in_on_the_auth_host_opens_an_app_host() {
     browser.goto(&format!("{public}/")).await;
     assert!(browser.text().await.contains("Organization: acme"));
     browser.quit().await;
+    delete_client(&admin, &client_id).await;
+}
+
+/// Makes the only session's access token due for refresh; returns its handle.
+async fn make_refresh_due(pool: &PgPool) -> String {
+    sqlx::query_scalar(
+        "UPDATE session_tokens SET access_expires_at = now() - interval '1 second' \
+         RETURNING handle",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn session_tokens(pool: &PgPool) -> (String, String) {
+    sqlx::query_as("SELECT access_token, refresh_token FROM session_tokens")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_session() {
+    use wizbrand::web::refresh::{RefreshOutcome, refresh_session};
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[("acme", "ORG_USER"), ("beta", "ORG_ADMIN")]).await;
+    sign_in(&app, "/", &username).await;
+    let (_, page) = body(&app, "/orgs/select").await;
+    let chosen = app
+        .client
+        .post(format!("{}/orgs/select", app.address))
+        .form(&[("csrf", csrf_of(&page)), ("org", "beta".into())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
+    let (first_access, first_refresh) = session_tokens(&app.pool).await;
+    assert_eq!(
+        crate::helpers::claims(&first_access)["preferred_org"],
+        Value::Null
+    );
+
+    // The sync, the one writer of user attributes, carries the choice to Keycloak.
+    let config = Config::from_source(&base_env(&app.database_url)).unwrap();
+    let directory = wizbrand::keycloak::directory::KeycloakDirectory::new(
+        &config.keycloak,
+        4,
+        Duration::from_secs(5),
+    );
+    let options = wizbrand::sync::RunOptions {
+        scope: wizbrand::sync::plan::Scope::All,
+        trigger: wizbrand::sync::Trigger::Cli,
+        dry_run: false,
+        root: unique("t"),
+    };
+    let report = wizbrand::sync::run(&app.pool, &directory, &options, &|_, _| {})
+        .await
+        .unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+
+    // Two refreshes of one session at once (two replicas): one refreshes, the other
+    // stands aside. Keycloak's refresh tokens are single-use here, so a second refresh
+    // with the same token would have been refused and ended the session.
+    let handle = make_refresh_due(&app.pool).await;
+    let oidc = wizbrand::oidc::client::OidcClient::new(reqwest::Client::new(), &config);
+    let revocations = wizbrand::web::revocations::Revocations::default();
+    let (a, b) = tokio::join!(
+        refresh_session(&app.pool, &oidc, &revocations, &handle),
+        refresh_session(&app.pool, &oidc, &revocations, &handle),
+    );
+    let mut outcomes = vec![a.unwrap(), b.unwrap()];
+    outcomes.sort_by_key(|o| o.as_str());
+    assert_eq!(
+        outcomes,
+        vec![RefreshOutcome::Refreshed, RefreshOutcome::Skipped]
+    );
+    let (access, refresh) = session_tokens(&app.pool).await;
+    assert_ne!(refresh, first_refresh, "Keycloak rotates the refresh token");
+    assert_eq!(crate::helpers::claims(&access)["preferred_org"], "beta");
+    let (_, home) = body(&app, "/").await;
+    assert!(home.contains("Signed in as"), "{home}");
+
+    // The rotated-away token is dead: the lock above is what kept the session alive.
+    assert!(matches!(
+        oidc.refresh(&first_refresh).await,
+        Err(wizbrand::oidc::client::SignInError::Refused(_))
+    ));
+}
+
+#[tokio::test]
+async fn sessions_in_use_are_refreshed_and_end_when_keycloak_refuses_the_refresh() {
+    // A client of its own whose access tokens live 61 s: with the 60 s margin, a
+    // session is due for refresh a second after sign-in, and again after each refresh.
+    let port = free_port();
+    let admin = KeycloakAdmin::connect().await;
+    let (client_id, secret) = own_web_client(
+        &admin,
+        &format!("http://127.0.0.1:{port}"),
+        "http://127.0.0.1:9/unused",
+        61,
+    )
+    .await;
+    let app = TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
+    })
+    .await;
+    let (username, keycloak_id) = person_with_id(&app.pool, &[]).await;
+    sign_in(&app, "/", &username).await;
+    let (first, _) = session_tokens(&app.pool).await;
+
+    // In use: the app's background refresh renews the tokens; the session goes on.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, home) = body(&app, "/").await;
+        assert!(home.contains("Signed in as"), "{home}");
+        if session_tokens(&app.pool).await.0 != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the session was not refreshed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Keycloak's session ends (this client has no working back-channel logout URL):
+    // the next refresh is refused, and that ends the session here.
+    admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/users/{keycloak_id}/logout"),
+            None,
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, home) = body(&app, "/").await;
+        if home.contains("not signed in") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the session outlived Keycloak's");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM session_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the dead session's tokens are forgotten");
+    let (_, metrics) = body(&app, "/metrics").await;
+    for outcome in ["refreshed", "ended"] {
+        assert!(
+            metrics.contains(&format!(
+                "wizbrand_session_refreshes_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
     delete_client(&admin, &client_id).await;
 }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod forward_auth;
 pub mod health;
 pub mod keycloak;
+pub mod manage;
 pub mod metrics;
 pub mod oidc;
 pub mod policy;

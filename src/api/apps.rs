@@ -61,8 +61,8 @@ pub async fn create(
     )
     .await
     .map_err(problem)?;
-    db::audit::record(
-        &mut tx,
+    crate::manage::commit_audited(
+        tx,
         Entry {
             actor: caller.actor(),
             action: "app.create",
@@ -74,7 +74,6 @@ pub async fn create(
     )
     .await
     .map_err(problem)?;
-    tx.commit().await.map_err(problem)?;
     Ok(HttpResponse::Created().json(app))
 }
 
@@ -109,8 +108,8 @@ pub async fn update(
     )
     .await
     .map_err(problem)?;
-    db::audit::record(
-        &mut tx,
+    crate::manage::commit_audited(
+        tx,
         Entry {
             actor: caller.actor(),
             action: "app.update",
@@ -122,7 +121,6 @@ pub async fn update(
     )
     .await
     .map_err(problem)?;
-    tx.commit().await.map_err(problem)?;
     Ok(HttpResponse::Ok().json(after))
 }
 
@@ -134,8 +132,8 @@ pub async fn delete(caller: Caller, pool: web::Data<PgPool>, key: web::Path<Stri
         .map_err(problem)?
         .ok_or_else(|| problem(AppError::NotFound))?;
     db::apps::delete(&mut tx, &key).await.map_err(problem)?;
-    db::audit::record(
-        &mut tx,
+    crate::manage::commit_audited(
+        tx,
         Entry {
             actor: caller.actor(),
             action: "app.delete",
@@ -147,6 +145,5 @@ pub async fn delete(caller: Caller, pool: web::Data<PgPool>, key: web::Path<Stri
     )
     .await
     .map_err(problem)?;
-    tx.commit().await.map_err(problem)?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -16,7 +16,6 @@ use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Respo
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, SurfacedError};
-use crate::policy::Verdict;
 
 pub const PREFIX: &str = "/api/v1";
 /// Request bodies are small; anything larger is refused before it is parsed.
@@ -29,16 +28,7 @@ pub fn problem(e: impl Into<AppError>) -> SurfacedError {
     e.into().json()
 }
 
-/// A policy verdict as an error: strangers learn nothing (404), members are told no (403).
-pub fn enforce(verdict: Verdict) -> Result<(), AppError> {
-    match verdict {
-        Verdict::Allow => Ok(()),
-        Verdict::Forbidden => Err(AppError::Forbidden(
-            "your roles do not allow this".to_owned(),
-        )),
-        Verdict::Hidden => Err(AppError::NotFound),
-    }
-}
+pub use crate::manage::enforce;
 
 /// One documented route.
 #[derive(Debug, Clone)]

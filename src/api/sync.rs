@@ -26,9 +26,9 @@ pub async fn request(
             source: anyhow::anyhow!("the scheduler is not running in this process"),
         }));
     };
-    let mut tx = pool.begin().await.map_err(problem)?;
-    db::audit::record(
-        &mut tx,
+    let tx = pool.begin().await.map_err(problem)?;
+    crate::manage::commit_audited(
+        tx,
         Entry {
             actor: caller.actor(),
             action: "sync.request",
@@ -40,7 +40,6 @@ pub async fn request(
     )
     .await
     .map_err(problem)?;
-    tx.commit().await.map_err(problem)?;
     handle.request(Scope::All, Trigger::Api);
     Ok(HttpResponse::Accepted().json(json!({"requested": true, "scope": "all"})))
 }

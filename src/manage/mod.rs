@@ -1,0 +1,72 @@
+//! The changes people make to orgs and members, with their checks and audit entries.
+//! The JSON API and the admin pages both call these, so a rule holds the same on both.
+//! Who may do what is decided in [`crate::policy`]; the SQL lives in [`crate::db`].
+
+pub mod members;
+pub mod orgs;
+
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::db;
+use crate::db::audit::Entry;
+use crate::db::orgs::Org;
+use crate::domain::{OrgSlug, Role};
+use crate::error::AppError;
+use crate::forward_auth::decide::Principal;
+use crate::policy::{self, OrgAccess, OrgAction, Verdict};
+
+/// Who is written to the audit log: the email, else the subject.
+pub fn actor_name(who: &Principal) -> &str {
+    who.email.as_deref().unwrap_or(&who.sub)
+}
+
+/// A policy verdict as an error: strangers learn nothing (404), members are told no (403).
+pub fn enforce(verdict: Verdict) -> Result<(), AppError> {
+    match verdict {
+        Verdict::Allow => Ok(()),
+        Verdict::Forbidden => Err(AppError::Forbidden(
+            "your roles do not allow this".to_owned(),
+        )),
+        Verdict::Hidden => Err(AppError::NotFound),
+    }
+}
+
+pub fn parse_roles(raw: &[String]) -> Vec<Role> {
+    raw.iter().filter_map(|r| r.parse().ok()).collect()
+}
+
+/// Someone's roles in an org, from Postgres (never from a token's claims).
+pub async fn access(pool: &PgPool, who: &Principal, org: &Org) -> Result<OrgAccess, AppError> {
+    let roles = db::members::roles_in(pool, org.id, &who.sub, who.email.as_deref()).await?;
+    Ok(OrgAccess {
+        platform_admin: who.platform_admin,
+        roles: parse_roles(&roles),
+    })
+}
+
+/// The org `slug` names, if `who` may do `action` to it. Malformed slugs, unknown orgs
+/// and orgs `who` does not belong to are all "not found".
+pub async fn authorized_org(
+    pool: &PgPool,
+    who: &Principal,
+    slug: &str,
+    action: OrgAction,
+) -> Result<(Org, OrgAccess), AppError> {
+    let slug = OrgSlug::parse(slug).map_err(|_| AppError::NotFound)?;
+    let org = db::orgs::by_slug(pool, slug.as_str())
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let access = access(pool, who, &org).await?;
+    enforce(policy::org_verdict(&access, action))?;
+    Ok((org, access))
+}
+
+/// Records the change's audit entry in its transaction and commits both.
+pub async fn commit_audited(
+    mut tx: Transaction<'_, Postgres>,
+    entry: Entry<'_>,
+) -> Result<(), AppError> {
+    db::audit::record(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(())
+}

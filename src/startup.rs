@@ -120,6 +120,7 @@ fn run(
     revocations: Arc<Revocations>,
 ) -> anyhow::Result<Server> {
     let sessions = SessionSettings::from_config(&config)?;
+    let security_headers = web::Data::new(crate::web::page::SecurityHeaders::new(&config)?);
     let oidc = Arc::new(OidcClient::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config,
@@ -147,11 +148,13 @@ fn run(
     let config = web::Data::new(config);
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(crate::web::page::security_headers))
             .wrap(sessions.middleware())
             .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::default())
             .app_data(metrics.clone())
+            .app_data(security_headers.clone())
             .app_data(http.clone())
             .app_data(pool.clone())
             .app_data(config.clone())

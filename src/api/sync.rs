@@ -7,11 +7,7 @@ use sqlx::PgPool;
 use super::auth::Caller;
 use super::{ApiResult, PageQuery, enforce, page, problem};
 use crate::db;
-use crate::db::audit::Entry;
-use crate::error::AppError;
 use crate::policy;
-use crate::sync::Trigger;
-use crate::sync::plan::Scope;
 use crate::sync::scheduler::SyncHandle;
 
 pub async fn request(
@@ -19,28 +15,9 @@ pub async fn request(
     pool: web::Data<PgPool>,
     handle: web::Data<Option<SyncHandle>>,
 ) -> ApiResult {
-    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
-    let Some(handle) = handle.as_ref() else {
-        return Err(problem(AppError::Unavailable {
-            dependency: "the sync scheduler (off: WIZBRAND_SYNC_ENABLED=false)",
-            source: anyhow::anyhow!("the scheduler is not running in this process"),
-        }));
-    };
-    let tx = pool.begin().await.map_err(problem)?;
-    crate::manage::commit_audited(
-        tx,
-        Entry {
-            actor: caller.actor(),
-            action: "sync.request",
-            target: "all",
-            org_id: None,
-            before: None,
-            after: None,
-        },
-    )
-    .await
-    .map_err(problem)?;
-    handle.request(Scope::All, Trigger::Api);
+    crate::manage::sync::request(&pool, &caller.principal, handle.as_ref().as_ref())
+        .await
+        .map_err(problem)?;
     Ok(HttpResponse::Accepted().json(json!({"requested": true, "scope": "all"})))
 }
 

@@ -31,3 +31,72 @@ pub async fn record(conn: &mut PgConnection, entry: Entry<'_>) -> Result<(), sql
     .await
     .map(|_| ())
 }
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// The org's current slug, when the entry names an org that still exists.
+    pub org_slug: Option<String>,
+}
+
+/// Filters of the audit log; empty strings filter nothing.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// An org's slug: entries about it (its own and its members').
+    pub org: String,
+    /// Part of the actor's email or subject.
+    pub actor: String,
+    /// An action prefix: `org.` or `member.put`.
+    pub action: String,
+    /// Not a platform admin: only entries of orgs where this user (`sub`, email) is
+    /// ORG_ADMIN.
+    pub admin_of: Option<(String, Option<String>)>,
+}
+
+/// A page of audit entries, newest first.
+pub async fn search(
+    pool: &sqlx::PgPool,
+    filter: &AuditFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<AuditRow>, i64), sqlx::Error> {
+    let (sub, email) = filter.admin_of.clone().unwrap_or_default();
+    // `target` starts with the slug for org and member entries, which also finds
+    // entries of deleted orgs by their old slug.
+    let from = "FROM audit_log a LEFT JOIN orgs o ON o.id = a.org_id \
+         WHERE ($1 = '' OR o.slug = $1 OR a.target = $1 OR a.target LIKE $1 || '/%') \
+           AND ($2 = '' OR a.actor ILIKE '%' || $2 || '%') \
+           AND ($3 = '' OR a.action LIKE $3 || '%') \
+           AND ($4::boolean = false OR a.org_id IN ( \
+                SELECT m.org_id FROM memberships m JOIN users u ON u.id = m.user_id \
+                WHERE 'ORG_ADMIN' = ANY(m.roles) \
+                  AND (u.keycloak_id = $5 OR (u.keycloak_id IS NULL AND u.email = lower($6)))))";
+    let rows = sqlx::query_as(&format!(
+        "SELECT a.id, a.at, a.actor, a.action, a.target, o.slug AS org_slug {from} \
+         ORDER BY a.id DESC LIMIT $7 OFFSET $8"
+    ))
+    .bind(&filter.org)
+    .bind(&filter.actor)
+    .bind(&filter.action)
+    .bind(filter.admin_of.is_some())
+    .bind(&sub)
+    .bind(&email)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar(&format!("SELECT count(*) {from}"))
+        .bind(&filter.org)
+        .bind(&filter.actor)
+        .bind(&filter.action)
+        .bind(filter.admin_of.is_some())
+        .bind(&sub)
+        .bind(&email)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}

@@ -40,6 +40,29 @@ pub async fn list_all(
 }
 
 /// The orgs a user belongs to (see [`super::members::MATCH_USER`]).
+/// Orgs whose slug or name contains `query` (all when empty), by slug.
+pub async fn search(
+    pool: &PgPool,
+    query: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Org>, i64), sqlx::Error> {
+    let filter = "WHERE $1 = '' OR o.slug ILIKE '%' || $1 || '%' OR o.name ILIKE '%' || $1 || '%'";
+    let rows = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM orgs o {filter} ORDER BY o.slug LIMIT $2 OFFSET $3"
+    ))
+    .bind(query)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let total = sqlx::query_scalar(&format!("SELECT count(*) FROM orgs o {filter}"))
+        .bind(query)
+        .fetch_one(pool)
+        .await?;
+    Ok((rows, total))
+}
+
 pub async fn list_for(
     pool: &PgPool,
     sub: &str,

@@ -1,4 +1,5 @@
 //! Server-rendered pages for people: sign-in, org selection, admin.
+pub mod admin;
 pub mod orgs;
 pub mod page;
 pub mod rd;
@@ -10,5 +11,8 @@ pub mod signin;
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(signin::routes).configure(orgs::routes);
+    cfg.configure(signin::routes)
+        .configure(orgs::routes)
+        .configure(admin::routes)
+        .service(page::stylesheet);
 }

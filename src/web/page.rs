@@ -1,4 +1,13 @@
-//! The page frame shared by every HTML response, and HTML escaping.
+//! The page frame of the plain pages (sign-in, errors), HTML escaping, the stylesheet,
+//! and the security headers of every HTML response.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, get, web};
+
+use crate::config::Config;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -22,8 +31,8 @@ pub fn frame(title: &str, body_html: &str) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · wizbrand</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem;color:#222}}\
-         h1{{font-size:1.4rem}}</style></head><body>{body_html}</body></html>",
+         <link rel=\"stylesheet\" href=\"/static/wizbrand.css\"></head>\
+         <body><main id=\"main\">{body_html}</main></body></html>",
         title = escape(title),
     )
 }
@@ -34,6 +43,77 @@ pub fn error_page(title: &str, detail: &str) -> String {
         title,
         &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(detail)),
     )
+}
+
+/// `GET /static/wizbrand.css`: the one stylesheet, built in (nothing from a CDN).
+#[get("/static/wizbrand.css")]
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/wizbrand.css"))
+}
+
+/// The headers every HTML page carries, computed once.
+#[derive(Clone)]
+pub struct SecurityHeaders {
+    csp: HeaderValue,
+}
+
+impl SecurityHeaders {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let csp = content_security_policy(config);
+        Ok(SecurityHeaders {
+            csp: HeaderValue::from_str(&csp)
+                .map_err(|e| anyhow::anyhow!("Content-Security-Policy: {e}"))?,
+        })
+    }
+}
+
+/// No script at all, styles from here only, no framing (clickjacking). Forms post here;
+/// their redirects may go on to Keycloak (logout) and to the app hosts under the cookie
+/// domain (`rd` after choosing an org), which browsers check against `form-action` too.
+pub fn content_security_policy(config: &Config) -> String {
+    let keycloak = config.keycloak.url.origin().ascii_serialization();
+    let scheme = config.public_url.scheme();
+    let domain = config.cookie_domain.trim_start_matches('.');
+    let apps = if domain.is_empty() {
+        String::new()
+    } else {
+        format!(" {scheme}://*.{domain}:*")
+    };
+    format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self' {keycloak}{apps}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// Adds the security headers to HTML responses (pages and error pages alike).
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let headers = req.app_data::<web::Data<SecurityHeaders>>().cloned();
+    let mut response = next.call(req).await?;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html && let Some(headers) = headers {
+        let h = response.headers_mut();
+        h.insert(header::CONTENT_SECURITY_POLICY, headers.csp.clone());
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

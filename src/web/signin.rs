@@ -50,39 +50,6 @@ fn rd_of(config: &Config, rd: Option<&str>) -> String {
     safe_redirect(rd, &config.public_url, &config.cookie_domain)
 }
 
-/// `GET /`: who is signed in, with the way to switch org or sign out.
-#[get("/")]
-async fn home(req: HttpRequest) -> HttpResponse {
-    let body = match session::current(&req) {
-        Some(user) => {
-            let who = user
-                .name
-                .as_deref()
-                .or(user.email.as_deref())
-                .unwrap_or(&user.sub);
-            let org = match user.org.as_deref() {
-                Some(org) => format!("Organization: <strong>{}</strong>.", escape(org)),
-                None => "No organization chosen yet.".to_owned(),
-            };
-            format!(
-                "<h1>wizbrand</h1><p id=\"who\">Signed in as {who}{email}.</p><p id=\"org\">{org}</p>\
-                 <p><a href=\"/orgs/select\">Switch organization</a></p>{logout}",
-                who = escape(who),
-                email = user
-                    .email
-                    .as_deref()
-                    .map(|e| format!(" ({})", escape(e)))
-                    .unwrap_or_default(),
-                logout = logout_form(&user),
-            )
-        }
-        None => "<h1>wizbrand</h1><p>You are not signed in.</p>\
-                 <p><a id=\"sign-in\" href=\"/login\">Sign in</a></p>"
-            .to_owned(),
-    };
-    html(actix_web::http::StatusCode::OK, "Home", &body)
-}
-
 /// The sign-out button, carrying the session's CSRF token.
 pub fn logout_form(user: &SignedIn) -> String {
     format!(
@@ -357,8 +324,7 @@ async fn backchannel_logout(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(home)
-        .service(login)
+    cfg.service(login)
         .service(callback)
         .service(logout)
         .service(signed_out_page)

@@ -1,0 +1,41 @@
+//! Asking the scheduler for a sync, on the record.
+
+use sqlx::PgPool;
+
+use super::{actor_name, commit_audited, enforce};
+use crate::db::audit::Entry;
+use crate::error::AppError;
+use crate::forward_auth::decide::Principal;
+use crate::policy;
+use crate::sync::Trigger;
+use crate::sync::plan::Scope;
+use crate::sync::scheduler::SyncHandle;
+
+/// Requests a full sync (platform admins); the scheduler of this process runs it.
+pub async fn request(
+    pool: &PgPool,
+    who: &Principal,
+    handle: Option<&SyncHandle>,
+) -> Result<(), AppError> {
+    enforce(policy::platform_only(who.platform_admin))?;
+    let Some(handle) = handle else {
+        return Err(AppError::Unavailable {
+            dependency: "the sync scheduler (off: WIZBRAND_SYNC_ENABLED=false)",
+            source: anyhow::anyhow!("the scheduler is not running in this process"),
+        });
+    };
+    commit_audited(
+        pool.begin().await?,
+        Entry {
+            actor: actor_name(who),
+            action: "sync.request",
+            target: "all",
+            org_id: None,
+            before: None,
+            after: None,
+        },
+    )
+    .await?;
+    handle.request(Scope::All, Trigger::Api);
+    Ok(())
+}

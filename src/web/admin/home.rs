@@ -1,0 +1,50 @@
+//! `GET /`: who is signed in, their orgs with their roles in each, and the switcher.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use askama::Template;
+use sqlx::PgPool;
+
+use super::{Layout, render};
+use crate::db::sessions::UserOrgRow;
+use crate::error::{AppError, SurfacedError};
+use crate::web::session;
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    orgs: Vec<UserOrgRow>,
+}
+
+#[get("/")]
+async fn home(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, SurfacedError> {
+    let user = session::current(&req);
+    let orgs = match &user {
+        Some(user) => crate::db::sessions::user_orgs(&pool, &user.sub, user.email.as_deref())
+            .await
+            .map_err(|e| AppError::from(e).html())?,
+        None => Vec::new(),
+    };
+    let flash = user.as_ref().and_then(|_| {
+        use actix_session::SessionExt;
+        req.get_session()
+            .remove_as::<super::Flash>(super::FLASH_KEY)
+            .and_then(Result::ok)
+    });
+    render(
+        StatusCode::OK,
+        &HomePage {
+            layout: Layout {
+                title: "Home".to_owned(),
+                user,
+                flash,
+            },
+            orgs,
+        },
+    )
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(home);
+}

@@ -1,0 +1,257 @@
+//! Member changes from the org page: add by email with roles, change roles, remove.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use sqlx::PgPool;
+
+use super::form::Fields;
+use super::orgs::org_page;
+use super::{Viewer, check_csrf, done, error_page};
+use crate::config::Config;
+use crate::domain::{Email, Role};
+use crate::error::{AppError, SurfacedError};
+
+type PageResult = Result<HttpResponse, SurfacedError>;
+
+/// The add-member form as typed, with what is wrong next to each field.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AddForm {
+    pub email: String,
+    pub roles: Vec<String>,
+    pub errors: AddErrors,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AddErrors {
+    pub email: Option<String>,
+    pub roles: Option<String>,
+}
+
+/// Roles named in a form; unknown names are an error, not silently dropped.
+pub fn parse_role_fields(raw: &[String]) -> Result<Vec<Role>, String> {
+    let roles = raw
+        .iter()
+        .map(|r| r.parse::<Role>().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if roles.is_empty() {
+        return Err("Choose at least one role.".to_owned());
+    }
+    Ok(roles)
+}
+
+impl AddForm {
+    fn from_fields(fields: &Fields) -> AddForm {
+        AddForm {
+            email: fields.text("email"),
+            roles: fields.all("roles"),
+            errors: AddErrors::default(),
+        }
+    }
+
+    /// The email and roles, or the form with its errors filled in.
+    pub fn validate(&mut self) -> Option<(Email, Vec<Role>)> {
+        let email = Email::parse(&self.email)
+            .map_err(|e| self.errors.email = Some(e.to_string()))
+            .ok();
+        let roles = parse_role_fields(&self.roles)
+            .map_err(|e| self.errors.roles = Some(e))
+            .ok();
+        email.zip(roles)
+    }
+}
+
+fn org_url(slug: &str) -> String {
+    format!("/admin/orgs/{slug}")
+}
+
+fn role_list(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[post("/admin/orgs/{slug}/members")]
+async fn add(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
+    slug: web::Path<String>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let mut form = AddForm::from_fields(&fields);
+    let Some((email, roles)) = form.validate() else {
+        return org_page(
+            &viewer,
+            &pool,
+            &config,
+            &slug,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form,
+        )
+        .await;
+    };
+    match crate::manage::members::put(
+        &pool,
+        &viewer.user.principal(),
+        &slug,
+        email.as_str(),
+        &roles,
+    )
+    .await
+    {
+        Ok(change) => {
+            let text = if change.added {
+                format!(
+                    "Added {} as {}. The sync creates their Keycloak account if they have none; \
+                     Keycloak then asks them to set a password and verify their email.",
+                    change.email,
+                    role_list(&change.roles)
+                )
+            } else if change.changed {
+                format!(
+                    "{} was a member already; their roles are now {}.",
+                    change.email,
+                    role_list(&change.roles)
+                )
+            } else {
+                format!("{} is a member with these roles already.", change.email)
+            };
+            Ok(done(&req, "ok", text, &org_url(&slug)))
+        }
+        Err(e @ (AppError::Conflict(_) | AppError::Unprocessable(_))) => {
+            form.errors.email = Some(e.to_string());
+            org_page(
+                &viewer,
+                &pool,
+                &config,
+                &slug,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                form,
+            )
+            .await
+        }
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+#[post("/admin/orgs/{slug}/members/roles")]
+async fn set_roles(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let email = fields.text("email");
+    let roles = match parse_role_fields(&fields.all("roles")) {
+        Ok(roles) => roles,
+        Err(e) => {
+            return Ok(done(
+                &req,
+                "error",
+                format!("{email}: {e} To take every role away, remove the member."),
+                &org_url(&slug),
+            ));
+        }
+    };
+    match crate::manage::members::put(&pool, &viewer.user.principal(), &slug, &email, &roles).await
+    {
+        Ok(change) => Ok(done(
+            &req,
+            "ok",
+            format!(
+                "{}: roles are now {}.",
+                change.email,
+                role_list(&change.roles)
+            ),
+            &org_url(&slug),
+        )),
+        Err(e @ (AppError::Conflict(_) | AppError::Unprocessable(_))) => Ok(done(
+            &req,
+            "error",
+            format!("{email}: {e}"),
+            &org_url(&slug),
+        )),
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+#[post("/admin/orgs/{slug}/members/remove")]
+async fn remove(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let email = fields.text("email");
+    match crate::manage::members::remove(&pool, &viewer.user.principal(), &slug, &email).await {
+        Ok(()) => Ok(done(
+            &req,
+            "ok",
+            format!("Removed {email}. The sync takes them out of the org's Keycloak groups."),
+            &org_url(&slug),
+        )),
+        Err(e @ AppError::Conflict(_)) => Ok(done(
+            &req,
+            "error",
+            format!("{email}: {e}"),
+            &org_url(&slug),
+        )),
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(add).service(set_roles).service(remove);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_add_form_names_each_wrong_field() {
+        let mut form = AddForm {
+            email: "not-an-email".into(),
+            roles: vec![],
+            ..AddForm::default()
+        };
+        assert!(form.validate().is_none());
+        assert!(form.errors.email.is_some() && form.errors.roles.is_some());
+        let mut owner = AddForm {
+            email: "a@example.com".into(),
+            roles: vec!["OWNER".into()],
+            ..AddForm::default()
+        };
+        assert!(owner.validate().is_none());
+        assert!(
+            owner
+                .errors
+                .roles
+                .as_deref()
+                .unwrap_or_default()
+                .contains("OWNER")
+        );
+        let mut good = AddForm {
+            email: "New.Person@Example.com".into(),
+            roles: vec!["ORG_USER".into()],
+            ..AddForm::default()
+        };
+        let (email, roles) = good.validate().unwrap();
+        assert_eq!(email.as_str(), "new.person@example.com");
+        assert_eq!(roles, vec![Role::User]);
+    }
+}

@@ -1,0 +1,246 @@
+//! The admin pages (`/admin/…`) and the home page, server-rendered with askama
+//! (templates in `templates/`, checked at compile time; every value is escaped).
+//!
+//! Handlers are thin: who may do what is [`crate::policy`], the changes and their audit
+//! entries are [`crate::manage`], the SQL is [`crate::db`]. Every form carries the
+//! session's CSRF token; every change ends with a flash message and a redirect.
+
+pub mod apps;
+pub mod audit;
+pub mod form;
+pub mod home;
+pub mod members;
+pub mod orgs;
+pub mod sync;
+
+use actix_session::SessionExt;
+use actix_web::http::{StatusCode, header};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{AppError, SurfacedError};
+use crate::oidc::client::public_path;
+use crate::web::session::{self, SignedIn};
+
+const FLASH_KEY: &str = "flash";
+
+/// A one-time message shown on the next page.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Flash {
+    /// `ok` or `error` (a CSS class).
+    pub kind: String,
+    pub text: String,
+}
+
+/// What every page's frame shows.
+pub struct Layout {
+    pub title: String,
+    pub user: Option<SignedIn>,
+    pub flash: Option<Flash>,
+}
+
+impl Layout {
+    /// The signed-in person's name as shown: display name, else email, else subject.
+    pub fn who(&self) -> &str {
+        self.user
+            .as_ref()
+            .map(|u| u.name.as_deref().or(u.email.as_deref()).unwrap_or(&u.sub))
+            .unwrap_or_default()
+    }
+}
+
+/// A signed-in person on an admin page, with the flash message left for them.
+pub struct Viewer {
+    pub user: SignedIn,
+    pub flash: Option<Flash>,
+}
+
+impl Viewer {
+    pub fn layout(&self, title: impl Into<String>) -> Layout {
+        Layout {
+            title: title.into(),
+            user: Some(self.user.clone()),
+            flash: self.flash.clone(),
+        }
+    }
+}
+
+impl FromRequest for Viewer {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    /// Not signed in: to the sign-in, and back to this page afterwards.
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match session::current(req) {
+            Some(user) => {
+                let flash = req
+                    .get_session()
+                    .remove_as::<Flash>(FLASH_KEY)
+                    .and_then(Result::ok);
+                Ok(Viewer { user, flash })
+            }
+            None => Err(actix_web::error::InternalError::from_response(
+                "sign-in required",
+                sign_in_first(req),
+            )
+            .into()),
+        };
+        std::future::ready(result)
+    }
+}
+
+fn sign_in_first(req: &HttpRequest) -> HttpResponse {
+    let config = req.app_data::<web::Data<Config>>();
+    let Some(config) = config else {
+        return crate::web::signin::redirect(StatusCode::FOUND, "/login");
+    };
+    let mut back = url::Url::parse(&public_path(&config.public_url, req.path()))
+        .unwrap_or_else(|_| config.public_url.clone());
+    // GET pages only come back with their query; a form post is not replayed.
+    if req.method() == actix_web::http::Method::GET && !req.query_string().is_empty() {
+        back.set_query(Some(req.query_string()));
+    }
+    let mut login = url::Url::parse(&public_path(&config.public_url, "/login"))
+        .unwrap_or_else(|_| config.public_url.clone());
+    login.query_pairs_mut().append_pair("rd", back.as_str());
+    crate::web::signin::redirect(StatusCode::FOUND, login.as_str())
+}
+
+/// Leaves a message for the next page.
+pub fn flash(req: &HttpRequest, kind: &str, text: impl Into<String>) {
+    let _ = req.get_session().insert(
+        FLASH_KEY,
+        Flash {
+            kind: kind.to_owned(),
+            text: text.into(),
+        },
+    );
+}
+
+/// After a change: a message, then back to a page (Post/Redirect/Get).
+pub fn done(req: &HttpRequest, kind: &str, text: impl Into<String>, to: &str) -> HttpResponse {
+    flash(req, kind, text);
+    crate::web::signin::redirect(StatusCode::SEE_OTHER, to)
+}
+
+pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, SurfacedError> {
+    let body = page
+        .render()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")).html())?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+/// A page that says why something cannot be done (with the site's frame).
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub layout: Layout,
+    pub heading: String,
+    pub detail: String,
+}
+
+/// An error from a change, as a page with the navigation around it.
+pub fn error_page(viewer: &Viewer, error: AppError) -> Result<HttpResponse, SurfacedError> {
+    let (status, heading) = match &error {
+        AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "Access denied"),
+        AppError::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+        AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
+        AppError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+        AppError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid input"),
+        // Logged and worded in one place.
+        _ => return Err(error.html()),
+    };
+    let detail = match &error {
+        AppError::Forbidden(_) => format!(
+            "{error}. Ask a platform admin or an ORG_ADMIN of this organization if you need it."
+        ),
+        AppError::NotFound => {
+            "There is no such page, or it belongs to an organization you are not a member of."
+                .to_owned()
+        }
+        other => other.to_string(),
+    };
+    render(
+        status,
+        &MessagePage {
+            layout: viewer.layout(heading),
+            heading: heading.to_owned(),
+            detail,
+        },
+    )
+}
+
+/// The CSRF check of every admin form: refused with a 400 page when it fails.
+pub fn check_csrf(viewer: &Viewer, fields: &form::Fields) -> Result<(), AppError> {
+    if fields
+        .get("csrf")
+        .is_some_and(|c| viewer.user.csrf_matches(c))
+    {
+        Ok(())
+    } else {
+        Err(AppError::BadRequest(
+            "The form is stale or was not sent by wizbrand (CSRF check failed). Reload the page and try again."
+                .to_owned(),
+        ))
+    }
+}
+
+/// Links to the previous and next page of a list.
+pub struct Pager {
+    pub previous: Option<String>,
+    pub next: Option<String>,
+    pub summary: String,
+}
+
+pub const PAGE_SIZE: i64 = 25;
+
+impl Pager {
+    /// `base` is the list's URL with its filters, ending in `?` or `&`.
+    pub fn new(base: &str, page: i64, total: i64) -> Pager {
+        let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+        Pager {
+            previous: (page > 1).then(|| format!("{base}page={}", page - 1)),
+            next: (page < pages).then(|| format!("{base}page={}", page + 1)),
+            summary: format!("Page {page} of {pages} ({total} in all)"),
+        }
+    }
+}
+
+/// The 1-based page number of a query, within sane bounds.
+pub fn page_number(raw: Option<&str>) -> i64 {
+    raw.and_then(|p| p.parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 100_000)
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(home::routes)
+        .configure(orgs::routes)
+        .configure(members::routes)
+        .configure(apps::routes)
+        .configure(sync::routes)
+        .configure(audit::routes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pager_links_stay_within_the_pages() {
+        let first = Pager::new("/admin/orgs?q=a&", 1, 60);
+        assert_eq!(first.previous, None);
+        assert_eq!(first.next.as_deref(), Some("/admin/orgs?q=a&page=2"));
+        assert_eq!(first.summary, "Page 1 of 3 (60 in all)");
+        let last = Pager::new("/admin/orgs?", 3, 60);
+        assert_eq!(last.next, None);
+        assert_eq!(Pager::new("/x?", 1, 0).summary, "Page 1 of 1 (0 in all)");
+        assert_eq!(page_number(Some("-4")), 1);
+        assert_eq!(page_number(Some("zz")), 1);
+    }
+}

@@ -1,0 +1,713 @@
+//! Org pages: the list, create, the org's own page, edit plan and features, suspend and
+//! resume, delete with confirmation, and which apps its members can open.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use super::form::Fields;
+use super::members::AddForm;
+use super::{Layout, PAGE_SIZE, Pager, Viewer, check_csrf, done, error_page, page_number, render};
+use crate::config::Config;
+use crate::db;
+use crate::db::orgs::Org;
+use crate::domain::{OrgSlug, Role};
+use crate::error::{AppError, SurfacedError};
+use crate::manage::orgs::{OrgCreate, OrgPatch, check_name, normalise_features};
+use crate::manage::{authorized_org, parse_roles};
+use crate::policy::{self, OrgAction, Verdict};
+
+type PageResult = Result<HttpResponse, SurfacedError>;
+
+fn html_err(e: impl Into<AppError>) -> SurfacedError {
+    e.into().html()
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "orgs.html")]
+struct OrgsPage {
+    layout: Layout,
+    query: String,
+    orgs: Vec<Org>,
+    platform_admin: bool,
+    pager: Pager,
+}
+
+#[get("/admin")]
+async fn admin_root() -> HttpResponse {
+    crate::web::signin::redirect(StatusCode::FOUND, "/admin/orgs")
+}
+
+/// Platform admins see and search every org; others the orgs they belong to.
+#[get("/admin/orgs")]
+async fn list(viewer: Viewer, pool: web::Data<PgPool>, q: web::Query<ListQuery>) -> PageResult {
+    let query =
+        q.q.as_deref()
+            .unwrap_or_default()
+            .trim()
+            .chars()
+            .take(100)
+            .collect::<String>();
+    let page = page_number(q.page.as_deref());
+    let offset = (page - 1) * PAGE_SIZE;
+    let (orgs, total) = if viewer.user.admin {
+        db::orgs::search(&pool, &query, PAGE_SIZE, offset).await
+    } else {
+        db::orgs::list_for(
+            &pool,
+            &viewer.user.sub,
+            viewer.user.email.as_deref(),
+            PAGE_SIZE,
+            offset,
+        )
+        .await
+    }
+    .map_err(html_err)?;
+    let base = format!(
+        "/admin/orgs?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", &query)
+            .finish()
+            + "&"
+    );
+    render(
+        StatusCode::OK,
+        &OrgsPage {
+            layout: viewer.layout("Organizations"),
+            query,
+            orgs,
+            platform_admin: viewer.user.admin,
+            pager: Pager::new(&base, page, total),
+        },
+    )
+}
+
+/// What the org form holds, and what is wrong with it, field by field.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OrgForm {
+    pub slug: String,
+    pub name: String,
+    pub plan: String,
+    pub features: Vec<String>,
+    pub errors: OrgFormErrors,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct OrgFormErrors {
+    pub slug: Option<String>,
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    pub features: Option<String>,
+    pub form: Option<String>,
+}
+
+impl OrgFormErrors {
+    fn any(&self) -> bool {
+        self.slug.is_some() || self.name.is_some() || self.plan.is_some() || self.features.is_some()
+    }
+}
+
+/// A plan name as the database accepts it (rule `orgs_plan_format`).
+pub fn plan_ok(plan: &str) -> bool {
+    let b = plan.as_bytes();
+    !b.is_empty()
+        && b.len() <= 40
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+impl OrgForm {
+    fn from_fields(fields: &Fields) -> OrgForm {
+        let mut features = fields.all("features");
+        features.sort();
+        features.dedup();
+        OrgForm {
+            slug: fields.text("slug").to_lowercase(),
+            name: fields.text("name"),
+            plan: fields.text("plan"),
+            features,
+            errors: OrgFormErrors::default(),
+        }
+    }
+
+    fn from_org(org: &Org) -> OrgForm {
+        OrgForm {
+            slug: org.slug.clone(),
+            name: org.name.clone(),
+            plan: org.plan.clone(),
+            features: org.features.clone(),
+            errors: OrgFormErrors::default(),
+        }
+    }
+
+    /// Checks every field (not only the first wrong one), so the page can say what is
+    /// wrong next to each. `creating` also checks the slug.
+    pub fn validate(&mut self, creating: bool) -> bool {
+        if creating && let Err(e) = OrgSlug::parse(&self.slug) {
+            self.errors.slug = Some(e.to_string());
+        }
+        if let Err(e) = check_name(&self.name) {
+            self.errors.name = Some(e.to_string());
+        }
+        if !plan_ok(&self.plan) {
+            self.errors.plan = Some(
+                "Use 1-40 lower-case letters, digits, `-` and `_`, e.g. free, pro, enterprise."
+                    .to_owned(),
+            );
+        }
+        if let Err(e) = normalise_features(&self.features) {
+            self.errors.features = Some(e.to_string());
+        }
+        !self.errors.any()
+    }
+
+    /// A refusal from the change itself, placed next to the field it is about.
+    fn place(&mut self, error: &AppError) {
+        match error {
+            AppError::Conflict(_) => {
+                self.errors.slug = Some("An organization with this slug exists already.".into())
+            }
+            other => self.errors.form = Some(other.to_string()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "org_form.html")]
+struct OrgFormPage {
+    layout: Layout,
+    creating: bool,
+    action: String,
+    cancel: String,
+    csrf: String,
+    form: OrgForm,
+    features: Vec<String>,
+}
+
+/// The features offered: every app's feature, and any the org has already.
+async fn feature_choices(pool: &PgPool, have: &[String]) -> Result<Vec<String>, AppError> {
+    let (apps, _) = db::apps::list(pool, 1000, 0).await?;
+    let mut features: Vec<String> = apps.into_iter().map(|a| a.required_feature).collect();
+    features.extend(have.iter().cloned());
+    features.sort();
+    features.dedup();
+    Ok(features)
+}
+
+async fn org_form_page(
+    viewer: &Viewer,
+    pool: &PgPool,
+    status: StatusCode,
+    creating: bool,
+    form: OrgForm,
+) -> PageResult {
+    let features = feature_choices(pool, &form.features)
+        .await
+        .map_err(html_err)?;
+    let (title, action, cancel) = if creating {
+        (
+            "New organization".to_owned(),
+            "/admin/orgs".to_owned(),
+            "/admin/orgs".to_owned(),
+        )
+    } else {
+        (
+            format!("Edit {}", form.slug),
+            format!("/admin/orgs/{}/edit", form.slug),
+            format!("/admin/orgs/{}", form.slug),
+        )
+    };
+    render(
+        status,
+        &OrgFormPage {
+            layout: viewer.layout(title),
+            creating,
+            action,
+            cancel,
+            csrf: viewer.user.csrf.clone(),
+            form,
+            features,
+        },
+    )
+}
+
+#[get("/admin/orgs/new")]
+async fn new_form(viewer: Viewer, pool: web::Data<PgPool>) -> PageResult {
+    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+        return error_page(&viewer, e);
+    }
+    let form = OrgForm {
+        plan: "free".into(),
+        ..OrgForm::default()
+    };
+    org_form_page(&viewer, &pool, StatusCode::OK, true, form).await
+}
+
+#[post("/admin/orgs")]
+async fn create(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+        return error_page(&viewer, e);
+    }
+    let mut form = OrgForm::from_fields(&fields);
+    if !form.validate(true) {
+        return org_form_page(&viewer, &pool, StatusCode::UNPROCESSABLE_ENTITY, true, form).await;
+    }
+    let Ok(slug) = OrgSlug::parse(&form.slug) else {
+        return org_form_page(&viewer, &pool, StatusCode::UNPROCESSABLE_ENTITY, true, form).await;
+    };
+    let new = OrgCreate {
+        slug,
+        name: form.name.clone(),
+        plan: form.plan.clone(),
+        features: form.features.clone(),
+    };
+    match crate::manage::orgs::create(&pool, &viewer.user.principal(), &new).await {
+        Ok(org) => Ok(done(
+            &req,
+            "ok",
+            format!("Created {} ({}).", org.name, org.slug),
+            &format!("/admin/orgs/{}", org.slug),
+        )),
+        Err(e @ (AppError::Conflict(_) | AppError::Unprocessable(_))) => {
+            form.place(&e);
+            org_form_page(&viewer, &pool, StatusCode::UNPROCESSABLE_ENTITY, true, form).await
+        }
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+/// One app as a member of this org sees it.
+pub struct AppRow {
+    pub key: String,
+    pub name: String,
+    pub status: String,
+    pub url: Option<String>,
+    pub hidden: bool,
+}
+
+pub struct MemberRow {
+    pub email: String,
+    pub roles: Vec<String>,
+    /// The only ORG_ADMIN: cannot be demoted or removed.
+    pub last_admin: bool,
+    /// The viewer may remove this member.
+    pub removable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "org.html")]
+struct OrgPage {
+    layout: Layout,
+    org: Org,
+    roles: Vec<String>,
+    csrf: String,
+    platform_admin: bool,
+    apps: Vec<AppRow>,
+    may_hide: bool,
+    members: Option<Vec<MemberRow>>,
+    all_roles: Vec<String>,
+    grantable: Vec<String>,
+    add: AddForm,
+}
+
+/// The org's page; `add` is the add-member form as posted (empty on a plain visit).
+pub async fn org_page(
+    viewer: &Viewer,
+    pool: &PgPool,
+    config: &Config,
+    slug: &str,
+    status: StatusCode,
+    add: AddForm,
+) -> PageResult {
+    let who = viewer.user.principal();
+    let (org, access) = match authorized_org(pool, &who, slug, OrgAction::Read).await {
+        Ok(found) => found,
+        Err(e) => return error_page(viewer, e),
+    };
+    let (registry, _) = db::apps::list(pool, 1000, 0).await.map_err(html_err)?;
+    let apps = registry
+        .iter()
+        .map(|app| super::apps::app_row(app, &org, &access, &config.public_url))
+        .collect();
+    let members = if policy::org_verdict(&access, OrgAction::ReadMembers) == Verdict::Allow {
+        let (rows, _) = db::members::list(pool, org.id, 1000, 0)
+            .await
+            .map_err(html_err)?;
+        let admins = rows
+            .iter()
+            .filter(|m| m.roles.iter().any(|r| r == Role::Admin.as_str()))
+            .count();
+        Some(
+            rows.into_iter()
+                .map(|m| {
+                    let held = parse_roles(&m.roles);
+                    MemberRow {
+                        last_admin: admins == 1 && held.contains(&Role::Admin),
+                        removable: policy::may_change_member(&access, &held, &[]) == Verdict::Allow,
+                        email: m.email,
+                        roles: m.roles,
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let grantable = Role::ALL
+        .into_iter()
+        .filter(|r| policy::may_grant(access.platform_admin, &access.roles, &[*r]))
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    render(
+        status,
+        &OrgPage {
+            layout: viewer.layout(org.name.clone()),
+            roles: access.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            may_hide: policy::org_verdict(&access, OrgAction::Rename) == Verdict::Allow,
+            csrf: viewer.user.csrf.clone(),
+            platform_admin: viewer.user.admin,
+            apps,
+            members,
+            all_roles: Role::ALL.iter().map(|r| r.as_str().to_owned()).collect(),
+            grantable,
+            add,
+            org,
+        },
+    )
+}
+
+#[get("/admin/orgs/{slug}")]
+async fn show(
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
+    slug: web::Path<String>,
+) -> PageResult {
+    org_page(
+        &viewer,
+        &pool,
+        &config,
+        &slug,
+        StatusCode::OK,
+        AddForm::default(),
+    )
+    .await
+}
+
+#[get("/admin/orgs/{slug}/edit")]
+async fn edit_form(viewer: Viewer, pool: web::Data<PgPool>, slug: web::Path<String>) -> PageResult {
+    match authorized_org(
+        &pool,
+        &viewer.user.principal(),
+        &slug,
+        OrgAction::ChangePlan,
+    )
+    .await
+    {
+        Ok((org, _)) => {
+            org_form_page(
+                &viewer,
+                &pool,
+                StatusCode::OK,
+                false,
+                OrgForm::from_org(&org),
+            )
+            .await
+        }
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+#[post("/admin/orgs/{slug}/edit")]
+async fn update(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let who = viewer.user.principal();
+    // Refused before the form is even read: the edit is the platform's.
+    if let Err(e) = authorized_org(&pool, &who, &slug, OrgAction::ChangePlan).await {
+        return error_page(&viewer, e);
+    }
+    let mut form = OrgForm::from_fields(&fields);
+    form.slug = slug.to_string();
+    if !form.validate(false) {
+        return org_form_page(
+            &viewer,
+            &pool,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            false,
+            form,
+        )
+        .await;
+    }
+    let patch = OrgPatch {
+        name: Some(form.name.clone()),
+        plan: Some(form.plan.clone()),
+        features: Some(form.features.clone()),
+        ..OrgPatch::default()
+    };
+    match crate::manage::orgs::update(&pool, &who, &slug, &patch).await {
+        Ok(org) => Ok(done(
+            &req,
+            "ok",
+            format!(
+                "Saved {}: plan {}, features {}.",
+                org.slug,
+                org.plan,
+                shown(&org.features)
+            ),
+            &format!("/admin/orgs/{}", org.slug),
+        )),
+        Err(e @ AppError::Unprocessable(_)) => {
+            form.place(&e);
+            org_form_page(
+                &viewer,
+                &pool,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                false,
+                form,
+            )
+            .await
+        }
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+fn shown(features: &[String]) -> String {
+    if features.is_empty() {
+        "none".to_owned()
+    } else {
+        features.join(", ")
+    }
+}
+
+#[post("/admin/orgs/{slug}/status")]
+async fn set_status(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let status = match fields.get("status") {
+        Some(s @ ("active" | "suspended")) => s.to_owned(),
+        _ => {
+            return error_page(
+                &viewer,
+                AppError::BadRequest("status: active or suspended".into()),
+            );
+        }
+    };
+    let patch = OrgPatch {
+        status: Some(status),
+        ..OrgPatch::default()
+    };
+    match crate::manage::orgs::update(&pool, &viewer.user.principal(), &slug, &patch).await {
+        Ok(org) => {
+            let text = if org.status == "suspended" {
+                format!(
+                    "Suspended {}: its members cannot open its apps until it is resumed.",
+                    org.slug
+                )
+            } else {
+                format!("Resumed {}.", org.slug)
+            };
+            Ok(done(&req, "ok", text, &format!("/admin/orgs/{}", org.slug)))
+        }
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "org_delete.html")]
+struct DeletePage {
+    layout: Layout,
+    org: Org,
+    csrf: String,
+    typed: String,
+    error: Option<String>,
+}
+
+async fn delete_page(
+    viewer: &Viewer,
+    pool: &PgPool,
+    slug: &str,
+    status: StatusCode,
+    typed: String,
+    error: Option<String>,
+) -> PageResult {
+    match authorized_org(pool, &viewer.user.principal(), slug, OrgAction::Delete).await {
+        Ok((org, _)) => render(
+            status,
+            &DeletePage {
+                layout: viewer.layout(format!("Delete {}", org.slug)),
+                csrf: viewer.user.csrf.clone(),
+                org,
+                typed,
+                error,
+            },
+        ),
+        Err(e) => error_page(viewer, e),
+    }
+}
+
+#[get("/admin/orgs/{slug}/delete")]
+async fn delete_confirm(
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+) -> PageResult {
+    delete_page(&viewer, &pool, &slug, StatusCode::OK, String::new(), None).await
+}
+
+#[post("/admin/orgs/{slug}/delete")]
+async fn delete(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let typed = fields.text("confirm");
+    if typed != slug.as_str() {
+        let error = Some(format!("Type the slug `{slug}` exactly to confirm."));
+        return delete_page(
+            &viewer,
+            &pool,
+            &slug,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            typed,
+            error,
+        )
+        .await;
+    }
+    match crate::manage::orgs::delete(&pool, &viewer.user.principal(), &slug).await {
+        Ok(org) => Ok(done(
+            &req,
+            "ok",
+            format!("Deleted {} ({}).", org.name, org.slug),
+            "/admin/orgs",
+        )),
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+/// ORG_ADMIN: which of the org's apps its members can open.
+#[post("/admin/orgs/{slug}/apps")]
+async fn set_visibility(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let open = fields.all("open");
+    let keys = db::apps::keys(&pool).await.map_err(html_err)?;
+    let patch = OrgPatch {
+        hidden_apps: Some(keys.into_iter().filter(|k| !open.contains(k)).collect()),
+        ..OrgPatch::default()
+    };
+    match crate::manage::orgs::update(&pool, &viewer.user.principal(), &slug, &patch).await {
+        Ok(org) => Ok(done(
+            &req,
+            "ok",
+            format!("Saved which apps the members of {} can open.", org.slug),
+            &format!("/admin/orgs/{}", org.slug),
+        )),
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    // `new` before `{slug}`: a literal segment wins only if registered first.
+    cfg.service(admin_root)
+        .service(list)
+        .service(new_form)
+        .service(create)
+        .service(show)
+        .service(edit_form)
+        .service(update)
+        .service(set_status)
+        .service(delete_confirm)
+        .service(delete)
+        .service(set_visibility);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(slug: &str, name: &str, plan: &str, features: &[&str]) -> OrgForm {
+        OrgForm {
+            slug: slug.into(),
+            name: name.into(),
+            plan: plan.into(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+            errors: OrgFormErrors::default(),
+        }
+    }
+
+    #[test]
+    fn every_wrong_field_is_named_and_the_typed_values_stay() {
+        let mut bad = form("Not A Slug", "  ", "Gold!", &["Bad Feature"]);
+        assert!(!bad.validate(true));
+        assert!(bad.errors.slug.is_some());
+        assert!(bad.errors.name.is_some());
+        assert!(bad.errors.plan.is_some());
+        assert!(bad.errors.features.is_some());
+        assert_eq!(bad.slug, "Not A Slug");
+        let mut reserved = form("admin", "Admin", "free", &[]);
+        assert!(!reserved.validate(true));
+        assert!(
+            reserved
+                .errors
+                .slug
+                .as_deref()
+                .unwrap_or_default()
+                .contains("reserved")
+        );
+        let mut good = form("gamma", "Gamma", "pro", &["files"]);
+        assert!(good.validate(true));
+        // Editing does not look at the slug.
+        let mut edit = form("", "Gamma", "pro", &[]);
+        assert!(edit.validate(false));
+    }
+
+    #[test]
+    fn plans_follow_the_database_rule() {
+        assert!(plan_ok("free") && plan_ok("pro-2") && plan_ok("9x"));
+        assert!(!plan_ok("") && !plan_ok("-x") && !plan_ok("Pro") && !plan_ok(&"x".repeat(41)));
+    }
+}

@@ -1,0 +1,183 @@
+//! The sync page (platform admins): the last runs, what would change now (a dry run
+//! against Keycloak), and "sync now" with its result.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use super::form::Fields;
+use super::{Layout, Viewer, check_csrf, done, error_page, render};
+use crate::config::Config;
+use crate::db::sync_state::SyncRunRow;
+use crate::error::{AppError, SurfacedError};
+use crate::keycloak::directory::KeycloakDirectory;
+use crate::policy;
+use crate::sync::plan::Scope;
+use crate::sync::scheduler::SyncHandle;
+use crate::sync::{RunOptions, Trigger};
+
+type PageResult = Result<HttpResponse, SurfacedError>;
+
+/// How long "sync now" waits for its run before saying it is still going.
+const WAIT_FOR_RUN: Duration = Duration::from_secs(20);
+
+#[derive(Deserialize)]
+struct SyncQuery {
+    plan: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "sync.html")]
+struct SyncPage {
+    layout: Layout,
+    csrf: String,
+    schedule: String,
+    runs: Vec<SyncRunRow>,
+    plan: Option<Vec<String>>,
+}
+
+#[get("/admin/sync")]
+async fn page(
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
+    handle: web::Data<Option<SyncHandle>>,
+    q: web::Query<SyncQuery>,
+) -> PageResult {
+    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+        return error_page(&viewer, e);
+    }
+    let plan = if q.plan.is_some() {
+        let directory = KeycloakDirectory::new(
+            &config.keycloak,
+            config.sync_concurrency,
+            Duration::from_secs(10),
+        );
+        let options = RunOptions {
+            scope: Scope::All,
+            trigger: Trigger::Api,
+            dry_run: true,
+            root: config.sync_group_root.clone(),
+        };
+        match crate::sync::run(&pool, &directory, &options, &|_, _| {}).await {
+            Ok(report) if report.errors.is_empty() => Some(report.plan),
+            Ok(report) => {
+                return error_page(
+                    &viewer,
+                    AppError::Conflict(format!(
+                        "The dry run could not read everything: {}",
+                        report.errors.join("; ")
+                    )),
+                );
+            }
+            Err(e) => {
+                return error_page(
+                    &viewer,
+                    AppError::Conflict(format!("The dry run failed: {e}")),
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let runs = crate::db::sync_state::recent_runs(&pool, 20)
+        .await
+        .map_err(|e| AppError::from(e).html())?;
+    let schedule = if handle.is_some() {
+        format!("on changes, and on the schedule `{}`", config.sync_cron)
+    } else {
+        "off in this process: WIZBRAND_SYNC_ENABLED=false".to_owned()
+    };
+    render(
+        StatusCode::OK,
+        &SyncPage {
+            layout: viewer.layout("Sync"),
+            csrf: viewer.user.csrf.clone(),
+            schedule,
+            runs,
+            plan,
+        },
+    )
+}
+
+/// What a finished run says, in a sentence.
+pub fn run_summary(run: &SyncRunRow) -> String {
+    let mut text = format!(
+        "Sync run #{} {}: {} created, {} updated, {} deleted, {} unchanged, {} failed.",
+        run.id, run.status, run.created, run.updated, run.deleted, run.unchanged, run.failed
+    );
+    if let Some(errors) = run.errors.as_array().filter(|e| !e.is_empty()) {
+        text.push_str(&format!(
+            " Errors: {}",
+            serde_json::Value::from(errors.clone())
+        ));
+    }
+    text
+}
+
+#[post("/admin/sync")]
+async fn sync_now(
+    req: HttpRequest,
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    handle: web::Data<Option<SyncHandle>>,
+    fields: Fields,
+) -> PageResult {
+    if let Err(e) = check_csrf(&viewer, &fields) {
+        return error_page(&viewer, e);
+    }
+    let latest = |pool: web::Data<PgPool>| async move {
+        crate::db::sync_state::recent_runs(&pool, 1)
+            .await
+            .map(|runs| runs.into_iter().next())
+    };
+    let before = latest(pool.clone())
+        .await
+        .map_err(|e| AppError::from(e).html())?;
+    let before = before.map(|r| r.id).unwrap_or(0);
+    match crate::manage::sync::request(&pool, &viewer.user.principal(), handle.as_ref().as_ref())
+        .await
+    {
+        Ok(()) => {}
+        Err(e @ AppError::Unavailable { .. }) => {
+            return Ok(done(
+                &req,
+                "error",
+                format!("Not started: {e}."),
+                "/admin/sync",
+            ));
+        }
+        Err(e) => return error_page(&viewer, e),
+    }
+    let deadline = tokio::time::Instant::now() + WAIT_FOR_RUN;
+    loop {
+        if let Ok(Some(run)) = latest(pool.clone()).await
+            && run.id > before
+            && run.finished_at.is_some()
+        {
+            let kind = if run.status == "succeeded" {
+                "ok"
+            } else {
+                "error"
+            };
+            return Ok(done(&req, kind, run_summary(&run), "/admin/sync"));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(done(
+                &req,
+                "ok",
+                "Sync requested; it is still running. Its result appears in the list below.",
+                "/admin/sync",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(page).service(sync_now);
+}

@@ -4,8 +4,10 @@
 //! The one integration-test binary: the real Postgres and Keycloak (started once by
 //! `scripts/stack.sh up --infra`), a database per test, wizbrand in-process.
 
+mod browser;
 mod helpers;
 
+mod admin;
 mod api;
 mod check;
 mod gate;

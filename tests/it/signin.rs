@@ -1,7 +1,6 @@
 //! Sign-in, sessions, org selection and logout against the real Keycloak: plain HTTP
 //! (Keycloak's login form driven with reqwest) and a real headless Chromium.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -11,13 +10,14 @@ use uuid::Uuid;
 use wizbrand::config::Config;
 use wizbrand::startup::Application;
 
+use crate::browser::Browser;
 use crate::helpers::{
     KeycloakAdmin, TestApp, TestTraefik, base_env, free_port, http_client, unique,
 };
 
 /// The app on a known port whose public URL is its own address (so the OIDC redirect
 /// URI `http://127.0.0.1:<port>/auth/callback` comes back to it).
-async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     let port = free_port();
     TestApp::spawn_with(|env| {
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
@@ -46,12 +46,12 @@ async fn spawn_replica(database_url: &str) -> String {
 }
 
 /// A Keycloak user of our own (password = username) and its users row.
-async fn person(pool: &PgPool, orgs: &[(&str, &str)]) -> String {
+pub(crate) async fn person(pool: &PgPool, orgs: &[(&str, &str)]) -> String {
     person_with_id(pool, orgs).await.0
 }
 
 /// Like [`person`], also returning the Keycloak user id.
-async fn person_with_id(pool: &PgPool, orgs: &[(&str, &str)]) -> (String, String) {
+pub(crate) async fn person_with_id(pool: &PgPool, orgs: &[(&str, &str)]) -> (String, String) {
     let username = unique("signin");
     let keycloak_id = KeycloakAdmin::connect()
         .await
@@ -84,7 +84,7 @@ async fn person_with_id(pool: &PgPool, orgs: &[(&str, &str)]) -> (String, String
     (username, keycloak_id)
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response
         .headers()
         .get("location")
@@ -110,7 +110,7 @@ fn html_unescape(s: &str) -> String {
 
 /// Drives Keycloak's login form over HTTP: from `/login?rd=` to the callback URL that
 /// Keycloak sends the browser back with.
-async fn keycloak_login(app: &TestApp, rd: &str, username: &str) -> String {
+pub(crate) async fn keycloak_login(app: &TestApp, rd: &str, username: &str) -> String {
     let start = app
         .client
         .get(format!("{}/login", app.address))
@@ -163,14 +163,18 @@ async fn keycloak_login(app: &TestApp, rd: &str, username: &str) -> String {
 }
 
 /// Signs in over HTTP; returns the callback response (a redirect to `rd`).
-async fn sign_in(app: &TestApp, rd: &str, username: &str) -> (String, reqwest::Response) {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    rd: &str,
+    username: &str,
+) -> (String, reqwest::Response) {
     let callback = keycloak_login(app, rd, username).await;
     let response = app.client.get(&callback).send().await.unwrap();
     (callback, response)
 }
 
 /// The CSRF token of the first form in a page.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|r| r.split('"').next())
@@ -178,7 +182,7 @@ fn csrf_of(page: &str) -> String {
         .to_owned()
 }
 
-async fn body(app: &TestApp, path: &str) -> (StatusCode, String) {
+pub(crate) async fn body(app: &TestApp, path: &str) -> (StatusCode, String) {
     let response = app.get(path).await;
     (response.status(), response.text().await.unwrap())
 }
@@ -578,7 +582,7 @@ async fn a_revocation_recorded_by_one_replica_ends_the_session_on_the_other_with
 /// A sign-in client of the test's own, shaped like the realm's `wizbrand-web`, for a
 /// public URL and back-channel logout URL the realm's client does not name. Returns
 /// (client id, secret).
-async fn own_web_client(
+pub(crate) async fn own_web_client(
     admin: &KeycloakAdmin,
     public: &str,
     backchannel: &str,
@@ -600,6 +604,9 @@ async fn own_web_client(
                 "directAccessGrantsEnabled": false,
                 "frontchannelLogout": false,
                 "redirectUris": [format!("{public}/auth/callback")],
+                // As the realm's wizbrand-web: the org claims, realm roles (platform
+                // admin) and the API audience in its access tokens.
+                "defaultClientScopes": ["web-origins", "acr", "wizbrand-orgs", "roles", "profile", "basic", "email"],
                 "attributes": {
                     "pkce.code.challenge.method": "S256",
                     "backchannel.logout.url": backchannel,
@@ -613,7 +620,7 @@ async fn own_web_client(
     (client_id, secret)
 }
 
-async fn delete_client(admin: &KeycloakAdmin, client_id: &str) {
+pub(crate) async fn delete_client(admin: &KeycloakAdmin, client_id: &str) {
     let id = admin.get(&format!("/clients?clientId={client_id}")).await[0]["id"]
         .as_str()
         .unwrap()
@@ -828,216 +835,6 @@ async fn keycloak_unreachable_at_login_is_a_503_page_naming_the_identity_provide
     let (status, page) = body(&app, "/login?rd=%2F").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(page.contains("identity provider (Keycloak)"), "{page}");
-}
-
-// ---------------------------------------------------------------------------------
-// A real browser: Chromium through chromedriver's W3C WebDriver HTTP API.
-
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-struct Browser {
-    driver: Child,
-    http: reqwest::Client,
-    base: String,
-    session: String,
-    _profile: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // A failed test still closes Chromium: chromedriver quits it on DELETE (a plain
-        // blocking request, as Drop cannot await); killing chromedriver alone would not.
-        if !self.session.is_empty()
-            && let Some(addr) = self.base.strip_prefix("http://")
-            && let Ok(mut stream) = std::net::TcpStream::connect(addr)
-        {
-            use std::io::{Read, Write};
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let _ = write!(
-                stream,
-                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
-                self.session
-            );
-            let mut sink = Vec::new();
-            let _ = stream.read_to_end(&mut sink);
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let port = free_port();
-        let driver = Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver");
-        let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(r) = http.get(format!("{base}/status")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let profile = std::env::temp_dir().join(format!("wizbrand-chromium-{}", Uuid::new_v4()));
-        let mut browser = Browser {
-            driver,
-            http,
-            base,
-            session: String::new(),
-            _profile: TempDir(profile.clone()),
-        };
-        let created = browser
-            .call(
-                reqwest::Method::POST,
-                "/session",
-                json!({"capabilities": {"alwaysMatch": {
-                    "browserName": "chrome",
-                    "goog:chromeOptions": {
-                        "binary": "/usr/bin/chromium",
-                        "args": [
-                            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                            "--no-first-run", "--disable-background-networking",
-                            "--disable-component-update", "--disable-sync",
-                            format!("--user-data-dir={}", profile.display()),
-                        ],
-                    },
-                }}}),
-            )
-            .await;
-        browser.session = created["sessionId"].as_str().unwrap().to_owned();
-        browser
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let url = if self.session.is_empty() {
-            format!("{}{path}", self.base)
-        } else {
-            format!("{}/session/{}{path}", self.base, self.session)
-        };
-        let mut request = self.http.request(method.clone(), &url);
-        if method == reqwest::Method::POST {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let value: Value = response.json().await.unwrap();
-        assert!(status.is_success(), "{method} {path}: {status} {value}");
-        value["value"].clone()
-    }
-
-    async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", json!({ "url": url }))
-            .await;
-    }
-
-    async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", Value::Null)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn text(&self) -> String {
-        self.script("return document.body ? document.body.innerText : ''")
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    async fn script(&self, script: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            json!({"script": script, "args": []}),
-        )
-        .await
-    }
-
-    /// Waits for an element by CSS selector and returns its id.
-    async fn find(&self, css: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let url = format!("{}/session/{}/element", self.base, self.session);
-            let response = self
-                .http
-                .post(&url)
-                .json(&json!({"using": "css selector", "value": css}))
-                .send()
-                .await
-                .unwrap();
-            if response.status().is_success() {
-                let value: Value = response.json().await.unwrap();
-                return value["value"][ELEMENT].as_str().unwrap().to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{css}` at {}: {}",
-                self.url().await,
-                self.text().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            json!({ "text": text }),
-        )
-        .await;
-    }
-
-    async fn click(&self, css: &str) {
-        let id = self.find(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            json!({}),
-        )
-        .await;
-    }
-
-    async fn wait_for_url(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let url = self.url().await;
-            if url.starts_with(prefix) {
-                return url;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "still at {url}, waiting for {prefix}: {}",
-                self.text().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn quit(mut self) {
-        self.call(reqwest::Method::DELETE, "", Value::Null).await;
-        self.session.clear();
-    }
 }
 
 #[tokio::test]

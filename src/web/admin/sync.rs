@@ -88,7 +88,7 @@ async fn page(
         .await
         .map_err(|e| AppError::from(e).html())?;
     let schedule = if handle.is_some() {
-        format!("on changes, and on the schedule `{}`", config.sync_cron)
+        format!("on changes, and on the schedule {}", config.sync_cron)
     } else {
         "off in this process: WIZBRAND_SYNC_ENABLED=false".to_owned()
     };

@@ -286,6 +286,7 @@ print_welcome() {
 
 wizbrand dev stack is up.
   wizbrand pages   http://auth.wizbrand.localhost:$TRAEFIK_PORT/   (readiness: /readyz)
+  admin UI         http://auth.wizbrand.localhost:$TRAEFIK_PORT/admin/orgs   (sign in as dana/dana)
   apps             http://acme.seo.wizbrand.localhost:$TRAEFIK_PORT/  (music, files, photos alike; org beta too)
   Keycloak         http://localhost:$KC_PORT/admin/  (admin / $KC_ADMIN_PASSWORD)
   Postgres         postgres://$PG_SUPERUSER:$PG_PASSWORD@127.0.0.1:$PG_PORT/wizbrand

@@ -86,6 +86,8 @@ pub struct Config {
     pub sync_enabled: bool,
     /// At most this many Keycloak admin calls at once.
     pub sync_concurrency: usize,
+    /// Sign-in requests (`/login`, `/auth/callback`) per minute per client address; 0: no limit.
+    pub signin_rate_per_minute: u32,
     /// The top-level Keycloak group that holds one group per org (`orgs`).
     pub sync_group_root: String,
     pub log_format: LogFormat,
@@ -282,6 +284,7 @@ impl Config {
             sync_cron,
             sync_enabled: r.parse("WIZBRAND_SYNC_ENABLED", "true")?,
             sync_concurrency: r.parse("WIZBRAND_SYNC_CONCURRENCY", "8")?,
+            signin_rate_per_minute: r.parse("WIZBRAND_SIGNIN_RATE_PER_MINUTE", "30")?,
             sync_group_root: {
                 let root = r.or("WIZBRAND_SYNC_GROUP_ROOT", "orgs");
                 if root.is_empty() || root.contains('/') {

@@ -110,6 +110,25 @@ impl From<sqlx::Error> for AppError {
                 AppError::Unprocessable(format!("violates rule {what}"))
             };
         }
+        // Postgres out of reach (down, restarting, pool exhausted for 5 s, a connection
+        // cut: SQLSTATE classes 08 and 57P): the client may retry, so 503, not 500.
+        let connection_lost = matches!(&e, sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")));
+        if connection_lost
+            || matches!(
+                e,
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        {
+            return AppError::Unavailable {
+                dependency: "Postgres",
+                source: e.into(),
+            };
+        }
         AppError::Internal(e.into())
     }
 }
@@ -140,6 +159,9 @@ impl ResponseError for SurfacedError {
         let mut response = HttpResponse::build(status);
         if matches!(self.error, AppError::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if matches!(self.error, AppError::Unavailable { .. }) {
+            response.insert_header((header::RETRY_AFTER, "5"));
         }
         match self.surface {
             Surface::Json => response

@@ -121,6 +121,9 @@ fn run(
 ) -> anyhow::Result<Server> {
     let sessions = SessionSettings::from_config(&config)?;
     let security_headers = web::Data::new(crate::web::page::SecurityHeaders::new(&config)?);
+    let throttle = web::Data::new(crate::web::throttle::SignInThrottle::new(
+        config.signin_rate_per_minute,
+    ));
     let oidc = Arc::new(OidcClient::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config,
@@ -152,9 +155,10 @@ fn run(
             .wrap(sessions.middleware())
             .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .app_data(metrics.clone())
             .app_data(security_headers.clone())
+            .app_data(throttle.clone())
             .app_data(http.clone())
             .app_data(pool.clone())
             .app_data(config.clone())

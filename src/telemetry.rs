@@ -22,3 +22,37 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// The span of every request: like tracing-actix-web's default, but `http.target` is the
+/// path without the query, which can hold secrets (`/auth/callback?code=…&state=…`), and
+/// no client-supplied headers (user agent, forwarded host) are copied in.
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        use actix_web::HttpMessage;
+        let request_id = request
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %request.match_pattern().unwrap_or_else(|| "default".to_owned()),
+            http.target = %request.path(),
+            http.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            exception.message = tracing::field::Empty,
+            exception.details = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
+}

@@ -7,6 +7,7 @@ pub mod refresh;
 pub mod revocations;
 pub mod session;
 pub mod signin;
+pub mod throttle;
 
 use actix_web::web;
 

@@ -18,6 +18,7 @@ use crate::web::rd::safe_redirect;
 use crate::web::refresh::REFRESH_MARGIN;
 use crate::web::revocations::Revocations;
 use crate::web::session::{self, LOGIN_KEY, SESSION_TTL, SignedIn};
+use crate::web::throttle::{SignInThrottle, client_address};
 
 #[derive(Deserialize)]
 pub struct RdQuery {
@@ -67,7 +68,11 @@ async fn login(
     session: Session,
     config: web::Data<Config>,
     oidc: web::Data<OidcClient>,
+    throttle: web::Data<SignInThrottle>,
 ) -> Result<HttpResponse, SurfacedError> {
+    if let Some(refused) = throttled(&req, &config, &throttle) {
+        return Ok(refused);
+    }
     let rd = rd_of(&config, query.rd.as_deref());
     if session::current(&req).is_some() {
         return Ok(redirect(actix_web::http::StatusCode::FOUND, &rd));
@@ -84,6 +89,35 @@ async fn login(
             Ok(idp_down())
         }
     }
+}
+
+/// The sign-in rate limit: a 429 page when this client has asked too often.
+fn throttled(
+    req: &HttpRequest,
+    config: &Config,
+    throttle: &SignInThrottle,
+) -> Option<HttpResponse> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let client = client_address(peer, forwarded, &config.trusted_proxies);
+    let wait = throttle.take(client, std::time::Instant::now()).err()?;
+    let seconds = wait.as_secs().max(1);
+    tracing::warn!(%client, path = req.path(), "sign-in rate limit reached");
+    let mut response = html(
+        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        &format!(
+            "<h1>Too many sign-in attempts</h1><p>Too many sign-in requests came from your \
+             address. Please wait {seconds} seconds and try again.</p>"
+        ),
+    );
+    if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    Some(response)
 }
 
 fn idp_down() -> HttpResponse {
@@ -111,7 +145,12 @@ async fn callback(
     oidc: web::Data<OidcClient>,
     verifier: web::Data<TokenVerifier>,
     pool: web::Data<PgPool>,
+    config: web::Data<Config>,
+    throttle: web::Data<SignInThrottle>,
 ) -> Result<HttpResponse, SurfacedError> {
+    if let Some(refused) = throttled(&req, &config, &throttle) {
+        return Ok(refused);
+    }
     const START_AGAIN: &str = "Please start again from the page you wanted to open.";
     let query = web::Query::<CallbackQuery>::from_query(req.query_string())
         .map_err(|_| bad_request("The sign-in answer is malformed."))?;

@@ -37,13 +37,13 @@ async fn healthz_answers_with_a_request_id_and_metrics_count_it() {
 
 /// Stands between wizbrand and Keycloak so a test can take Keycloak off the network
 /// without stopping the Keycloak every other test shares.
-struct Cable {
-    address: SocketAddr,
+pub(crate) struct Cable {
+    pub(crate) address: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Cable {
-    async fn plug(address: SocketAddr, upstream: SocketAddr) -> Cable {
+    pub(crate) async fn plug(address: SocketAddr, upstream: SocketAddr) -> Cable {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_reuseaddr(true).unwrap();
         socket.bind(address).unwrap();
@@ -63,7 +63,7 @@ impl Cable {
     }
 
     /// Cuts the cable: the listener and every open connection go.
-    async fn unplug(self) -> SocketAddr {
+    pub(crate) async fn unplug(self) -> SocketAddr {
         self.task.abort();
         let _ = self.task.await;
         self.address

@@ -9,7 +9,9 @@ mod helpers;
 
 mod admin;
 mod api;
+mod attacks;
 mod check;
+mod faults;
 mod gate;
 mod health;
 mod keycloak_realm;

@@ -1,0 +1,179 @@
+//! Attacks an identity edge must hold that no other test file covers: brute force on the
+//! sign-in endpoints, and secrets leaking into logs.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{
+    TestApp, TestTraefik, base_env, free_port, fresh_database, http_client, user_token,
+};
+use crate::signin::{keycloak_login, person};
+
+#[tokio::test]
+async fn sign_in_is_rate_limited_per_client_address_as_traefik_reports_it() {
+    let traefik_port = free_port();
+    let app = TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_SIGNIN_RATE_PER_MINUTE".into(), "5".into());
+    })
+    .await;
+    let _traefik = TestTraefik::start_on(traefik_port, &app.address).await;
+    let client = http_client();
+    let login = format!("http://auth.wizbrand.localhost:{traefik_port}/login?rd=%2F");
+    // Each request claims another address: Traefik does not trust the client's
+    // X-Forwarded-For and reports the real one, so the claims change nothing.
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        let response = client
+            .get(&login)
+            .header("X-Forwarded-For", format!("203.0.113.{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = response.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=12).contains(&wait), "Retry-After {wait}");
+            let page = response.text().await.unwrap();
+            assert!(page.contains("Too many sign-in attempts"), "{page}");
+        }
+    }
+    assert_eq!(statuses, [302, 302, 302, 302, 302, 429, 429]);
+    // The callback shares the limit: state guessing is throttled as well.
+    let callback = client
+        .get(format!(
+            "http://auth.wizbrand.localhost:{traefik_port}/auth/callback?state=x&code=y"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Behind a trusted proxy, another client address has its own allowance.
+    let other = app
+        .client
+        .get(format!("{}/login?rd=%2F", app.address))
+        .header("X-Forwarded-For", "198.51.100.23")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::FOUND);
+}
+
+/// Every secret the process holds or sees must stay out of its logs, even at debug level.
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let (database_url, pool) = fresh_database().await;
+    let port = free_port();
+    let address = format!("http://127.0.0.1:{port}");
+    let mut env = base_env(&database_url);
+    env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+    env.insert("WIZBRAND_PUBLIC_URL".into(), address.clone());
+    env.insert("WIZBRAND_LOG_FORMAT".into(), "json".into());
+    env.insert("RUST_LOG".into(), "debug".into());
+    let secrets_in_config: Vec<String> = [
+        "WIZBRAND_OIDC_CLIENT_SECRET",
+        "WIZBRAND_SYNC_CLIENT_SECRET",
+        "WIZBRAND_SESSION_KEY",
+    ]
+    .iter()
+    .map(|k| env[*k].clone())
+    .collect();
+    let log_path = std::env::temp_dir().join(format!("wizbrand-log-{port}.jsonl"));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wizbrand"))
+        .arg("serve")
+        .env_clear()
+        .envs(&env)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{address}/readyz")).await.is_err() {
+        assert!(Instant::now() < deadline, "wizbrand serve did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let app = TestApp {
+        address: address.clone(),
+        pool: pool.clone(),
+        database_url,
+        client: http_client(),
+    };
+
+    // A sign-in (code, tokens, session cookie), a page, an API call with a token, a
+    // forged token, and a logout.
+    let username = person(&pool, &[("acme", "ORG_ADMIN")]).await;
+    let callback = keycloak_login(&app, "/", &username).await;
+    let code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let done = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let cookie = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("wizbrand_session="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_owned();
+    let (id_token, access_token, refresh_token): (String, String, String) =
+        sqlx::query_as("SELECT id_token, access_token, refresh_token FROM session_tokens")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(app.get("/admin/orgs/acme").await.status(), StatusCode::OK);
+    let bearer = user_token("dana", "dana", "wizbrand-test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let api = app
+        .client
+        .get(format!("{address}/api/v1/orgs"))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), StatusCode::OK);
+    let forged = format!("{bearer}x");
+    let refused = app
+        .client
+        .get(format!("{address}/api/v1/orgs"))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    // The callback replayed: refused, and logged without its code.
+    let replay = app.client.get(&callback).send().await.unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        logs.contains("signed in") && logs.lines().count() > 20,
+        "the logs are there to search: {logs}"
+    );
+    let mut secrets = secrets_in_config;
+    secrets.extend([code, cookie, id_token, access_token, refresh_token, bearer]);
+    for secret in &secrets {
+        // A whole token, or any 40-character piece of one (a signature alone is enough).
+        let piece = &secret[secret.len().saturating_sub(40)..];
+        assert!(!logs.contains(piece), "a secret reached the logs: …{piece}");
+    }
+}

@@ -7,6 +7,19 @@ use crate::config::host_is_under;
 /// The fallback when `rd` is missing or not allowed.
 pub const HOME: &str = "/";
 
+/// The longest `rd` kept, counted as stored: it waits for the sign-in inside the
+/// session cookie, whose content actix-session caps at 4064 bytes (and browsers at
+/// 4 KiB), next to the state, nonce and PKCE verifier. A longer one lands on [`HOME`]
+/// instead of failing to be stored.
+pub const MAX_RD_LEN: usize = 2048;
+
+/// `url`'s length once escaped twice as JSON (the session state is a JSON map of JSON
+/// strings): a serialised URL is ASCII without control characters, so only `"` and
+/// `\` grow, to four bytes each.
+fn stored_len(url: &str) -> usize {
+    url.len() + 3 * url.bytes().filter(|b| matches!(b, b'"' | b'\\')).count()
+}
+
 /// Returns `rd` as an absolute URL when it points at the public URL's origin or at a
 /// host under `cookie_domain`, over the public URL's scheme and port, without user
 /// info; anything else gives [`HOME`]. Relative paths are resolved the way a browser
@@ -32,7 +45,12 @@ pub fn safe_redirect(rd: Option<&str>, public: &Url, cookie_domain: &str) -> Str
     let host_ok = host.eq_ignore_ascii_case(public_host)
         || (!cookie_domain.trim_start_matches('.').is_empty()
             && host_is_under(host, cookie_domain));
-    if same_scheme && same_port && no_userinfo && host_ok {
+    if same_scheme
+        && same_port
+        && no_userinfo
+        && host_ok
+        && stored_len(target.as_str()) <= MAX_RD_LEN
+    {
         target.to_string()
     } else {
         HOME.to_owned()
@@ -97,6 +115,11 @@ mod tests {
             safe_redirect(None, &Url::parse(DEV).unwrap(), "wizbrand.localhost"),
             HOME
         );
+        // Too long to wait in the session cookie.
+        let long = format!("{DEV}/{}", "a".repeat(MAX_RD_LEN));
+        assert_eq!(check(DEV, &long), HOME);
+        assert_eq!(check(DEV, &format!("/?{}", "\\".repeat(600))), HOME);
+        assert!(check(DEV, &format!("/{}", "a".repeat(1500))).starts_with(DEV));
         // Another port of the loopback public host is another origin.
         assert_eq!(
             check("http://127.0.0.1:4000", "http://127.0.0.1:4001/"),

@@ -69,7 +69,7 @@ impl<'de> Deserialize<'de> for OrgSlug {
 }
 
 /// A role in an org, ordered from least to most privileged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Role {
     #[serde(rename = "ORG_USER")]
     User,
@@ -101,6 +101,17 @@ impl FromStr for Role {
             "ORG_ADMIN" => Ok(Role::Admin),
             other => Err(DomainError::UnknownRole(other.to_owned())),
         }
+    }
+}
+
+/// From a JSON string only. Written by hand so that `null` or a number is a wrong type
+/// (the API's 422), where the derived enum would call it malformed JSON (400).
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(|_| {
+            serde::de::Error::unknown_variant(&raw, &["ORG_USER", "ORG_MANAGER", "ORG_ADMIN"])
+        })
     }
 }
 
@@ -184,6 +195,18 @@ mod tests {
         }
         assert!("OWNER".parse::<Role>().is_err());
         assert!("org_admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn roles_from_json_are_strings_only() {
+        let parse = |json: &str| serde_json::from_str::<Role>(json);
+        assert_eq!(parse("\"ORG_ADMIN\"").ok(), Some(Role::Admin));
+        for wrong_type in ["null", "1", "{}", "[]"] {
+            let e = parse(wrong_type).err().map(|e| e.is_data());
+            assert_eq!(e, Some(true), "{wrong_type}");
+        }
+        let unknown = parse("\"OWNER\"").err().map(|e| e.to_string());
+        assert!(unknown.is_some_and(|e| e.contains("unknown variant `OWNER`")));
     }
 
     #[test]

@@ -148,6 +148,34 @@ impl Email {
         Ok(Email(trimmed.to_lowercase()))
     }
 
+    /// [`Email::parse`] plus the rules Keycloak and mail servers hold an address to, for
+    /// a person added now: ASCII only (an IDN domain as punycode, so look-alike letters
+    /// cannot pass for another domain), a local part of 1-64 characters from RFC 5322's
+    /// `atext` and single dots, domain labels of 1-63 letters, digits and inner dashes.
+    /// Addresses already stored are read with the plainer [`Email::parse`].
+    pub fn parse_new(raw: &str) -> Result<Self, DomainError> {
+        let email = Email::parse(raw)?;
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+        let valid = email.0.split_once('@').is_some_and(|(local, domain)| {
+            local.len() <= 64
+                && local
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.chars().all(atext))
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        });
+        if valid {
+            Ok(email)
+        } else {
+            Err(DomainError::Email(raw.to_owned()))
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -207,6 +235,36 @@ mod tests {
         }
         let unknown = parse("\"OWNER\"").err().map(|e| e.to_string());
         assert!(unknown.is_some_and(|e| e.contains("unknown variant `OWNER`")));
+    }
+
+    #[test]
+    fn new_emails_follow_the_stricter_rules() {
+        for good in [
+            "erin@example.com",
+            "Erin.Smith+x@Sub.Example.com",
+            "a@xn--80ak6aa92e.com",
+        ] {
+            assert!(Email::parse_new(good).is_ok(), "{good}");
+        }
+        let long_local = format!("{}@example.com", "e".repeat(65));
+        let long_label = format!("erin@{}.com", "e".repeat(64));
+        for bad in [
+            long_local.as_str(),
+            long_label.as_str(),
+            "erin@ехample.com",
+            "érin@example.com",
+            "<script>@example.com",
+            "erin..smith@example.com",
+            ".erin@example.com",
+            "erin@-example.com",
+            "erin@example_x.com",
+        ] {
+            assert!(
+                Email::parse(bad).is_ok() || bad.contains(".."),
+                "{bad} parses loosely"
+            );
+            assert!(Email::parse_new(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

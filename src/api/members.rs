@@ -60,8 +60,8 @@ pub async fn put(
     let (org, access) = authorized_org(&pool, &caller, &slug, OrgAction::ReadMembers)
         .await
         .map_err(problem)?;
-    let email =
-        Email::parse(&raw_email).map_err(|e| problem(AppError::Unprocessable(e.to_string())))?;
+    let email = Email::parse_new(&raw_email)
+        .map_err(|e| problem(AppError::Unprocessable(e.to_string())))?;
     let after = canonical_roles(&body.roles);
     if after.is_empty() {
         return Err(problem(AppError::Unprocessable(

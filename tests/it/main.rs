@@ -7,6 +7,7 @@
 mod helpers;
 
 mod api;
+mod bad_input;
 mod check;
 mod gate;
 mod health;

@@ -17,7 +17,7 @@ use crate::helpers::{
 
 /// The app on a known port whose public URL is its own address (so the OIDC redirect
 /// URI `http://127.0.0.1:<port>/auth/callback` comes back to it).
-async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     let port = free_port();
     TestApp::spawn_with(|env| {
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
@@ -46,7 +46,7 @@ async fn spawn_replica(database_url: &str) -> String {
 }
 
 /// A Keycloak user of our own (password = username) and its users row.
-async fn person(pool: &PgPool, orgs: &[(&str, &str)]) -> String {
+pub(crate) async fn person(pool: &PgPool, orgs: &[(&str, &str)]) -> String {
     person_with_id(pool, orgs).await.0
 }
 
@@ -84,7 +84,7 @@ async fn person_with_id(pool: &PgPool, orgs: &[(&str, &str)]) -> (String, String
     (username, keycloak_id)
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     response
         .headers()
         .get("location")
@@ -94,7 +94,7 @@ fn location(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get_all("set-cookie")
@@ -163,7 +163,11 @@ async fn keycloak_login(app: &TestApp, rd: &str, username: &str) -> String {
 }
 
 /// Signs in over HTTP; returns the callback response (a redirect to `rd`).
-async fn sign_in(app: &TestApp, rd: &str, username: &str) -> (String, reqwest::Response) {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    rd: &str,
+    username: &str,
+) -> (String, reqwest::Response) {
     let callback = keycloak_login(app, rd, username).await;
     let response = app.client.get(&callback).send().await.unwrap();
     (callback, response)

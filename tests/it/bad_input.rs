@@ -53,7 +53,7 @@ impl Expect {
 }
 
 enum Request {
-    Http(RequestBuilder),
+    Http(Box<RequestBuilder>),
     /// Bytes written to a TCP connection, for what an HTTP client refuses to send.
     Raw {
         address: String,
@@ -70,7 +70,7 @@ struct Case {
 fn case(name: impl Into<String>, request: RequestBuilder, expect: Expect) -> Case {
     Case {
         name: name.into(),
-        request: Request::Http(request),
+        request: Request::Http(Box::new(request)),
         expect,
     }
 }
@@ -115,7 +115,7 @@ async fn run(table: &str, cases: Vec<Case>) -> usize {
         );
         let too_large = matches!(case.expect, Expect::TooLarge);
         let request = match case.request {
-            Request::Http(request) => request,
+            Request::Http(request) => *request,
             Request::Raw { address, bytes } => {
                 match send_raw(&address, &bytes).await {
                     Some(status) if status == wanted => {}

@@ -304,10 +304,12 @@ impl Config {
 /// `true` when `host` equals `domain` or is a sub-domain of it.
 pub fn host_is_under(host: &str, domain: &str) -> bool {
     let domain = domain.trim_start_matches('.');
+    // Bytes, not `str` slices: a cut inside a multi-byte character must not panic.
+    let (host, domain) = (host.as_bytes(), domain.as_bytes());
     host.eq_ignore_ascii_case(domain)
         || (host.len() > domain.len()
             && host[host.len() - domain.len()..].eq_ignore_ascii_case(domain)
-            && host.as_bytes()[host.len() - domain.len() - 1] == b'.')
+            && host[host.len() - domain.len() - 1] == b'.')
 }
 
 fn validate_database_url(raw: &str) -> Result<(), ConfigError> {
@@ -436,6 +438,9 @@ mod tests {
             "wizbrand.localhost"
         ));
         assert!(host_is_under("wizbrand.localhost", ".wizbrand.localhost"));
+        // Not a panic on a cut inside a multi-byte character.
+        assert!(!host_is_under("éizbrand.localhost", "wizbrand.localhost"));
+        assert!(host_is_under("é.wizbrand.localhost", "wizbrand.localhost"));
         assert!(!host_is_under(
             "evilwizbrand.localhost",
             "wizbrand.localhost"

@@ -69,7 +69,7 @@ impl<'de> Deserialize<'de> for OrgSlug {
 }
 
 /// A role in an org, ordered from least to most privileged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Role {
     #[serde(rename = "ORG_USER")]
     User,
@@ -104,6 +104,17 @@ impl FromStr for Role {
     }
 }
 
+/// From a JSON string only. Written by hand so that `null` or a number is a wrong type
+/// (the API's 422), where the derived enum would call it malformed JSON (400).
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse().map_err(|_| {
+            serde::de::Error::unknown_variant(&raw, &["ORG_USER", "ORG_MANAGER", "ORG_ADMIN"])
+        })
+    }
+}
+
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -135,6 +146,34 @@ impl Email {
             return Err(DomainError::Email(raw.to_owned()));
         }
         Ok(Email(trimmed.to_lowercase()))
+    }
+
+    /// [`Email::parse`] plus the rules Keycloak and mail servers hold an address to, for
+    /// a person added now: ASCII only (an IDN domain as punycode, so look-alike letters
+    /// cannot pass for another domain), a local part of 1-64 characters from RFC 5322's
+    /// `atext` and single dots, domain labels of 1-63 letters, digits and inner dashes.
+    /// Addresses already stored are read with the plainer [`Email::parse`].
+    pub fn parse_new(raw: &str) -> Result<Self, DomainError> {
+        let email = Email::parse(raw)?;
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+        let valid = email.0.split_once('@').is_some_and(|(local, domain)| {
+            local.len() <= 64
+                && local
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.chars().all(atext))
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        });
+        if valid {
+            Ok(email)
+        } else {
+            Err(DomainError::Email(raw.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -184,6 +223,48 @@ mod tests {
         }
         assert!("OWNER".parse::<Role>().is_err());
         assert!("org_admin".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn roles_from_json_are_strings_only() {
+        let parse = |json: &str| serde_json::from_str::<Role>(json);
+        assert_eq!(parse("\"ORG_ADMIN\"").ok(), Some(Role::Admin));
+        for wrong_type in ["null", "1", "{}", "[]"] {
+            let e = parse(wrong_type).err().map(|e| e.is_data());
+            assert_eq!(e, Some(true), "{wrong_type}");
+        }
+        let unknown = parse("\"OWNER\"").err().map(|e| e.to_string());
+        assert!(unknown.is_some_and(|e| e.contains("unknown variant `OWNER`")));
+    }
+
+    #[test]
+    fn new_emails_follow_the_stricter_rules() {
+        for good in [
+            "erin@example.com",
+            "Erin.Smith+x@Sub.Example.com",
+            "a@xn--80ak6aa92e.com",
+        ] {
+            assert!(Email::parse_new(good).is_ok(), "{good}");
+        }
+        let long_local = format!("{}@example.com", "e".repeat(65));
+        let long_label = format!("erin@{}.com", "e".repeat(64));
+        for bad in [
+            long_local.as_str(),
+            long_label.as_str(),
+            "erin@ехample.com",
+            "érin@example.com",
+            "<script>@example.com",
+            "erin..smith@example.com",
+            ".erin@example.com",
+            "erin@-example.com",
+            "erin@example_x.com",
+        ] {
+            assert!(
+                Email::parse(bad).is_ok() || bad.contains(".."),
+                "{bad} parses loosely"
+            );
+            assert!(Email::parse_new(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -398,3 +398,92 @@ mod tests {
         );
     }
 }
+
+/// Host-pattern matching as a property: `{org}` stands for exactly one non-empty label,
+/// nothing else matches, and the forms a proxy may send (case, port, trailing dot)
+/// match like the plain host.
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn label() -> impl Strategy<Value = String> {
+        "[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?"
+    }
+
+    fn domain() -> impl Strategy<Value = String> {
+        "[a-z0-9]{1,8}(\\.[a-z0-9]{1,8}){1,3}"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn org_patterns_take_exactly_one_label(org in label(), app in domain()) {
+            let pattern = HostPattern::parse(&format!("{{org}}.{app}"));
+            let host = format!("{org}.{app}");
+            prop_assert_eq!(pattern.matches(&host), Some(Some(org.as_str())));
+            // One label more, none, or the suffix under another domain: no match.
+            let deeper = format!("x.{host}");
+            let suffixed = format!("{host}.evil.example");
+            let glued = format!("{org}{app}");
+            prop_assert_eq!(pattern.matches(&deeper), None);
+            prop_assert_eq!(pattern.matches(&app), None);
+            let bare = format!(".{app}");
+            prop_assert_eq!(pattern.matches(&bare), None);
+            prop_assert_eq!(pattern.matches(&suffixed), None);
+            prop_assert_eq!(pattern.matches(&glued), None);
+        }
+
+        #[test]
+        fn a_match_is_always_label_plus_suffix(host in ".{0,40}", app in domain()) {
+            let suffix = format!(".{app}");
+            let pattern = HostPattern::parse(&format!("{{org}}{suffix}"));
+            if let Some(found) = pattern.matches(&host) {
+                let org = found.unwrap_or_default();
+                prop_assert!(!org.is_empty() && !org.contains('.'));
+                prop_assert_eq!(format!("{org}{suffix}"), host);
+            }
+        }
+
+        #[test]
+        fn exact_patterns_match_only_their_host(host in ".{0,30}", exact in domain()) {
+            let pattern = HostPattern::parse(&exact);
+            prop_assert_eq!(pattern.matches(&exact), Some(None));
+            prop_assert_eq!(pattern.matches(&host).is_some(), host == exact);
+        }
+
+        #[test]
+        fn forwarded_variants_match_like_the_plain_host(
+            org in label(),
+            app in domain(),
+            upper in any::<prop::sample::Index>(),
+            port in proptest::option::of(0u32..70000),
+            dot in any::<bool>(),
+        ) {
+            let pattern = HostPattern::parse(&format!("{{org}}.{app}"));
+            let plain = format!("{org}.{app}");
+            let mut variant: String = plain
+                .chars()
+                .enumerate()
+                .map(|(i, c)| if i % 3 == upper.index(3) { c.to_ascii_uppercase() } else { c })
+                .collect();
+            if dot {
+                variant.push('.');
+            }
+            if let Some(port) = port {
+                variant.push_str(&format!(":{port}"));
+            }
+            let normalised = normalise_host(&variant);
+            prop_assert_eq!(pattern.matches(&normalised), pattern.matches(&plain));
+        }
+
+        #[test]
+        fn normalising_any_host_is_lower_case_without_a_trailing_dot(raw in ".{0,60}") {
+            let host = normalise_host(&raw);
+            prop_assert!(!host.ends_with('.'));
+            prop_assert!(!host.bytes().any(|b| b.is_ascii_uppercase()));
+        }
+    }
+}

@@ -32,7 +32,29 @@ struct Forwarded {
     url: String,
 }
 
-fn forwarded(req: &HttpRequest) -> Option<Forwarded> {
+/// Why the forwarded request cannot be judged.
+#[derive(Debug, PartialEq, Eq)]
+enum BadForward {
+    /// No usable `X-Forwarded-Host` (absent, blank or not visible ASCII).
+    MissingHost,
+    /// One of the `X-Forwarded-*` headers twice: which copy the proxy meant is unknown.
+    Repeated(&'static str),
+}
+
+const FORWARDED_HEADERS: [&str; 4] = [
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-uri",
+    "x-forwarded-method",
+];
+
+fn forwarded(req: &HttpRequest) -> Result<Forwarded, BadForward> {
+    if let Some(name) = FORWARDED_HEADERS
+        .into_iter()
+        .find(|name| req.headers().get_all(*name).nth(1).is_some())
+    {
+        return Err(BadForward::Repeated(name));
+    }
     let get = |name: &str| {
         req.headers()
             .get(name)
@@ -40,7 +62,7 @@ fn forwarded(req: &HttpRequest) -> Option<Forwarded> {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let raw_host = get("x-forwarded-host")?;
+    let raw_host = get("x-forwarded-host").ok_or(BadForward::MissingHost)?;
     let host = decide::normalise_host(raw_host);
     let proto = match get("x-forwarded-proto") {
         Some("https") => "https",
@@ -48,7 +70,7 @@ fn forwarded(req: &HttpRequest) -> Option<Forwarded> {
     };
     let uri = get("x-forwarded-uri").unwrap_or("/");
     let uri = if uri.starts_with('/') { uri } else { "/" };
-    Some(Forwarded {
+    Ok(Forwarded {
         method: get("x-forwarded-method")
             .unwrap_or("GET")
             .to_ascii_uppercase(),
@@ -154,17 +176,29 @@ async fn gate_request(
             String::new(),
         );
     }
-    let Some(fwd) = forwarded(req) else {
-        return (
-            problem(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                "Missing X-Forwarded-Host",
-                "The gate needs X-Forwarded-Host (and Proto, Uri, Method) from the proxy.",
-            ),
-            "bad_request",
-            String::new(),
-        );
+    let fwd = match forwarded(req) {
+        Ok(fwd) => fwd,
+        Err(bad) => {
+            let (title, detail) = match bad {
+                BadForward::MissingHost => (
+                    "Missing X-Forwarded-Host".to_owned(),
+                    "The gate needs X-Forwarded-Host (and Proto, Uri, Method) from the proxy, \
+                     the host in visible ASCII (an IDN as punycode)."
+                        .to_owned(),
+                ),
+                BadForward::Repeated(name) => (
+                    format!("Repeated {name}"),
+                    format!(
+                        "{name} came more than once; the gate does not guess which copy counts."
+                    ),
+                ),
+            };
+            return (
+                problem(StatusCode::BAD_REQUEST, "bad-request", &title, &detail),
+                "bad_request",
+                String::new(),
+            );
+        }
     };
     let html = wants_html(req);
     let principal: Option<Principal> = match bearer(req) {

@@ -46,7 +46,8 @@ pub async fn put(
     roles: &[Role],
 ) -> Result<MemberChange, AppError> {
     let (org, access) = authorized_org(pool, who, slug, OrgAction::ReadMembers).await?;
-    let email = Email::parse(raw_email).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    // New members are held to what Keycloak will accept; stored ones are read leniently.
+    let email = Email::parse_new(raw_email).map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let after = canonical_roles(roles);
     if after.is_empty() {
         return Err(AppError::Unprocessable(

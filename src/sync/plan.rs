@@ -744,3 +744,295 @@ mod tests {
         );
     }
 }
+
+/// The reconcile diff as a property: from any Keycloak state, applying the plan (to a
+/// model of Keycloak) and planning again gives an empty plan.
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SLUGS: [&str; 4] = ["acme", "beta", "gamma", "delta"];
+    const EMAILS: [&str; 4] = ["a@x.io", "b@x.io", "c@x.io", "d@x.io"];
+
+    fn slug(s: &str) -> OrgSlug {
+        OrgSlug::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn email(s: &str) -> Email {
+        Email::parse(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn roles() -> impl Strategy<Value = BTreeSet<Role>> {
+        prop::sample::subsequence(Role::ALL.to_vec(), 1..=3).prop_map(|r| r.into_iter().collect())
+    }
+
+    fn desired() -> impl Strategy<Value = (Desired, Vec<String>)> {
+        let org = (
+            prop::collection::btree_map(prop::sample::select(EMAILS.to_vec()), roles(), 0..4),
+            prop::sample::select(vec!["free", "pro"]),
+            prop::sample::subsequence(vec!["seo", "files"], 0..=2),
+            any::<prop::sample::Index>(),
+        );
+        (
+            prop::sample::subsequence(SLUGS.to_vec(), 0..=4),
+            prop::collection::vec(org, 4),
+            prop::collection::vec(any::<Option<prop::sample::Index>>(), 4),
+        )
+            .prop_map(|(slugs, orgs, preferred)| {
+                let orgs: Vec<DesiredOrg> = slugs
+                    .iter()
+                    .zip(orgs)
+                    .map(|(s, (members, plan, features, id))| DesiredOrg {
+                        id: Uuid::from_u128(id.index(1000) as u128),
+                        slug: slug(s),
+                        plan: plan.to_owned(),
+                        features: features.into_iter().map(str::to_owned).collect(),
+                        members: members.into_iter().map(|(e, r)| (email(e), r)).collect(),
+                    })
+                    .collect();
+                let mut users: BTreeMap<Email, DesiredClaims> = BTreeMap::new();
+                // Every known user, members or not.
+                for (e, pick) in EMAILS.iter().zip(preferred) {
+                    let claims = users.entry(email(e)).or_default();
+                    claims.preferred_org = pick.map(|i| slug(SLUGS[i.index(SLUGS.len())]));
+                }
+                for org in &orgs {
+                    for (e, r) in &org.members {
+                        if let Some(claims) = users.get_mut(e) {
+                            claims.org_memberships.insert(org.slug.clone(), r.clone());
+                        }
+                    }
+                }
+                (
+                    Desired { orgs, users },
+                    slugs.iter().map(|s| s.to_string()).collect(),
+                )
+            })
+    }
+
+    fn ids() -> impl Strategy<Value = BTreeSet<String>> {
+        prop::sample::subsequence(
+            vec![
+                "id-a@x.io",
+                "id-b@x.io",
+                "id-c@x.io",
+                "id-d@x.io",
+                "id-ghost",
+            ],
+            0..=5,
+        )
+        .prop_map(|v| v.into_iter().map(str::to_owned).collect())
+    }
+
+    fn attributes() -> impl Strategy<Value = Attributes> {
+        prop::collection::btree_map(
+            prop::sample::select(vec![
+                ATTR_ORG_ID,
+                ATTR_PLAN,
+                ATTR_FEATURES,
+                ATTR_ORG_MEMBERSHIPS,
+                ATTR_PREFERRED_ORG,
+                "other",
+            ])
+            .prop_map(str::to_owned),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "pro",
+                    "seo",
+                    "acme",
+                    "{}",
+                    r#"{"acme":["ORG_USER"]}"#,
+                    "not json",
+                    "00000000-0000-0000-0000-000000000001",
+                ])
+                .prop_map(str::to_owned),
+                0..3,
+            ),
+            0..4,
+        )
+    }
+
+    /// Whatever Keycloak may hold: some of the groups (and strays), children with and
+    /// without role names, members by id (some unknown), users with odd attributes.
+    fn actual() -> impl Strategy<Value = Actual> {
+        let group = (
+            attributes(),
+            ids(),
+            prop::collection::btree_map(
+                prop::sample::select(vec!["ORG_ADMIN", "ORG_MANAGER", "ORG_USER", "EXTRA"]),
+                ids(),
+                0..4,
+            ),
+        );
+        let user = (attributes(), any::<bool>());
+        (
+            prop::collection::btree_map(
+                prop::sample::select(vec!["acme", "beta", "gamma", "delta", "old"]),
+                group,
+                0..5,
+            ),
+            prop::collection::btree_map(prop::sample::select(EMAILS.to_vec()), user, 0..4),
+        )
+            .prop_map(|(groups, users)| Actual {
+                org_groups: groups
+                    .into_iter()
+                    .map(|(name, (attributes, members, children))| ActualGroup {
+                        id: format!("g-{name}"),
+                        name: name.to_owned(),
+                        attributes,
+                        members,
+                        children: children
+                            .into_iter()
+                            .map(|(child, members)| ActualGroup {
+                                id: format!("g-{name}-{child}"),
+                                name: child.to_owned(),
+                                members,
+                                ..ActualGroup::default()
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                users: users
+                    .into_iter()
+                    .map(|(e, (attributes, with_email))| {
+                        let id = format!("id-{e}");
+                        let user = ActualUser {
+                            id: id.clone(),
+                            email: with_email.then(|| email(e)),
+                            attributes,
+                        };
+                        (id, user)
+                    })
+                    .collect(),
+            })
+    }
+
+    fn group_mut<'a>(actual: &'a mut Actual, id: &str) -> Option<&'a mut ActualGroup> {
+        actual.org_groups.iter_mut().find_map(|g| {
+            if g.id == id {
+                Some(g)
+            } else {
+                g.children.iter_mut().find(|c| c.id == id)
+            }
+        })
+    }
+
+    /// What Keycloak looks like after the plan's operations, in order.
+    fn apply(plan: &Plan, mut actual: Actual) -> Actual {
+        let user_id = |actual: &Actual, user: &UserRef| match user {
+            UserRef::Existing(id) => id.clone(),
+            UserRef::New(e) => actual
+                .users
+                .values()
+                .find(|u| u.email.as_ref() == Some(e))
+                .map(|u| u.id.clone())
+                .unwrap_or_else(|| panic!("{e} was never created")),
+        };
+        for op in &plan.ops {
+            match op {
+                Op::CreateUser { email } => {
+                    let id = format!("new-{email}");
+                    actual.users.insert(
+                        id.clone(),
+                        ActualUser {
+                            id,
+                            email: Some(email.clone()),
+                            attributes: Attributes::new(),
+                        },
+                    );
+                }
+                Op::CreateOrgGroup { slug, attributes } => actual.org_groups.push(ActualGroup {
+                    id: format!("new-{slug}"),
+                    name: slug.to_string(),
+                    attributes: attributes.clone(),
+                    ..ActualGroup::default()
+                }),
+                Op::UpdateOrgGroup {
+                    group_id,
+                    attributes,
+                    ..
+                } => {
+                    if let Some(g) = group_mut(&mut actual, group_id) {
+                        g.attributes = attributes.clone();
+                    }
+                }
+                Op::CreateRoleGroup { slug, role } => {
+                    let org = actual
+                        .org_groups
+                        .iter_mut()
+                        .find(|g| g.name == slug.as_str());
+                    let org = org.unwrap_or_else(|| panic!("no group {slug} for {role}"));
+                    org.children.push(ActualGroup {
+                        id: format!("new-{slug}-{role}"),
+                        name: role.to_string(),
+                        ..ActualGroup::default()
+                    });
+                }
+                Op::AddMember { user, group, .. } => {
+                    let id = user_id(&actual, user);
+                    let (slug, role) = match group {
+                        GroupRef::Org(s) => (s, None),
+                        GroupRef::Role(s, r) => (s, Some(r.as_str())),
+                    };
+                    let org = actual
+                        .org_groups
+                        .iter_mut()
+                        .find(|g| g.name == slug.as_str());
+                    let org = org.unwrap_or_else(|| panic!("no group {slug}"));
+                    let target = match role {
+                        None => org,
+                        Some(role) => org
+                            .children
+                            .iter_mut()
+                            .find(|c| c.name == role)
+                            .unwrap_or_else(|| panic!("no group {slug}/{role}")),
+                    };
+                    target.members.insert(id);
+                }
+                Op::RemoveMember {
+                    user_id, group_id, ..
+                } => {
+                    if let Some(g) = group_mut(&mut actual, group_id) {
+                        g.members.remove(user_id);
+                    }
+                }
+                Op::SetClaims { user, claims, .. } => {
+                    let id = user_id(&actual, user);
+                    if let Some(u) = actual.users.get_mut(&id) {
+                        u.attributes = claims.apply_to(&u.attributes);
+                    }
+                }
+                Op::DeleteGroup { group_id, .. } => {
+                    actual.org_groups.retain(|g| &g.id != group_id);
+                    for g in &mut actual.org_groups {
+                        g.children.retain(|c| &c.id != group_id);
+                    }
+                }
+            }
+        }
+        actual
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn applying_a_plan_then_planning_again_plans_nothing(
+            (desired, slugs) in desired(),
+            actual in actual(),
+            scoped in any::<bool>(),
+        ) {
+            let scope = if scoped {
+                Scope::Orgs(slugs.iter().map(|s| slug(s)).collect())
+            } else {
+                Scope::All
+            };
+            let first = plan(&desired, &actual, &scope);
+            let after = apply(&first, actual);
+            let second = plan(&desired, &after, &scope);
+            prop_assert_eq!(second.ops, vec![], "first plan: {:?}", first.ops);
+        }
+    }
+}

@@ -34,6 +34,14 @@ pub struct Revocations {
 }
 
 impl Revocations {
+    /// Loaded and empty: nobody revoked (tests of session decoding).
+    #[cfg(test)]
+    pub fn none_revoked() -> Self {
+        let revocations = Revocations::default();
+        revocations.loaded.store(true, Ordering::Release);
+        revocations
+    }
+
     fn snapshot(&self) -> Arc<Set> {
         self.current
             .read()

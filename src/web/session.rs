@@ -163,3 +163,142 @@ pub fn cookie_domain(config: &Config) -> Option<String> {
     let domain = config.cookie_domain.trim_start_matches('.');
     (!is_ip && !domain.is_empty() && host_is_under(host, domain)).then(|| domain.to_owned())
 }
+
+/// Cookie decoding as a property: arbitrary bytes, and every mangling of a genuine
+/// cookie, go through the real session middleware without a panic and without a user.
+#[cfg(test)]
+mod proptests {
+    use actix_web::cookie::{Cookie, CookieJar};
+    use actix_web::http::header::HeaderValue;
+    use actix_web::test as actix_test;
+    use actix_web::{App, HttpResponse};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEY: [u8; 64] = [7; 64];
+
+    fn settings() -> SessionSettings {
+        SessionSettings {
+            key: Key::from(&KEY),
+            domain: None,
+            secure: false,
+        }
+    }
+
+    /// A genuine cookie value, sealed as the middleware seals it.
+    fn genuine() -> String {
+        let now = Utc::now();
+        let user = SignedIn {
+            sub: "u1".into(),
+            email: Some("u1@example.com".into()),
+            name: None,
+            sid: Some("s1".into()),
+            org: Some("acme".into()),
+            admin: true,
+            iat: now.timestamp_millis(),
+            exp: (now + SESSION_TTL).timestamp_millis(),
+            handle: "h".into(),
+            csrf: "c".into(),
+            refresh_at: 0,
+        };
+        let user = serde_json::to_string(&user).unwrap_or_default();
+        let state = serde_json::json!({ USER_KEY: user }).to_string();
+        let mut jar = CookieJar::new();
+        jar.private_mut(&Key::from(&KEY))
+            .add(Cookie::new(COOKIE_NAME, state));
+        jar.get(COOKIE_NAME)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Sends `cookie` (the whole header value) through the middleware; is anyone signed in?
+    fn who(cookie: &[u8]) -> Option<bool> {
+        let header = HeaderValue::from_bytes(cookie).ok()?;
+        let answer = actix_web::rt::System::new().block_on(async move {
+            let app = actix_test::init_service(
+                App::new()
+                    .wrap(settings().middleware())
+                    .app_data(web::Data::new(Revocations::none_revoked()))
+                    .route(
+                        "/",
+                        web::get().to(|req: HttpRequest| async move {
+                            HttpResponse::Ok().body(match current(&req) {
+                                Some(user) => format!("user {}", user.sub),
+                                None => "nobody".to_owned(),
+                            })
+                        }),
+                    ),
+            )
+            .await;
+            let request = actix_test::TestRequest::get()
+                .uri("/")
+                .insert_header(("cookie", header))
+                .to_request();
+            let response = actix_test::call_service(&app, request).await;
+            assert!(response.status().is_success(), "{}", response.status());
+            actix_test::read_body(response).await
+        });
+        Some(answer.as_ref() != b"nobody")
+    }
+
+    fn named(value: &[u8]) -> Vec<u8> {
+        [format!("{COOKIE_NAME}=").as_bytes(), value].concat()
+    }
+
+    #[test]
+    fn the_genuine_cookie_signs_in() {
+        assert_eq!(who(&named(genuine().as_bytes())), Some(true));
+        assert_eq!(who(b"other=1"), Some(false));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_bytes_never_sign_in(
+            // Bytes a header value may hold (visible ASCII, tab, obs-text).
+            value in proptest::collection::vec((9u8..=255).prop_filter("header byte", |b| *b == 9 || (*b >= 32 && *b != 127)), 0..600)
+        ) {
+            prop_assert_ne!(who(&named(&value)), Some(true));
+        }
+
+        #[test]
+        fn arbitrary_cookie_headers_never_sign_in(header in ".{0,300}") {
+            prop_assert_ne!(who(header.as_bytes()), Some(true));
+        }
+
+        #[test]
+        fn a_changed_genuine_cookie_never_signs_in(
+            at in any::<prop::sample::Index>(),
+            to in any::<u8>(),
+            cut in any::<prop::sample::Index>(),
+            how in 0..3u8,
+        ) {
+            let mut value = genuine().into_bytes();
+            match how {
+                // One byte replaced by another.
+                0 => {
+                    let i = at.index(value.len());
+                    prop_assume!(value[i] != to);
+                    value[i] = to;
+                }
+                // Cut short.
+                1 => value.truncate(cut.index(value.len())),
+                // Something appended.
+                _ => value.push(to),
+            }
+            // Base64 may decode a changed last character to the same bytes, and the
+            // cookie parser ends a value at `;` and drops padding, quotes and spaces:
+            // appending those leaves the genuine cookie, which rightly signs in.
+            let c = to as char;
+            prop_assume!(
+                how != 2
+                    || !(c.is_ascii_alphanumeric()
+                        || c.is_ascii_whitespace()
+                        || matches!(c, '=' | ';' | ',' | '"' | '-' | '_'))
+            );
+            prop_assert_ne!(who(&named(&value)), Some(true));
+        }
+    }
+}

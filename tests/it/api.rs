@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{KeycloakAdmin, TestApp, claims, stack_var, unique, user_token};
 
-const PASSWORD: &str = "pw-123456";
+pub(crate) const PASSWORD: &str = "pw-123456";
 
 /// The callers of the role matrix, in the order of its columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,10 +31,10 @@ const EVERYONE: [Who; 6] = [
     Who::Anonymous,
 ];
 
-struct Person {
-    email: String,
-    keycloak_id: String,
-    token: String,
+pub(crate) struct Person {
+    pub(crate) email: String,
+    pub(crate) keycloak_id: String,
+    pub(crate) token: String,
 }
 
 /// A test app, five Keycloak users with tokens, their `users` rows, and an org of the
@@ -195,7 +195,7 @@ async fn call(
 }
 
 /// A Keycloak user with a fresh access token; `platform` gives the realm role first.
-async fn person(kc: &KeycloakAdmin, platform: bool) -> Person {
+pub(crate) async fn person(kc: &KeycloakAdmin, platform: bool) -> Person {
     let username = unique("api");
     let keycloak_id = kc.create_user(&username, PASSWORD).await;
     if platform {

@@ -10,6 +10,7 @@ mod helpers;
 mod admin;
 mod api;
 mod attacks;
+mod bad_input;
 mod check;
 mod faults;
 mod gate;

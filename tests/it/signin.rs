@@ -94,7 +94,7 @@ pub(crate) fn location(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
         .get_all("set-cookie")

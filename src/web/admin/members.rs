@@ -50,7 +50,7 @@ impl AddForm {
 
     /// The email and roles, or the form with its errors filled in.
     pub fn validate(&mut self) -> Option<(Email, Vec<Role>)> {
-        let email = Email::parse(&self.email)
+        let email = Email::parse_new(&self.email)
             .map_err(|e| self.errors.email = Some(e.to_string()))
             .ok();
         let roles = parse_role_fields(&self.roles)

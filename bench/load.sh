@@ -81,22 +81,30 @@ global: {checkNewVersion: false, sendAnonymousUsage: false}
 entryPoints:
   web:
     address: "127.0.0.1:$P_TRAEFIK"
-    http: {aliasHeadersStrategy: delete}
+    http:
+      aliasHeadersStrategy: delete
+      encodedCharacters: {allowEncodedSlash: false, allowEncodedBackSlash: false, allowEncodedNullCharacter: false, allowEncodedSemicolon: false, allowEncodedPercent: false, allowEncodedQuestionMark: false, allowEncodedHash: false}
 providers: {file: {directory: "$TMP/dynamic"}}
 log: {level: WARN, filePath: "$TMP/traefik.log"}
 YML
 cat >"$TMP/dynamic/load.yml" <<YML
 http:
   middlewares:
-    gate: {forwardAuth: {address: "http://127.0.0.1:$P_GATE/forward-auth", trustForwardHeader: false, authResponseHeaders: [X-User-Id, X-User-Email, X-Org-Id, X-Org-Slug, X-Org-Roles]}}
+    gate: {forwardAuth: {address: "http://127.0.0.1:$P_GATE/forward-auth", trustForwardHeader: false, maxResponseBodySize: 65536, authResponseHeaders: [X-User-Id, X-User-Email, X-Org-Id, X-Org-Slug, X-Org-Roles]}}
   routers:
     apps: {rule: "$(for i in $(seq 0 $((ORGS - 1))); do printf 'Host(`load%s.seo.wizbrand.localhost`) || ' "$i"; done)Host(\`load.seo.wizbrand.localhost\`)", service: up, middlewares: [gate]}
   services:
     up: {loadBalancer: {servers: [{url: "http://127.0.0.1:$P_UP"}]}}
 YML
 "$WIZBRAND_STACK_TRAEFIK_BIN" --configFile="$TMP/traefik.yml" >/dev/null 2>&1 & PIDS+=($!)
-read -r _ first <"$TMP/sessions.txt"
-until [[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $first" -H 'Host: load0.seo.wizbrand.localhost' "http://127.0.0.1:$P_TRAEFIK/")" == 200 ]]; do sleep 0.2; done
+read -r first_i first <"$TMP/sessions.txt"
+first_host="load$((first_i % ORGS)).seo.wizbrand.localhost"
+for _ in $(seq 1 100); do
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $first" -H "Host: $first_host" "http://127.0.0.1:$P_TRAEFIK/" || true)"
+  [[ "$code" == 200 ]] && break
+  sleep 0.2
+done
+[[ "$code" == 200 ]] || { echo "the gate answered $code through Traefik, not 200" >&2; tail -5 "$TMP/wizbrand.log" >&2; exit 1; }
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$GATE_PID/status"; }
 phase() {

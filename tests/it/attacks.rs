@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    TestApp, TestTraefik, base_env, free_port, fresh_database, http_client, user_token,
+    KillOnDrop, TestApp, TestTraefik, base_env, free_port, fresh_database, http_client, user_token,
 };
 use crate::signin::{keycloak_login, person};
 
@@ -86,7 +86,7 @@ async fn secrets_never_reach_the_logs() {
     .collect();
     let log_path = std::env::temp_dir().join(format!("wizbrand-log-{port}.jsonl"));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wizbrand"))
+    let child = Command::new(env!("CARGO_BIN_EXE_wizbrand"))
         .arg("serve")
         .env_clear()
         .envs(&env)
@@ -96,6 +96,7 @@ async fn secrets_never_reach_the_logs() {
         .stderr(Stdio::from(log))
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{address}/readyz")).await.is_err() {
         assert!(Instant::now() < deadline, "wizbrand serve did not start");
@@ -161,8 +162,8 @@ async fn secrets_never_reach_the_logs() {
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    child.kill().unwrap();
-    let _ = child.wait();
+    child.0.kill().unwrap();
+    let _ = child.0.wait();
     let logs = std::fs::read_to_string(&log_path).unwrap();
     let _ = std::fs::remove_file(&log_path);
     assert!(

@@ -235,6 +235,16 @@ impl Browser {
         path
     }
 
+    /// Sets the window's size (a phone's width, say).
+    pub async fn set_window(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        )
+        .await;
+    }
+
     /// Signs in on Keycloak's login form, once the browser is there.
     pub async fn keycloak_sign_in(&self, username: &str, password: &str) {
         self.wait_for_url("http://localhost:8180/").await;

@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::health::Cable;
 use crate::helpers::{
-    KeycloakAdmin, TestApp, TestTraefik, base_env, free_port, fresh_database, unique, user_token,
+    KeycloakAdmin, KillOnDrop, TestApp, TestTraefik, base_env, free_port, fresh_database, unique,
+    user_token,
 };
 
 async fn dana_token() -> String {
@@ -207,7 +208,7 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
     // `wizbrand sync` in a process of its own, killed (SIGKILL) once it has written
     // something: connections die with it, the advisory lock too.
     let admin = KeycloakAdmin::connect().await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wizbrand"))
+    let child = Command::new(env!("CARGO_BIN_EXE_wizbrand"))
         .arg("sync")
         .env_clear()
         .envs(&env)
@@ -217,6 +218,7 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let created = match admin.find_group(&format!("/{root}")).await {
@@ -237,8 +239,8 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
         assert!(Instant::now() < deadline, "the sync wrote nothing");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    child.kill().unwrap();
-    let _ = child.wait();
+    child.0.kill().unwrap();
+    let _ = child.0.wait();
     let first: String = sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY id LIMIT 1")
         .fetch_one(&pool)
         .await

@@ -476,3 +476,13 @@ impl Drop for TestTraefik {
         let _ = self.child.wait();
     }
 }
+
+/// A child process that is killed when dropped, so a failing test leaves none behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -64,6 +64,16 @@ async fn page(
             root: config.sync_group_root.clone(),
         };
         match crate::sync::run(&pool, &directory, &options, &|_, _| {}).await {
+            Ok(report) if report.status == "skipped" => {
+                return error_page(
+                    &viewer,
+                    AppError::Conflict(
+                        "A sync is running right now, so the dry run could not read a settled \
+                         state. Ask again in a moment; the run's result appears below."
+                            .to_owned(),
+                    ),
+                );
+            }
             Ok(report) if report.errors.is_empty() => Some(report.plan),
             Ok(report) => {
                 return error_page(

@@ -25,6 +25,8 @@ pub enum AppError {
     Forbidden(String),
     #[error("not found")]
     NotFound,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -68,6 +70,7 @@ impl AppError {
             AppError::Unauthorized => ("unauthorized", "Sign-in required"),
             AppError::Forbidden(_) => ("forbidden", "Access denied"),
             AppError::NotFound => ("not-found", "Not found"),
+            AppError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             AppError::Conflict(_) => ("conflict", "Conflict"),
             AppError::Unprocessable(_) => ("validation", "Invalid input"),
             AppError::Unavailable { .. } => ("unavailable", "Service unavailable"),
@@ -81,6 +84,7 @@ impl AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -72,7 +72,12 @@ pub fn client_roles(token: &str, client: &str) -> Vec<String> {
 
 /// The token in an `Authorization: Bearer …` header, if any.
 pub fn bearer(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    // Two Authorization headers: which one a proxy on the way read is unknown; none.
+    let mut all = req.headers().get_all(header::AUTHORIZATION);
+    let value = all.next()?.to_str().ok()?;
+    if all.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())

@@ -326,13 +326,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .default_service(web::to(not_found));
     for (_, resource) in table().resources {
-        scope = scope.service(resource);
+        scope = scope.service(resource.default_service(web::to(method_not_allowed)));
     }
     cfg.service(scope);
 }
 
 async fn not_found() -> ApiResult {
     Err(problem(AppError::NotFound))
+}
+
+/// A route that exists, asked with a method it does not take.
+async fn method_not_allowed() -> ApiResult {
+    Err(problem(AppError::MethodNotAllowed))
 }
 
 /// Bodies that cannot be read become problem+json naming the problem, e.g. the unknown

@@ -92,7 +92,12 @@ fn wants_html(req: &HttpRequest) -> bool {
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    // Two Authorization headers: which one the app behind will read is unknown; none.
+    let mut all = req.headers().get_all(header::AUTHORIZATION);
+    let value = all.next()?.to_str().ok()?;
+    if all.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

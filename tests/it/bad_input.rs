@@ -1257,6 +1257,16 @@ async fn bad_api_bodies_and_queries_are_problems() {
             Expect::Status(201),
         ),
         case("malformed: cut short", orgs(r#"{"slug": "#), p(400)),
+        case(
+            "a method the route does not take",
+            api(Method::PUT, "/orgs"),
+            p(405),
+        ),
+        case(
+            "two Authorization headers",
+            api(Method::GET, "/me").header("authorization", "Bearer other"),
+            p(401),
+        ),
         case("malformed: empty body", orgs(""), p(400)),
         case(
             "malformed: trailing garbage",

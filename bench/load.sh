@@ -6,7 +6,9 @@
 # request. Two phases of SECONDS each:
 #   A. the gate alone;
 #   B. the same while `wizbrand sync` runs a full pass of SYNC_ORGS orgs (one member each)
-#      into the real Keycloak, on the same database (its writes reach the gate's state).
+#      into the real Keycloak, on the same database (its writes reach the gate's state);
+#   P. the peer, first: the same requests through Traefik onto a do-nothing ForwardAuth
+#      gate (bench/noop_gate.rs), the ceiling of any gate on this machine.
 # Prints requests/s, p50/p99/max latency, non-2xx answers, and wizbrand's resident memory
 # sampled every second (its spread from the 10th second to the end).
 set -euo pipefail
@@ -41,6 +43,7 @@ export DATABASE_URL="$DB" WIZBRAND_LISTEN="127.0.0.1:$P_GATE" WIZBRAND_SYNC_ENAB
   WIZBRAND_SYNC_GROUP_ROOT="$SYNC_ROOT" RUST_LOG=warn
 "$BIN/wizbrand" serve >"$TMP/wizbrand.log" 2>&1 & PIDS+=($!); GATE_PID=$!
 "$BIN/examples/noop_gate" "127.0.0.1:$P_UP" & PIDS+=($!)
+P_NOOP=$(free_port); "$BIN/examples/noop_gate" "127.0.0.1:$P_NOOP" & PIDS+=($!)
 until curl -fs "http://127.0.0.1:$P_GATE/healthz" >/dev/null; do sleep 0.2; done
 
 echo "signing in $USERS users across $ORGS orgs (real Keycloak logins)"
@@ -67,10 +70,11 @@ seq 0 $((USERS - 1)) | xargs -P 4 -I{} sh -c \
   echo "}"
   cat <<'LUA'
 local n = 0
+local peer = os.getenv("LOAD_PEER_HOST")
 request = function()
   n = n + 1
   local pair = pairs[(n % #pairs) + 1]
-  return wrk.format("GET", "/", {["Cookie"] = pair[1], ["Host"] = pair[2]})
+  return wrk.format("GET", "/", {["Cookie"] = pair[1], ["Host"] = peer or pair[2]})
 end
 LUA
 } >"$TMP/rotate.lua"
@@ -91,8 +95,10 @@ cat >"$TMP/dynamic/load.yml" <<YML
 http:
   middlewares:
     gate: {forwardAuth: {address: "http://127.0.0.1:$P_GATE/forward-auth", trustForwardHeader: false, maxResponseBodySize: 65536, authResponseHeaders: [X-User-Id, X-User-Email, X-Org-Id, X-Org-Slug, X-Org-Roles]}}
+    noop: {forwardAuth: {address: "http://127.0.0.1:$P_NOOP/", trustForwardHeader: false, maxResponseBodySize: 65536, authResponseHeaders: [X-User-Id, X-User-Email, X-Org-Id, X-Org-Slug, X-Org-Roles]}}
   routers:
     apps: {rule: "$(for i in $(seq 0 $((ORGS - 1))); do printf 'Host(`load%s.seo.wizbrand.localhost`) || ' "$i"; done)Host(\`load.seo.wizbrand.localhost\`)", service: up, middlewares: [gate]}
+    peer: {rule: "Host(\`peer.bench.localhost\`)", service: up, middlewares: [noop]}
   services:
     up: {loadBalancer: {servers: [{url: "http://127.0.0.1:$P_UP"}]}}
 YML
@@ -128,7 +134,8 @@ phase() {
 }
 
 echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s a phase, $USERS sessions across $ORGS orgs"
-phase "A Traefik -> gate, sessions"
+LOAD_PEER_HOST=peer.bench.localhost phase "P Traefik -> do-nothing gate"
+phase "A Traefik -> wizbrand gate, sessions"
 
 echo "seeding $SYNC_ORGS orgs (one new member each) and starting a full sync under /$SYNC_ROOT"
 psql "$DB" -q <<SQL

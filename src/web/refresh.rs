@@ -12,7 +12,7 @@
 //! Keycloak, which makes it one at a time per session across every replica.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -62,7 +62,8 @@ impl RefreshOutcome {
 /// The sessions seen in use since the last tick whose refresh may be due.
 #[derive(Default)]
 pub struct SessionRefresher {
-    active: Mutex<HashSet<String>>,
+    /// Read-mostly: a due session is looked up on every request, inserted once a tick.
+    active: RwLock<HashSet<String>>,
 }
 
 impl SessionRefresher {
@@ -72,16 +73,21 @@ impl SessionRefresher {
         if user.refresh_at > Utc::now().timestamp_millis() {
             return;
         }
-        if let Ok(mut active) = self.active.lock()
-            && !active.contains(&user.handle)
+        if self
+            .active
+            .read()
+            .is_ok_and(|active| active.contains(&user.handle))
         {
+            return;
+        }
+        if let Ok(mut active) = self.active.write() {
             active.insert(user.handle.clone());
         }
     }
 
     fn take_active(&self) -> Vec<String> {
         self.active
-            .lock()
+            .write()
             .map(|mut a| a.drain().collect())
             .unwrap_or_default()
     }

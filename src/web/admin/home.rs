@@ -26,12 +26,7 @@ async fn home(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse,
             .map_err(|e| AppError::from(e).html())?,
         None => Vec::new(),
     };
-    let flash = user.as_ref().and_then(|_| {
-        use actix_session::SessionExt;
-        req.get_session()
-            .remove_as::<super::Flash>(super::FLASH_KEY)
-            .and_then(Result::ok)
-    });
+    let flash = user.as_ref().and_then(|_| super::take_flash(&req));
     render(
         StatusCode::OK,
         &HomePage {

@@ -74,13 +74,10 @@ impl FromRequest for Viewer {
     /// Not signed in: to the sign-in, and back to this page afterwards.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match session::current(req) {
-            Some(user) => {
-                let flash = req
-                    .get_session()
-                    .remove_as::<Flash>(FLASH_KEY)
-                    .and_then(Result::ok);
-                Ok(Viewer { user, flash })
-            }
+            Some(user) => Ok(Viewer {
+                user,
+                flash: take_flash(req),
+            }),
             None => Err(actix_web::error::InternalError::from_response(
                 "sign-in required",
                 sign_in_first(req),
@@ -106,6 +103,13 @@ fn sign_in_first(req: &HttpRequest) -> HttpResponse {
         .unwrap_or_else(|_| config.public_url.clone());
     login.query_pairs_mut().append_pair("rd", back.as_str());
     crate::web::signin::redirect(StatusCode::FOUND, login.as_str())
+}
+
+/// The message left for this page, if any (shown once).
+pub fn take_flash(req: &HttpRequest) -> Option<Flash> {
+    req.get_session()
+        .remove_as::<Flash>(FLASH_KEY)
+        .and_then(Result::ok)
 }
 
 /// Leaves a message for the next page.

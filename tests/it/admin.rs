@@ -141,7 +141,7 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
     // The sync created the user in Keycloak, with the required actions.
     let user = eventually(
         "the sync to create the user",
-        Duration::from_secs(20),
+        Duration::from_secs(60),
         || {
             let admin = &admin;
             let email = email.clone();

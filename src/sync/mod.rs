@@ -415,6 +415,8 @@ async fn read_org_group<D: Directory>(
             attributes: child.attributes,
             members: child_members.into_iter().map(|u| u.id).collect(),
             children: vec![],
+            realm_roles: child.realm_roles,
+            client_roles: child.client_roles,
         });
     }
     Ok((
@@ -424,6 +426,8 @@ async fn read_org_group<D: Directory>(
             attributes: g.attributes,
             members: members.into_iter().map(|u| u.id).collect(),
             children,
+            realm_roles: g.realm_roles,
+            client_roles: g.client_roles,
         },
         seen,
     ))
@@ -463,8 +467,11 @@ fn phase(op: &Op) -> u8 {
     match op {
         Op::CreateOrgGroup { .. } | Op::UpdateOrgGroup { .. } | Op::CreateUser { .. } => 0,
         Op::CreateRoleGroup { .. } => 1,
-        Op::AddMember { .. } | Op::SetClaims { .. } => 2,
-        Op::RemoveMember { .. } | Op::DeleteGroup { .. } => 3,
+        Op::AddMember { .. } | Op::SetClaims { .. } | Op::MapRealmRoles { .. } => 2,
+        Op::RemoveMember { .. }
+        | Op::DeleteGroup { .. }
+        | Op::UnmapRealmRoles { .. }
+        | Op::UnmapClientRoles { .. } => 3,
     }
 }
 
@@ -637,6 +644,28 @@ async fn apply_one<D: Directory>(
                 .map_err(text)?;
         }
         Op::DeleteGroup { group_id, .. } => directory.delete_group(group_id).await.map_err(text)?,
+        Op::MapRealmRoles { group, roles } => {
+            let group = group_id(ids, group)?;
+            directory
+                .map_realm_roles(&group, roles)
+                .await
+                .map_err(text)?;
+        }
+        Op::UnmapRealmRoles {
+            group_id, roles, ..
+        } => directory
+            .unmap_realm_roles(group_id, roles)
+            .await
+            .map_err(text)?,
+        Op::UnmapClientRoles {
+            group_id,
+            client,
+            roles,
+            ..
+        } => directory
+            .unmap_client_roles(group_id, client, roles)
+            .await
+            .map_err(text)?,
     }
     Ok(())
 }

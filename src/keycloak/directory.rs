@@ -134,6 +134,12 @@ pub trait Directory {
 
     /// Calls made since the last time this was asked, by name (`read:…`, `write:…`).
     fn take_calls(&self) -> BTreeMap<&'static str, u64>;
+
+    /// Seconds spent waiting for Keycloak's answers since the last time this was asked,
+    /// by call name, summed over calls that ran side by side: where a run's time goes.
+    fn take_call_seconds(&self) -> BTreeMap<&'static str, f64> {
+        BTreeMap::new()
+    }
 }
 
 const PAGE: i32 = 500;
@@ -144,6 +150,7 @@ pub struct KeycloakDirectory {
     realm: String,
     permits: Semaphore,
     calls: Mutex<BTreeMap<&'static str, u64>>,
+    call_seconds: Mutex<BTreeMap<&'static str, f64>>,
     /// Realm roles by name, as `…/role-mappings/realm/available` lists them: the
     /// service account may not read `/roles` (that needs `view-realm`), and a mapping
     /// must name the role's id. Filled once, refilled when a role is not found.
@@ -163,6 +170,7 @@ impl KeycloakDirectory {
             realm: config.realm.clone(),
             permits: Semaphore::new(concurrency.max(1)),
             calls: Mutex::new(BTreeMap::new()),
+            call_seconds: Mutex::new(BTreeMap::new()),
             realm_roles: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -186,7 +194,12 @@ impl KeycloakDirectory {
                 if let Ok(mut calls) = self.calls.lock() {
                     *calls.entry(name).or_default() += 1;
                 }
-                f().await.map_err(|e| DirectoryError::from_crate(name, e))
+                let started = std::time::Instant::now();
+                let result = f().await.map_err(|e| DirectoryError::from_crate(name, e));
+                if let Ok(mut seconds) = self.call_seconds.lock() {
+                    *seconds.entry(name).or_default() += started.elapsed().as_secs_f64();
+                }
+                result
             };
             match result {
                 Err(e) if e.is_transient() && attempt < ATTEMPTS => {
@@ -695,6 +708,13 @@ impl Directory for KeycloakDirectory {
 
     fn take_calls(&self) -> BTreeMap<&'static str, u64> {
         self.calls
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
+    fn take_call_seconds(&self) -> BTreeMap<&'static str, f64> {
+        self.call_seconds
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default()

@@ -67,6 +67,8 @@ pub struct RunReport {
     pub plan: Vec<String>,
     /// Keycloak calls made, by name (`read:…`, `write:…`).
     pub calls: BTreeMap<&'static str, u64>,
+    /// Seconds waited on Keycloak by call name, summed over concurrent calls.
+    pub call_seconds: BTreeMap<&'static str, f64>,
     /// Operations applied, by kind (`add_member`, `set_claims`, …).
     pub ops: BTreeMap<&'static str, u64>,
     pub seconds: f64,
@@ -124,6 +126,7 @@ pub async fn run<D: Directory>(
 
     let _local = IN_PROCESS.lock().await;
     directory.take_calls();
+    directory.take_call_seconds();
     let mut lock_conn = pool.acquire().await?;
     if !sync_state::try_lock(&mut lock_conn).await? {
         let report = RunReport {
@@ -134,6 +137,7 @@ pub async fn run<D: Directory>(
             plan: vec![],
             ops: BTreeMap::new(),
             calls: directory.take_calls(),
+            call_seconds: directory.take_call_seconds(),
             seconds: started.elapsed().as_secs_f64(),
         };
         finish(pool, &report).await?;
@@ -155,11 +159,13 @@ pub async fn run<D: Directory>(
             plan: vec![],
             ops: BTreeMap::new(),
             calls: BTreeMap::new(),
+            call_seconds: BTreeMap::new(),
             seconds: 0.0,
         },
     };
     report.run_id = Some(run_id);
     report.calls = directory.take_calls();
+    report.call_seconds = directory.take_call_seconds();
     report.seconds = started.elapsed().as_secs_f64();
     finish(pool, &report).await?;
     Ok(report)
@@ -244,6 +250,7 @@ async fn reconcile<D: Directory>(
         plan: plan_text,
         ops: by_kind,
         calls: BTreeMap::new(),
+        call_seconds: BTreeMap::new(),
         seconds: 0.0,
     })
 }

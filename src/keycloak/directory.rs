@@ -285,7 +285,10 @@ impl KeycloakDirectory {
         refresh: bool,
     ) -> Result<Vec<RoleRepresentation>, DirectoryError> {
         let mut cache = self.realm_roles.lock().await;
-        if refresh || roles.iter().any(|r| !cache.contains_key(r)) {
+        if refresh {
+            cache.clear();
+        }
+        if roles.iter().any(|r| !cache.contains_key(r)) {
             let available = self
                 .call("read:available_realm_roles", || {
                     self.admin

@@ -66,12 +66,15 @@ def naive_replay(database_url, root):
     _, root_id = a.call("POST", "/groups", {"name": root})
     orgs = psql(database_url, "SELECT id, slug, plan, array_to_json(features) FROM orgs")
     groups = {}
+    # The role groups map the realm role of their name, as the sync makes them.
+    role_reps = {r: a.call("GET", f"/roles/{r}")[0] for r in ("ORG_ADMIN", "ORG_MANAGER", "ORG_USER")}
     for org_id, slug, plan, features in orgs:
         _, gid = a.call("POST", f"/groups/{root_id}/children",
                         {"name": slug, "attributes": {"org_id": [org_id], "plan": [plan], "features": json.loads(features)}})
         groups[slug] = {"": gid}
         for role in ("ORG_ADMIN", "ORG_MANAGER", "ORG_USER"):
             _, rid = a.call("POST", f"/groups/{gid}/children", {"name": role})
+            a.call("POST", f"/groups/{rid}/role-mappings/realm", [role_reps[role]])
             groups[slug][role] = rid
     rows = psql(database_url, "SELECT u.email, o.slug, array_to_json(m.roles) FROM memberships m "
                               "JOIN users u ON u.id = m.user_id JOIN orgs o ON o.id = m.org_id ORDER BY u.email")

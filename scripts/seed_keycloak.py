@@ -7,7 +7,8 @@ allow the password grant, which the realm export (keycloak-realm/) deliberately 
   python3 scripts/seed_keycloak.py --url http://localhost:8180 --admin admin --admin-password admin
 
 Idempotent: creates what is missing and puts back what drifted (client settings, client
-scopes, user profile fields, passwords, the wizbrand-admin role of dana). Attributes and
+scopes, user profile fields, passwords, the wizbrand-admin role of dana), and adds the
+org realm roles ORG_ADMIN/ORG_MANAGER/ORG_USER to a realm imported before the export had them. Attributes and
 group memberships of users are left alone: org groups, memberships and claim attributes
 belong to the wizbrand sync. Python 3 standard library only.
 """
@@ -17,8 +18,11 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 REALM = "wizbrand"
+REALM_FILE = Path(__file__).resolve().parent.parent / "keycloak-realm" / "wizbrand-realm.json"
+ORG_ROLES = ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"]  # realm roles the sync maps to role groups
 DEMO_USERS = ["alice", "bob", "carol", "dana"]
 PLATFORM_ADMINS = {"dana"}  # realm role wizbrand-admin
 PLATFORM_ADMIN_ROLE = "wizbrand-admin"
@@ -83,6 +87,21 @@ class Admin:
 
 def q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
+
+
+def ensure_org_roles(admin: Admin) -> None:
+    """A realm imported before the org roles were in the export gets them here: the sync
+    maps them to the role groups but may not create roles (no manage-realm)."""
+    exported = {r["name"]: r for r in json.loads(REALM_FILE.read_text())["roles"]["realm"]}
+    for name in ORG_ROLES:
+        description = exported[name]["description"]
+        held = admin.call("GET", f"/roles/{q(name)}", ok_missing=True)
+        if held is None:
+            admin.call("POST", "/roles", {"name": name, "description": description})
+            print(f"realm role {name}: created")
+        elif held.get("description") != description:
+            admin.call("PUT", f"/roles/{q(name)}", {"name": name, "description": description})
+            print(f"realm role {name}: description updated")
 
 
 def ensure_client(admin: Admin, client_id: str, secret: str, scopes: list) -> None:
@@ -178,6 +197,7 @@ def main() -> None:
         admin.call("PUT", "", wanted)
         print("realm: refresh tokens are single-use (revokeRefreshToken)")
 
+    ensure_org_roles(admin)
     for client_id, spec in TEST_CLIENTS.items():
         ensure_client(admin, client_id, spec["secret"], spec["scopes"])
     for name in DEMO_USERS:

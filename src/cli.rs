@@ -148,6 +148,16 @@ async fn sync_once(config: Config, org: Option<String>, dry_run: bool) -> anyhow
         .map(|(name, n)| format!("{name}={n}"))
         .collect();
     writeln!(out, "Keycloak calls: {}", calls.join(" "))?;
+    let waited: Vec<String> = report
+        .call_seconds
+        .iter()
+        .map(|(name, s)| format!("{name}={s:.1}"))
+        .collect();
+    writeln!(
+        out,
+        "Keycloak seconds by call (summed over concurrent calls): {}",
+        waited.join(" ")
+    )?;
     for error in &report.errors {
         writeln!(out, "  error: {error}")?;
     }

@@ -2,13 +2,13 @@
 //! logic does not depend on the admin API's shape. The real implementation uses the
 //! `keycloak` crate, bounds concurrency, retries transient failures and counts calls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use keycloak::types::{GroupRepresentation, UserRepresentation};
+use keycloak::types::{GroupRepresentation, RoleRepresentation, UserRepresentation};
 use keycloak::{KeycloakAdmin, KeycloakError as CrateError};
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -67,6 +67,9 @@ pub struct GroupInfo {
     pub id: String,
     pub name: String,
     pub attributes: Attributes,
+    /// Role mappings, as full group representations carry them (names only).
+    pub realm_roles: BTreeSet<String>,
+    pub client_roles: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,9 +112,34 @@ pub trait Directory {
         user_id: &str,
         change: &(dyn Fn(&Attributes) -> Attributes + Sync),
     ) -> Result<(), DirectoryError>;
+    /// Maps realm roles (by name) to a group.
+    async fn map_realm_roles(
+        &self,
+        group_id: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<(), DirectoryError>;
+    /// Removes realm-role mappings (by name) from a group.
+    async fn unmap_realm_roles(
+        &self,
+        group_id: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<(), DirectoryError>;
+    /// Removes client-role mappings (client by `clientId`, roles by name) from a group.
+    async fn unmap_client_roles(
+        &self,
+        group_id: &str,
+        client: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<(), DirectoryError>;
 
     /// Calls made since the last time this was asked, by name (`read:…`, `write:…`).
     fn take_calls(&self) -> BTreeMap<&'static str, u64>;
+
+    /// Seconds spent waiting for Keycloak's answers since the last time this was asked,
+    /// by call name, summed over calls that ran side by side: where a run's time goes.
+    fn take_call_seconds(&self) -> BTreeMap<&'static str, f64> {
+        BTreeMap::new()
+    }
 }
 
 const PAGE: i32 = 500;
@@ -122,6 +150,11 @@ pub struct KeycloakDirectory {
     realm: String,
     permits: Semaphore,
     calls: Mutex<BTreeMap<&'static str, u64>>,
+    call_seconds: Mutex<BTreeMap<&'static str, f64>>,
+    /// Realm roles by name, as `…/role-mappings/realm/available` lists them: the
+    /// service account may not read `/roles` (that needs `view-realm`), and a mapping
+    /// must name the role's id. Filled once, refilled when a role is not found.
+    realm_roles: tokio::sync::Mutex<HashMap<String, RoleRepresentation>>,
 }
 
 impl KeycloakDirectory {
@@ -137,6 +170,8 @@ impl KeycloakDirectory {
             realm: config.realm.clone(),
             permits: Semaphore::new(concurrency.max(1)),
             calls: Mutex::new(BTreeMap::new()),
+            call_seconds: Mutex::new(BTreeMap::new()),
+            realm_roles: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -159,7 +194,12 @@ impl KeycloakDirectory {
                 if let Ok(mut calls) = self.calls.lock() {
                     *calls.entry(name).or_default() += 1;
                 }
-                f().await.map_err(|e| DirectoryError::from_crate(name, e))
+                let started = std::time::Instant::now();
+                let result = f().await.map_err(|e| DirectoryError::from_crate(name, e));
+                if let Ok(mut seconds) = self.call_seconds.lock() {
+                    *seconds.entry(name).or_default() += started.elapsed().as_secs_f64();
+                }
+                result
             };
             match result {
                 Err(e) if e.is_transient() && attempt < ATTEMPTS => {
@@ -182,6 +222,13 @@ fn attributes_of(raw: Option<&std::collections::HashMap<String, Vec<String>>>) -
 fn group_info(g: GroupRepresentation) -> GroupInfo {
     GroupInfo {
         attributes: attributes_of(g.attributes.as_ref()),
+        realm_roles: g.realm_roles.unwrap_or_default().into_iter().collect(),
+        client_roles: g
+            .client_roles
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(client, roles)| (client, roles.into_iter().collect()))
+            .collect(),
         id: g.id.unwrap_or_default(),
         name: g.name.unwrap_or_default(),
     }
@@ -226,6 +273,47 @@ impl KeycloakDirectory {
                 return Ok(out);
             }
         }
+    }
+
+    /// The representations of these realm roles, for a mapping to `group_id`. The
+    /// roles missing from the cache are looked up among those the group may still be
+    /// given (which holds every role it lacks); one lookup serves concurrent callers.
+    async fn realm_role_reps(
+        &self,
+        group_id: &str,
+        roles: &BTreeSet<String>,
+        refresh: bool,
+    ) -> Result<Vec<RoleRepresentation>, DirectoryError> {
+        let mut cache = self.realm_roles.lock().await;
+        if refresh {
+            cache.clear();
+        }
+        if roles.iter().any(|r| !cache.contains_key(r)) {
+            let available = self
+                .call("read:available_realm_roles", || {
+                    self.admin
+                        .realm_groups_with_group_id_role_mappings_realm_available_get(
+                            &self.realm,
+                            group_id,
+                        )
+                })
+                .await?;
+            for role in available {
+                if let Some(name) = role.name.clone() {
+                    cache.insert(name, role);
+                }
+            }
+        }
+        roles
+            .iter()
+            .map(|name| {
+                cache.get(name).cloned().ok_or_else(|| {
+                    DirectoryError::Unexpected(format!(
+                        "realm role {name} does not exist or the service account may not map it"
+                    ))
+                })
+            })
+            .collect()
     }
 
     async fn users_page(&self, first: i32) -> Result<Vec<UserInfo>, DirectoryError> {
@@ -512,8 +600,124 @@ impl Directory for KeycloakDirectory {
         .map(|_| ())
     }
 
+    async fn map_realm_roles(
+        &self,
+        group_id: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<(), DirectoryError> {
+        let reps = self.realm_role_reps(group_id, roles, false).await?;
+        let post = |reps: Vec<RoleRepresentation>| {
+            self.call("write:map_realm_roles", move || {
+                self.admin
+                    .realm_groups_with_group_id_role_mappings_realm_post(
+                        &self.realm,
+                        group_id,
+                        reps.clone(),
+                    )
+            })
+        };
+        match post(reps).await {
+            // A role deleted and made again has a new id: look it up afresh once.
+            Err(e) if e.status() == Some(404) => {
+                post(self.realm_role_reps(group_id, roles, true).await?)
+                    .await
+                    .map(|_| ())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn unmap_realm_roles(
+        &self,
+        group_id: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<(), DirectoryError> {
+        // The group's own mappings carry the ids the DELETE needs.
+        let mapped = self
+            .call("read:realm_role_mappings", || {
+                self.admin
+                    .realm_groups_with_group_id_role_mappings_realm_get(&self.realm, group_id)
+            })
+            .await?;
+        let gone: Vec<RoleRepresentation> = mapped
+            .into_iter()
+            .filter(|r| r.name.as_ref().is_some_and(|n| roles.contains(n)))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.call("write:unmap_realm_roles", || {
+            self.admin
+                .realm_groups_with_group_id_role_mappings_realm_delete(
+                    &self.realm,
+                    group_id,
+                    gone.clone(),
+                )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn unmap_client_roles(
+        &self,
+        group_id: &str,
+        client: &str,
+        roles: &BTreeSet<String>,
+    ) -> Result<(), DirectoryError> {
+        // The DELETE needs the client's internal id. Only the group's full mappings
+        // name it, and Keycloak shows them only to a caller that may view clients
+        // (`view-clients`, which also reads client secrets; `query-clients` lists
+        // nothing). Without it the drift is reported, not repaired.
+        let mappings = self
+            .call("read:role_mappings", || {
+                self.admin
+                    .realm_groups_with_group_id_role_mappings_get(&self.realm, group_id)
+            })
+            .await?;
+        let hidden = || {
+            DirectoryError::Unexpected(format!(
+                "client roles of {client} are mapped to this group, but the service account \
+                 may not see client ids (no view-clients) to remove them: remove them by hand"
+            ))
+        };
+        let found = mappings
+            .client_mappings
+            .unwrap_or_default()
+            .into_values()
+            .find(|m| m.client.as_deref() == Some(client))
+            .ok_or_else(hidden)?;
+        let client_uuid = found.id.ok_or_else(hidden)?;
+        let gone: Vec<RoleRepresentation> = found
+            .mappings
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.name.as_ref().is_some_and(|n| roles.contains(n)))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.call("write:unmap_client_roles", || {
+            self.admin
+                .realm_groups_with_group_id_role_mappings_clients_with_client_id_delete(
+                    &self.realm,
+                    group_id,
+                    &client_uuid,
+                    gone.clone(),
+                )
+        })
+        .await
+        .map(|_| ())
+    }
+
     fn take_calls(&self) -> BTreeMap<&'static str, u64> {
         self.calls
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
+    fn take_call_seconds(&self) -> BTreeMap<&'static str, f64> {
+        self.call_seconds
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default()

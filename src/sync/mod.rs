@@ -67,6 +67,8 @@ pub struct RunReport {
     pub plan: Vec<String>,
     /// Keycloak calls made, by name (`read:…`, `write:…`).
     pub calls: BTreeMap<&'static str, u64>,
+    /// Seconds waited on Keycloak by call name, summed over concurrent calls.
+    pub call_seconds: BTreeMap<&'static str, f64>,
     /// Operations applied, by kind (`add_member`, `set_claims`, …).
     pub ops: BTreeMap<&'static str, u64>,
     pub seconds: f64,
@@ -124,6 +126,7 @@ pub async fn run<D: Directory>(
 
     let _local = IN_PROCESS.lock().await;
     directory.take_calls();
+    directory.take_call_seconds();
     let mut lock_conn = pool.acquire().await?;
     if !sync_state::try_lock(&mut lock_conn).await? {
         let report = RunReport {
@@ -134,6 +137,7 @@ pub async fn run<D: Directory>(
             plan: vec![],
             ops: BTreeMap::new(),
             calls: directory.take_calls(),
+            call_seconds: directory.take_call_seconds(),
             seconds: started.elapsed().as_secs_f64(),
         };
         finish(pool, &report).await?;
@@ -155,11 +159,13 @@ pub async fn run<D: Directory>(
             plan: vec![],
             ops: BTreeMap::new(),
             calls: BTreeMap::new(),
+            call_seconds: BTreeMap::new(),
             seconds: 0.0,
         },
     };
     report.run_id = Some(run_id);
     report.calls = directory.take_calls();
+    report.call_seconds = directory.take_call_seconds();
     report.seconds = started.elapsed().as_secs_f64();
     finish(pool, &report).await?;
     Ok(report)
@@ -244,6 +250,7 @@ async fn reconcile<D: Directory>(
         plan: plan_text,
         ops: by_kind,
         calls: BTreeMap::new(),
+        call_seconds: BTreeMap::new(),
         seconds: 0.0,
     })
 }
@@ -415,6 +422,8 @@ async fn read_org_group<D: Directory>(
             attributes: child.attributes,
             members: child_members.into_iter().map(|u| u.id).collect(),
             children: vec![],
+            realm_roles: child.realm_roles,
+            client_roles: child.client_roles,
         });
     }
     Ok((
@@ -424,6 +433,8 @@ async fn read_org_group<D: Directory>(
             attributes: g.attributes,
             members: members.into_iter().map(|u| u.id).collect(),
             children,
+            realm_roles: g.realm_roles,
+            client_roles: g.client_roles,
         },
         seen,
     ))
@@ -463,8 +474,11 @@ fn phase(op: &Op) -> u8 {
     match op {
         Op::CreateOrgGroup { .. } | Op::UpdateOrgGroup { .. } | Op::CreateUser { .. } => 0,
         Op::CreateRoleGroup { .. } => 1,
-        Op::AddMember { .. } | Op::SetClaims { .. } => 2,
-        Op::RemoveMember { .. } | Op::DeleteGroup { .. } => 3,
+        Op::AddMember { .. } | Op::SetClaims { .. } | Op::MapRealmRoles { .. } => 2,
+        Op::RemoveMember { .. }
+        | Op::DeleteGroup { .. }
+        | Op::UnmapRealmRoles { .. }
+        | Op::UnmapClientRoles { .. } => 3,
     }
 }
 
@@ -637,6 +651,28 @@ async fn apply_one<D: Directory>(
                 .map_err(text)?;
         }
         Op::DeleteGroup { group_id, .. } => directory.delete_group(group_id).await.map_err(text)?,
+        Op::MapRealmRoles { group, roles } => {
+            let group = group_id(ids, group)?;
+            directory
+                .map_realm_roles(&group, roles)
+                .await
+                .map_err(text)?;
+        }
+        Op::UnmapRealmRoles {
+            group_id, roles, ..
+        } => directory
+            .unmap_realm_roles(group_id, roles)
+            .await
+            .map_err(text)?,
+        Op::UnmapClientRoles {
+            group_id,
+            client,
+            roles,
+            ..
+        } => directory
+            .unmap_client_roles(group_id, client, roles)
+            .await
+            .map_err(text)?,
     }
     Ok(())
 }

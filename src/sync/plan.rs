@@ -122,7 +122,7 @@ pub struct Desired {
     pub users: BTreeMap<Email, DesiredClaims>,
 }
 
-/// A group as read from Keycloak, with its direct members (user ids).
+/// A group as read from Keycloak, with its direct members (user ids) and role mappings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ActualGroup {
     pub id: String,
@@ -130,6 +130,10 @@ pub struct ActualGroup {
     pub attributes: Attributes,
     pub members: BTreeSet<String>,
     pub children: Vec<ActualGroup>,
+    /// Realm roles mapped to the group, by name.
+    pub realm_roles: BTreeSet<String>,
+    /// Client roles mapped to the group: client id (`clientId`) → role names.
+    pub client_roles: BTreeMap<String, BTreeSet<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +217,24 @@ pub enum Op {
         group_id: String,
         path: String,
     },
+    /// Realm roles a group lacks (a role group's own role).
+    MapRealmRoles {
+        group: GroupRef,
+        roles: BTreeSet<String>,
+    },
+    /// Realm roles mapped to a group under `/orgs` by hand.
+    UnmapRealmRoles {
+        group_id: String,
+        path: String,
+        roles: BTreeSet<String>,
+    },
+    /// Client roles mapped to a group under `/orgs` by hand (none belong there).
+    UnmapClientRoles {
+        group_id: String,
+        path: String,
+        client: String,
+        roles: BTreeSet<String>,
+    },
 }
 
 /// How an operation counts in `sync_runs`.
@@ -229,9 +251,13 @@ impl Op {
             Op::CreateOrgGroup { .. }
             | Op::CreateRoleGroup { .. }
             | Op::CreateUser { .. }
-            | Op::AddMember { .. } => OpKind::Created,
+            | Op::AddMember { .. }
+            | Op::MapRealmRoles { .. } => OpKind::Created,
             Op::UpdateOrgGroup { .. } | Op::SetClaims { .. } => OpKind::Updated,
-            Op::RemoveMember { .. } | Op::DeleteGroup { .. } => OpKind::Deleted,
+            Op::RemoveMember { .. }
+            | Op::DeleteGroup { .. }
+            | Op::UnmapRealmRoles { .. }
+            | Op::UnmapClientRoles { .. } => OpKind::Deleted,
         }
     }
 
@@ -246,6 +272,9 @@ impl Op {
             Op::RemoveMember { .. } => "remove_member",
             Op::SetClaims { .. } => "set_claims",
             Op::DeleteGroup { .. } => "delete_group",
+            Op::MapRealmRoles { .. } => "map_realm_roles",
+            Op::UnmapRealmRoles { .. } => "unmap_realm_roles",
+            Op::UnmapClientRoles { .. } => "unmap_client_roles",
         }
     }
 
@@ -255,7 +284,7 @@ impl Op {
             Op::CreateOrgGroup { slug, .. }
             | Op::UpdateOrgGroup { slug, .. }
             | Op::CreateRoleGroup { slug, .. } => Some(slug),
-            Op::AddMember { group, .. } => match group {
+            Op::AddMember { group, .. } | Op::MapRealmRoles { group, .. } => match group {
                 GroupRef::Org(slug) | GroupRef::Role(slug, _) => Some(slug),
             },
             _ => None,
@@ -279,8 +308,32 @@ impl std::fmt::Display for Op {
                 claims.preferred_org.as_ref().map_or("-", OrgSlug::as_str)
             ),
             Op::DeleteGroup { path, .. } => write!(f, "delete group {path}"),
+            Op::MapRealmRoles { group, roles } => {
+                write!(f, "map realm roles {} to {}", names(roles), group.path())
+            }
+            Op::UnmapRealmRoles { path, roles, .. } => {
+                write!(f, "unmap realm roles {} from {path}", names(roles))
+            }
+            Op::UnmapClientRoles {
+                path,
+                client,
+                roles,
+                ..
+            } => write!(
+                f,
+                "unmap client roles {} of {client} from {path}",
+                names(roles)
+            ),
         }
     }
+}
+
+fn names(roles: &BTreeSet<String>) -> String {
+    roles
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// What a run may touch.
@@ -348,14 +401,27 @@ pub fn plan(desired: &Desired, actual: &Actual, scope: &Scope) -> Plan {
                 slug: org.slug.clone(),
                 attributes,
             }),
-            Some(g) if !same_attributes(&g.attributes, &attributes) => {
-                out.ops.push(Op::UpdateOrgGroup {
-                    group_id: g.id.clone(),
-                    slug: org.slug.clone(),
-                    attributes,
-                })
+            Some(g) => {
+                let attributes_right = same_attributes(&g.attributes, &attributes);
+                if !attributes_right {
+                    out.ops.push(Op::UpdateOrgGroup {
+                        group_id: g.id.clone(),
+                        slug: org.slug.clone(),
+                        attributes,
+                    });
+                }
+                // The org group maps no role: one there would reach every member.
+                let roles_right = reconcile_roles(
+                    &mut out,
+                    &mut removals,
+                    GroupRef::Org(org.slug.clone()),
+                    Some(g),
+                    None,
+                );
+                if attributes_right && roles_right {
+                    out.unchanged += 1;
+                }
             }
-            Some(_) => out.unchanged += 1,
         }
 
         // Membership of the org group itself.
@@ -376,12 +442,21 @@ pub fn plan(desired: &Desired, actual: &Actual, scope: &Scope) -> Plan {
         // One child group per role, nothing else under the org group.
         for role in Role::ALL {
             let child = group.and_then(|g| g.children.iter().find(|c| c.name == role.as_str()));
-            match child {
-                None => out.ops.push(Op::CreateRoleGroup {
+            if child.is_none() {
+                out.ops.push(Op::CreateRoleGroup {
                     slug: org.slug.clone(),
                     role,
-                }),
-                Some(_) => out.unchanged += 1,
+                });
+            }
+            let roles_right = reconcile_roles(
+                &mut out,
+                &mut removals,
+                GroupRef::Role(org.slug.clone(), role),
+                child,
+                Some(role),
+            );
+            if child.is_some() && roles_right {
+                out.unchanged += 1;
             }
             let holders = org
                 .members
@@ -494,6 +569,51 @@ fn reconcile_members<'a>(
     }
 }
 
+/// A group's role mappings against what it should carry: its role's realm role of the
+/// same name for a role group, nothing for an org group. Returns whether they were
+/// already right. A group about to be created (`actual` is `None`) gets its mapping.
+fn reconcile_roles(
+    out: &mut Plan,
+    removals: &mut Vec<Op>,
+    group: GroupRef,
+    actual: Option<&ActualGroup>,
+    role: Option<Role>,
+) -> bool {
+    let wanted: BTreeSet<String> = role.iter().map(|r| r.as_str().to_owned()).collect();
+    let empty = BTreeSet::new();
+    let mapped = actual.map_or(&empty, |g| &g.realm_roles);
+    let missing: BTreeSet<String> = wanted.difference(mapped).cloned().collect();
+    let mut right = missing.is_empty();
+    if !missing.is_empty() {
+        out.ops.push(Op::MapRealmRoles {
+            group: group.clone(),
+            roles: missing,
+        });
+    }
+    let Some(g) = actual else {
+        return right;
+    };
+    let extra: BTreeSet<String> = mapped.difference(&wanted).cloned().collect();
+    if !extra.is_empty() {
+        right = false;
+        removals.push(Op::UnmapRealmRoles {
+            group_id: g.id.clone(),
+            path: group.path(),
+            roles: extra,
+        });
+    }
+    for (client, roles) in g.client_roles.iter().filter(|(_, r)| !r.is_empty()) {
+        right = false;
+        removals.push(Op::UnmapClientRoles {
+            group_id: g.id.clone(),
+            path: group.path(),
+            client: client.clone(),
+            roles: roles.clone(),
+        });
+    }
+    right
+}
+
 /// Group attributes compared as sets per key (Keycloak may reorder values).
 fn same_attributes(actual: &Attributes, desired: &Attributes) -> bool {
     let norm = |a: &Attributes| -> BTreeMap<String, BTreeSet<String>> {
@@ -581,8 +701,11 @@ mod tests {
                             .map(|(e, _)| format!("id-{e}"))
                             .collect(),
                         children: vec![],
+                        realm_roles: BTreeSet::from([role.to_string()]),
+                        client_roles: BTreeMap::new(),
                     })
                     .collect(),
+                ..ActualGroup::default()
             })
             .collect();
         Actual { org_groups, users }
@@ -600,12 +723,22 @@ mod tests {
                 "create_org_group",
                 "add_member",
                 "create_role_group",
+                "map_realm_roles",
                 "add_member",
                 "create_role_group",
+                "map_realm_roles",
                 "create_role_group",
+                "map_realm_roles",
                 "set_claims"
             ]
         );
+        // Each new role group carries the realm role of its name.
+        for role in Role::ALL {
+            assert!(plan.ops.contains(&Op::MapRealmRoles {
+                group: GroupRef::Role(slug("acme"), role),
+                roles: BTreeSet::from([role.to_string()]),
+            }));
+        }
         assert!(plan.ops.contains(&Op::AddMember {
             user: UserRef::New(email("alice@example.com")),
             email: "alice@example.com".into(),
@@ -665,10 +798,73 @@ mod tests {
             [
                 "update attributes of /orgs/acme",
                 "create group /orgs/acme/ORG_MANAGER",
+                "map realm roles ORG_MANAGER to /orgs/acme/ORG_MANAGER",
                 r#"set claims of bob@example.com: org_memberships={"acme":["ORG_USER"]} preferred_org=-"#,
                 "remove bob@example.com from /orgs/acme/ORG_ADMIN",
                 "delete group /orgs/acme/junk",
                 "delete group /orgs/ghost",
+            ]
+        );
+    }
+
+    #[test]
+    fn role_mappings_missing_or_extra_are_put_back() {
+        let want = desired(vec![acme(&[("alice@example.com", &[Role::Admin])])]);
+        let mut actual = converged(&want);
+        let acme = &mut actual.org_groups[0];
+        // ORG_MANAGER lost its role; ORG_USER gained the platform-admin role and a client
+        // role; the org group itself gained a realm role (it would reach every member).
+        acme.children[1].realm_roles.clear();
+        acme.children[2].realm_roles.insert("wizbrand-admin".into());
+        acme.children[2].client_roles.insert(
+            "realm-management".into(),
+            BTreeSet::from(["view-users".to_owned()]),
+        );
+        acme.realm_roles.insert("ORG_ADMIN".into());
+
+        let plan = plan(&want, &actual, &Scope::All);
+        let shown: Vec<String> = plan.ops.iter().map(Op::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "map realm roles ORG_MANAGER to /orgs/acme/ORG_MANAGER",
+                "unmap realm roles ORG_ADMIN from /orgs/acme",
+                "unmap realm roles wizbrand-admin from /orgs/acme/ORG_USER",
+                "unmap client roles view-users of realm-management from /orgs/acme/ORG_USER",
+            ]
+        );
+        assert_eq!(
+            plan.ops.iter().map(Op::kind).collect::<Vec<_>>(),
+            [
+                OpKind::Created,
+                OpKind::Deleted,
+                OpKind::Deleted,
+                OpKind::Deleted
+            ]
+        );
+        // The three touched groups are not counted as unchanged: ORG_ADMIN and the two
+        // memberships and the claims are (1 + 2 + 1).
+        assert_eq!(plan.unchanged, 4);
+    }
+
+    #[test]
+    fn a_recreated_role_group_gets_its_mapping_again() {
+        let want = desired(vec![acme(&[("alice@example.com", &[Role::Admin])])]);
+        let mut actual = converged(&want);
+        actual.org_groups[0]
+            .children
+            .retain(|c| c.name != "ORG_ADMIN");
+        let shown: Vec<String> = plan(&want, &actual, &Scope::All)
+            .ops
+            .iter()
+            .map(Op::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "create group /orgs/acme/ORG_ADMIN",
+                "map realm roles ORG_ADMIN to /orgs/acme/ORG_ADMIN",
+                "add alice@example.com to /orgs/acme/ORG_ADMIN",
             ]
         );
     }
@@ -826,6 +1022,20 @@ mod proptests {
         .prop_map(|v| v.into_iter().map(str::to_owned).collect())
     }
 
+    fn realm_roles() -> impl Strategy<Value = BTreeSet<String>> {
+        prop::sample::subsequence(vec!["ORG_ADMIN", "ORG_USER", "wizbrand-admin"], 0..=2)
+            .prop_map(|v| v.into_iter().map(str::to_owned).collect())
+    }
+
+    fn client_roles() -> impl Strategy<Value = BTreeMap<String, BTreeSet<String>>> {
+        prop::collection::btree_map(
+            prop::sample::select(vec!["realm-management", "wizbrand-api"]).prop_map(str::to_owned),
+            prop::sample::subsequence(vec!["view-users", "ORG_ADMIN"], 0..=2)
+                .prop_map(|v| v.into_iter().map(str::to_owned).collect()),
+            0..2,
+        )
+    }
+
     fn attributes() -> impl Strategy<Value = Attributes> {
         prop::collection::btree_map(
             prop::sample::select(vec![
@@ -862,9 +1072,11 @@ mod proptests {
             ids(),
             prop::collection::btree_map(
                 prop::sample::select(vec!["ORG_ADMIN", "ORG_MANAGER", "ORG_USER", "EXTRA"]),
-                ids(),
+                (ids(), realm_roles(), client_roles()),
                 0..4,
             ),
+            realm_roles(),
+            client_roles(),
         );
         let user = (attributes(), any::<bool>());
         (
@@ -878,21 +1090,31 @@ mod proptests {
             .prop_map(|(groups, users)| Actual {
                 org_groups: groups
                     .into_iter()
-                    .map(|(name, (attributes, members, children))| ActualGroup {
-                        id: format!("g-{name}"),
-                        name: name.to_owned(),
-                        attributes,
-                        members,
-                        children: children
-                            .into_iter()
-                            .map(|(child, members)| ActualGroup {
-                                id: format!("g-{name}-{child}"),
-                                name: child.to_owned(),
+                    .map(
+                        |(name, (attributes, members, children, realm_roles, client_roles))| {
+                            ActualGroup {
+                                id: format!("g-{name}"),
+                                name: name.to_owned(),
+                                attributes,
                                 members,
-                                ..ActualGroup::default()
-                            })
-                            .collect(),
-                    })
+                                children: children
+                                    .into_iter()
+                                    .map(|(child, (members, realm_roles, client_roles))| {
+                                        ActualGroup {
+                                            id: format!("g-{name}-{child}"),
+                                            name: child.to_owned(),
+                                            members,
+                                            realm_roles,
+                                            client_roles,
+                                            ..ActualGroup::default()
+                                        }
+                                    })
+                                    .collect(),
+                                realm_roles,
+                                client_roles,
+                            }
+                        },
+                    )
                     .collect(),
                 users: users
                     .into_iter()
@@ -1008,6 +1230,46 @@ mod proptests {
                     actual.org_groups.retain(|g| &g.id != group_id);
                     for g in &mut actual.org_groups {
                         g.children.retain(|c| &c.id != group_id);
+                    }
+                }
+                Op::MapRealmRoles { group, roles } => {
+                    let (slug, role) = match group {
+                        GroupRef::Org(s) => (s, None),
+                        GroupRef::Role(s, r) => (s, Some(r.as_str())),
+                    };
+                    let org = actual
+                        .org_groups
+                        .iter_mut()
+                        .find(|g| g.name == slug.as_str());
+                    let org = org.unwrap_or_else(|| panic!("no group {slug}"));
+                    let target = match role {
+                        None => org,
+                        Some(role) => org
+                            .children
+                            .iter_mut()
+                            .find(|c| c.name == role)
+                            .unwrap_or_else(|| panic!("no group {slug}/{role}")),
+                    };
+                    target.realm_roles.extend(roles.iter().cloned());
+                }
+                Op::UnmapRealmRoles {
+                    group_id, roles, ..
+                } => {
+                    if let Some(g) = group_mut(&mut actual, group_id) {
+                        g.realm_roles.retain(|r| !roles.contains(r));
+                    }
+                }
+                Op::UnmapClientRoles {
+                    group_id,
+                    client,
+                    roles,
+                    ..
+                } => {
+                    if let Some(g) = group_mut(&mut actual, group_id) {
+                        if let Some(held) = g.client_roles.get_mut(client) {
+                            held.retain(|r| !roles.contains(r));
+                        }
+                        g.client_roles.retain(|_, held| !held.is_empty());
                     }
                 }
             }

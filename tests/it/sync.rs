@@ -128,6 +128,20 @@ impl SyncWorld {
     }
 }
 
+/// The org roles among a token's realm roles (the group mappings give them).
+fn realm_roles(access: &Value) -> Vec<String> {
+    let mut roles: Vec<String> = access["realm_access"]["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+        .filter(|r| r.starts_with("ORG_"))
+        .map(str::to_owned)
+        .collect();
+    roles.sort();
+    roles
+}
+
 fn assert_clean(report: &RunReport) {
     assert_eq!(report.status, "succeeded", "{report:#?}");
     assert!(report.errors.is_empty(), "{report:#?}");
@@ -156,15 +170,17 @@ async fn orgs_members_roles_and_claims_reach_keycloak_and_follow_changes() {
     assert_eq!(features, ["files", "seo"]);
     assert_eq!(group["attributes"]["org_id"], json!([org_id]));
     assert_eq!(group["attributes"]["plan"], json!(["pro"]));
+    // Each role group carries the realm role of its name; the org group none.
     for role in ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"] {
-        assert!(
-            w.admin
-                .find_group(&w.path(&format!("/acme/{role}")))
-                .await
-                .is_some(),
-            "{role}"
-        );
+        let child = w
+            .admin
+            .find_group(&w.path(&format!("/acme/{role}")))
+            .await
+            .unwrap_or_else(|| panic!("{role}"));
+        assert_eq!(child["realmRoles"], json!([role]), "{child}");
+        assert_eq!(child["clientRoles"], json!({}), "{child}");
     }
+    assert_eq!(group["realmRoles"], json!([]));
 
     // The member had no account: created, not verified, asked to set a password.
     let user = w.admin.user_by_email(&ann).await.expect("user created");
@@ -188,6 +204,7 @@ async fn orgs_members_roles_and_claims_reach_keycloak_and_follow_changes() {
     let access = claims(token["access_token"].as_str().unwrap());
     assert_eq!(access["org_memberships"], json!({"acme": ["ORG_ADMIN"]}));
     assert_eq!(access["tenant_ids"], json!([org_id]));
+    assert_eq!(realm_roles(&access), ["ORG_ADMIN"]);
 
     // A role change moves them between role groups and changes the claim.
     w.set_member("acme", "ann", &["ORG_USER"]).await;
@@ -201,6 +218,7 @@ async fn orgs_members_roles_and_claims_reach_keycloak_and_follow_changes() {
     let token = user_token(&ann, "pw-123456", "wizbrand-test").await;
     let access = claims(token["access_token"].as_str().unwrap());
     assert_eq!(access["org_memberships"], json!({"acme": ["ORG_USER"]}));
+    assert_eq!(realm_roles(&access), ["ORG_USER"]);
 
     // Removal: out of every group, claims emptied.
     w.sql(&format!(
@@ -304,6 +322,99 @@ async fn hand_made_drift_is_repaired_and_a_second_run_writes_nothing() {
     );
     assert!(w.admin.find_group(&w.path("/ghost")).await.is_none());
     assert_eq!(w.sync().await.writes(), 0);
+}
+
+#[tokio::test]
+async fn role_mappings_removed_or_added_by_hand_are_put_back_or_reported() {
+    let w = SyncWorld::new().await;
+    w.add_org("acme", "pro", &["seo"]).await;
+    w.set_member("acme", "ann", &["ORG_ADMIN"]).await;
+    assert_clean(&w.sync().await);
+
+    // By hand: ORG_USER loses its role and gains the platform-admin role, the org group
+    // gains ORG_ADMIN (every member would hold it), ORG_MANAGER gains a client role.
+    let acme = w.admin.group_id(&w.path("/acme")).await;
+    let users = w.admin.group_id(&w.path("/acme/ORG_USER")).await;
+    let managers = w.admin.group_id(&w.path("/acme/ORG_MANAGER")).await;
+    let mapping = |group: &str| format!("/groups/{group}/role-mappings/realm");
+    w.admin
+        .send(
+            Method::DELETE,
+            &mapping(&users),
+            Some(json!([w.admin.get("/roles/ORG_USER").await])),
+        )
+        .await;
+    w.admin
+        .send(
+            Method::POST,
+            &mapping(&users),
+            Some(json!([w.admin.get("/roles/wizbrand-admin").await])),
+        )
+        .await;
+    w.admin
+        .send(
+            Method::POST,
+            &mapping(&acme),
+            Some(json!([w.admin.get("/roles/ORG_ADMIN").await])),
+        )
+        .await;
+    let api = w.admin.get("/clients?clientId=wizbrand-api").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reader = w
+        .admin
+        .get(&format!("/clients/{api}/roles/entitlements-reader"))
+        .await;
+    w.admin
+        .send(
+            Method::POST,
+            &format!("/groups/{managers}/role-mappings/clients/{api}"),
+            Some(json!([reader])),
+        )
+        .await;
+
+    let repair = w.sync().await;
+    let mut plan = repair.plan.clone();
+    plan.sort();
+    assert_eq!(
+        plan,
+        [
+            "map realm roles ORG_USER to /orgs/acme/ORG_USER",
+            "unmap client roles entitlements-reader of wizbrand-api from /orgs/acme/ORG_MANAGER",
+            "unmap realm roles ORG_ADMIN from /orgs/acme",
+            "unmap realm roles wizbrand-admin from /orgs/acme/ORG_USER",
+        ]
+    );
+    // The realm roles are put right. The client role is reported, not removed: the
+    // service account may not see client ids (no view-clients).
+    assert_eq!(repair.status, "partial", "{repair:#?}");
+    assert_eq!(repair.counts.failed, 1, "{repair:#?}");
+    assert!(
+        repair.errors[0].contains("client roles of wizbrand-api")
+            && repair.errors[0].contains("remove them by hand"),
+        "{:?}",
+        repair.errors
+    );
+    for (path, roles) in [
+        ("/acme", json!([])),
+        ("/acme/ORG_ADMIN", json!(["ORG_ADMIN"])),
+        ("/acme/ORG_MANAGER", json!(["ORG_MANAGER"])),
+        ("/acme/ORG_USER", json!(["ORG_USER"])),
+    ] {
+        let group = w.admin.find_group(&w.path(path)).await.unwrap();
+        assert_eq!(group["realmRoles"], roles, "{path}: {group}");
+    }
+    w.admin
+        .send(
+            Method::DELETE,
+            &format!("/groups/{managers}/role-mappings/clients/{api}"),
+            Some(json!([reader])),
+        )
+        .await;
+    let again = w.sync().await;
+    assert_clean(&again);
+    assert_eq!(again.writes(), 0, "{:?}", again.calls);
 }
 
 #[tokio::test]

@@ -189,8 +189,7 @@ kc_up() {
       start_bg keycloak "$LOGS/keycloak.log" "$home/bin/kc.sh" start-dev \
         --http-port "$KC_PORT" --http-management-port "$KC_MGMT_PORT" --health-enabled=true \
         --hostname="http://localhost:$KC_PORT" --import-realm \
-        --features-disabled=identity-brokering-api,twitter-broker \
-        --cache-embedded-users-max-count="${WIZBRAND_KC_USERS_CACHE:-50000}"
+        --features-disabled=identity-brokering-api,twitter-broker
   fi
   wait_for keycloak 300 "$LOGS/keycloak.log" kc_ready
   python3 "$ROOT/scripts/seed_keycloak.py" --url "http://localhost:$KC_PORT" \

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 
 use super::form::Fields;
 use super::orgs::org_page;
-use super::{Viewer, check_csrf, done, error_page};
+use super::{Posted, done, error_page};
 use crate::config::Config;
 use crate::domain::{Email, Role};
 use crate::error::{AppError, SurfacedError};
@@ -75,15 +75,11 @@ fn role_list(roles: &[Role]) -> String {
 #[post("/admin/orgs/{slug}/members")]
 async fn add(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
     config: web::Data<Config>,
     slug: web::Path<String>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let mut form = AddForm::from_fields(&fields);
     let Some((email, roles)) = form.validate() else {
         return org_page(
@@ -143,14 +139,10 @@ async fn add(
 #[post("/admin/orgs/{slug}/members/roles")]
 async fn set_roles(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let email = fields.text("email");
     let roles = match parse_role_fields(&fields.all("roles")) {
         Ok(roles) => roles,
@@ -188,14 +180,10 @@ async fn set_roles(
 #[post("/admin/orgs/{slug}/members/remove")]
 async fn remove(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let email = fields.text("email");
     match crate::manage::members::remove(&pool, &viewer.user.principal(), &slug, &email).await {
         Ok(()) => Ok(done(

@@ -15,7 +15,7 @@ pub mod sync;
 
 use actix_session::SessionExt;
 use actix_web::http::{StatusCode, header};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
@@ -180,7 +180,7 @@ pub fn error_page(viewer: &Viewer, error: AppError) -> Result<HttpResponse, Surf
 }
 
 /// The CSRF check of every admin form: refused with a 400 page when it fails.
-pub fn check_csrf(viewer: &Viewer, fields: &form::Fields) -> Result<(), AppError> {
+fn check_csrf(viewer: &Viewer, fields: &form::Fields) -> Result<(), AppError> {
     if fields
         .get("csrf")
         .is_some_and(|c| viewer.user.csrf_matches(c))
@@ -191,6 +191,36 @@ pub fn check_csrf(viewer: &Viewer, fields: &form::Fields) -> Result<(), AppError
             "The form is stale or was not sent by wizbrand (CSRF check failed). Reload the page and try again."
                 .to_owned(),
         ))
+    }
+}
+
+/// A form posted by a signed-in person, its CSRF token checked: a missing or wrong token
+/// is a 400 page and the handler never runs.
+pub struct Posted {
+    pub viewer: Viewer,
+    pub fields: form::Fields,
+}
+
+impl FromRequest for Posted {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let viewer = Viewer::from_request(req, payload);
+        let fields = form::Fields::from_request(req, payload);
+        Box::pin(async move {
+            let viewer = viewer.await?;
+            let fields = fields.await?;
+            if let Err(e) = check_csrf(&viewer, &fields) {
+                let page = error_page(&viewer, e).unwrap_or_else(|e| e.error_response());
+                return Err(actix_web::error::InternalError::from_response(
+                    "CSRF check failed",
+                    page,
+                )
+                .into());
+            }
+            Ok(Posted { viewer, fields })
+        })
     }
 }
 

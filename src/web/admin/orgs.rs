@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use super::form::Fields;
 use super::members::AddForm;
-use super::{Layout, PAGE_SIZE, Pager, Viewer, check_csrf, done, error_page, page_number, render};
+use super::{Layout, PAGE_SIZE, Pager, Posted, Viewer, done, error_page, page_number, render};
 use crate::config::Config;
 use crate::db;
 use crate::db::orgs::Org;
@@ -255,13 +255,9 @@ async fn new_form(viewer: Viewer, pool: web::Data<PgPool>) -> PageResult {
 #[post("/admin/orgs")]
 async fn create(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
         return error_page(&viewer, e);
     }
@@ -438,14 +434,10 @@ async fn edit_form(viewer: Viewer, pool: web::Data<PgPool>, slug: web::Path<Stri
 #[post("/admin/orgs/{slug}/edit")]
 async fn update(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let who = viewer.user.principal();
     // Refused before the form is even read: the edit is the platform's.
     if let Err(e) = authorized_org(&pool, &who, &slug, OrgAction::ChangePlan).await {
@@ -507,14 +499,10 @@ fn shown(features: &[String]) -> String {
 #[post("/admin/orgs/{slug}/status")]
 async fn set_status(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let status = match fields.get("status") {
         Some(s @ ("active" | "suspended")) => s.to_owned(),
         _ => {
@@ -589,14 +577,10 @@ async fn delete_confirm(
 #[post("/admin/orgs/{slug}/delete")]
 async fn delete(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let typed = fields.text("confirm");
     if typed != slug.as_str() {
         let error = Some(format!("Type the slug `{slug}` exactly to confirm."));
@@ -625,14 +609,10 @@ async fn delete(
 #[post("/admin/orgs/{slug}/apps")]
 async fn set_visibility(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let open = fields.all("open");
     let keys = db::apps::keys(&pool).await.map_err(html_err)?;
     let patch = OrgPatch {

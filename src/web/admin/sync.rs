@@ -9,8 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 use sqlx::PgPool;
 
-use super::form::Fields;
-use super::{Layout, Viewer, check_csrf, done, error_page, render};
+use super::{Layout, Posted, Viewer, done, error_page, render};
 use crate::config::Config;
 use crate::db::sync_state::SyncRunRow;
 use crate::error::{AppError, SurfacedError};
@@ -132,14 +131,10 @@ pub fn run_summary(run: &SyncRunRow) -> String {
 #[post("/admin/sync")]
 async fn sync_now(
     req: HttpRequest,
-    viewer: Viewer,
+    Posted { viewer, .. }: Posted,
     pool: web::Data<PgPool>,
     handle: web::Data<Option<SyncHandle>>,
-    fields: Fields,
 ) -> PageResult {
-    if let Err(e) = check_csrf(&viewer, &fields) {
-        return error_page(&viewer, e);
-    }
     let latest = |pool: web::Data<PgPool>| async move {
         crate::db::sync_state::recent_runs(&pool, 1)
             .await

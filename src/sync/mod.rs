@@ -202,7 +202,10 @@ async fn reconcile<D: Directory>(
     };
     let actual = read_actual(directory, &root, &options.root, &desired, &options.scope).await?;
     let Plan { ops, unchanged } = plan::plan(&desired, &actual, &options.scope);
-    let plan_text: Vec<String> = ops.iter().map(Op::to_string).collect();
+    let plan_text: Vec<String> = ops
+        .iter()
+        .map(|op| op.line(&options.root).to_string())
+        .collect();
     let mut counts = RunCounts {
         unchanged: i32::try_from(unchanged).unwrap_or(i32::MAX),
         ..RunCounts::default()
@@ -569,11 +572,15 @@ fn lookup(
 
 fn group_id(ids: &Mutex<Ids>, group: &GroupRef) -> Result<String, String> {
     match group {
-        GroupRef::Org(slug) => lookup(ids, |i| i.org_groups.get(slug), || group.path()),
+        GroupRef::Org(slug) => lookup(
+            ids,
+            |i| i.org_groups.get(slug),
+            || format!("group {}", group.path()),
+        ),
         GroupRef::Role(slug, role) => lookup(
             ids,
             |i| i.role_groups.get(&(slug.clone(), *role)),
-            || group.path(),
+            || format!("group {}", group.path()),
         ),
     }
 }

@@ -161,10 +161,12 @@ pub enum GroupRef {
 }
 
 impl GroupRef {
+    /// The group's path below the group root (`acme`, `acme/ORG_USER`); the plan's lines
+    /// put the root in front ([`Op::line`]).
     pub fn path(&self) -> String {
         match self {
-            GroupRef::Org(slug) => format!("/orgs/{slug}"),
-            GroupRef::Role(slug, role) => format!("/orgs/{slug}/{role}"),
+            GroupRef::Org(slug) => slug.to_string(),
+            GroupRef::Role(slug, role) => format!("{slug}/{role}"),
         }
     }
 }
@@ -292,27 +294,53 @@ impl Op {
     }
 }
 
-impl std::fmt::Display for Op {
+/// An operation as a line of the plan, with its group paths under the group root.
+pub struct Line<'a> {
+    op: &'a Op,
+    root: &'a str,
+}
+
+impl Op {
+    pub fn line<'a>(&'a self, root: &'a str) -> Line<'a> {
+        Line { op: self, root }
+    }
+}
+
+impl std::fmt::Display for Line<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Op::CreateOrgGroup { slug, .. } => write!(f, "create group /orgs/{slug}"),
-            Op::UpdateOrgGroup { slug, .. } => write!(f, "update attributes of /orgs/{slug}"),
-            Op::CreateRoleGroup { slug, role } => write!(f, "create group /orgs/{slug}/{role}"),
+        let root = self.root;
+        match self.op {
+            Op::CreateOrgGroup { slug, .. } => write!(f, "create group /{root}/{slug}"),
+            Op::UpdateOrgGroup { slug, .. } => {
+                write!(f, "update attributes of /{root}/{slug}")
+            }
+            Op::CreateRoleGroup { slug, role } => {
+                write!(f, "create group /{root}/{slug}/{role}")
+            }
             Op::CreateUser { email } => write!(f, "create user {email}"),
-            Op::AddMember { email, group, .. } => write!(f, "add {email} to {}", group.path()),
-            Op::RemoveMember { email, path, .. } => write!(f, "remove {email} from {path}"),
+            Op::AddMember { email, group, .. } => {
+                write!(f, "add {email} to /{root}/{}", group.path())
+            }
+            Op::RemoveMember { email, path, .. } => {
+                write!(f, "remove {email} from /{root}/{path}")
+            }
             Op::SetClaims { email, claims, .. } => write!(
                 f,
                 "set claims of {email}: org_memberships={} preferred_org={}",
                 claims.org_memberships_json(),
                 claims.preferred_org.as_ref().map_or("-", OrgSlug::as_str)
             ),
-            Op::DeleteGroup { path, .. } => write!(f, "delete group {path}"),
+            Op::DeleteGroup { path, .. } => write!(f, "delete group /{root}/{path}"),
             Op::MapRealmRoles { group, roles } => {
-                write!(f, "map realm roles {} to {}", names(roles), group.path())
+                write!(
+                    f,
+                    "map realm roles {} to /{root}/{}",
+                    names(roles),
+                    group.path()
+                )
             }
             Op::UnmapRealmRoles { path, roles, .. } => {
-                write!(f, "unmap realm roles {} from {path}", names(roles))
+                write!(f, "unmap realm roles {} from /{root}/{path}", names(roles))
             }
             Op::UnmapClientRoles {
                 path,
@@ -321,10 +349,17 @@ impl std::fmt::Display for Op {
                 ..
             } => write!(
                 f,
-                "unmap client roles {} of {client} from {path}",
+                "unmap client roles {} of {client} from /{root}/{path}",
                 names(roles)
             ),
         }
+    }
+}
+
+/// The plan's line under the default group root `orgs`.
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.line("orgs").fmt(f)
     }
 }
 
@@ -483,7 +518,7 @@ pub fn plan(desired: &Desired, actual: &Actual, scope: &Scope) -> Plan {
             {
                 removals.push(Op::DeleteGroup {
                     group_id: stray.id.clone(),
-                    path: format!("/orgs/{}/{}", org.slug, stray.name),
+                    path: format!("{}/{}", org.slug, stray.name),
                 });
             }
         }
@@ -496,7 +531,7 @@ pub fn plan(desired: &Desired, actual: &Actual, scope: &Scope) -> Plan {
             if !wanted.contains(g.name.as_str()) {
                 removals.push(Op::DeleteGroup {
                     group_id: g.id.clone(),
-                    path: format!("/orgs/{}", g.name),
+                    path: g.name.clone(),
                 });
             }
         }

@@ -295,3 +295,62 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
         .await;
     assert_eq!(users.as_array().unwrap().len(), 1, "one user, not two");
 }
+
+#[tokio::test]
+async fn keycloak_gone_and_back_sign_in_answers_503_then_works_and_sessions_live_on() {
+    // wizbrand's own calls to Keycloak go through a cable (KEYCLOAK_INTERNAL_URL); the
+    // browser still reaches Keycloak's public URL, as it would across a network split.
+    let keycloak: url::Url = crate::helpers::stack_var("KEYCLOAK_URL").parse().unwrap();
+    let upstream = SocketAddr::from(([127, 0, 0, 1], keycloak.port().unwrap()));
+    let cable = Cable::plug(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).await;
+    let cable_port = cable.address.port();
+    let port = free_port();
+    let app = TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+        env.insert(
+            "KEYCLOAK_INTERNAL_URL".into(),
+            format!("http://127.0.0.1:{cable_port}"),
+        );
+        // A short time-out: a cut cable is seen at once.
+        env.insert("WIZBRAND_PROBE_TIMEOUT_MS".into(), "1000".into());
+    })
+    .await;
+    let username = crate::signin::person(&app.pool, &[("acme", "ORG_USER")]).await;
+    let (_, done) = crate::signin::sign_in(&app, "/", &username).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+
+    let address = cable.unplug().await;
+    // The session made before the outage keeps working: no call to Keycloak for it.
+    let home = app.get("/").await.text().await.unwrap();
+    assert!(home.contains("Signed in as"), "{home}");
+    // A new browser cannot finish a sign-in: the code exchange needs Keycloak.
+    let stranger = TestApp {
+        address: app.address.clone(),
+        pool: app.pool.clone(),
+        database_url: app.database_url.clone(),
+        client: crate::helpers::http_client(),
+    };
+    let other = crate::signin::person(&app.pool, &[("acme", "ORG_USER")]).await;
+    let callback = crate::signin::keycloak_login(&stranger, "/", &other).await;
+    let refused = stranger.client.get(&callback).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("identity provider (Keycloak)")
+    );
+
+    // Keycloak reachable again: the same person signs in.
+    let _cable = Cable::plug(address, upstream).await;
+    let callback = crate::signin::keycloak_login(&stranger, "/", &other).await;
+    let signed_in = stranger.client.get(&callback).send().await.unwrap();
+    assert_eq!(signed_in.status(), StatusCode::FOUND);
+    let home = stranger.get("/").await.text().await.unwrap();
+    assert!(home.contains(&format!("{other}@example.com")), "{home}");
+}

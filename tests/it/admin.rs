@@ -67,6 +67,8 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
         env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
         env.insert("WIZBRAND_SYNC_ENABLED".into(), "true".into());
         env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), root.clone());
+        // No full run on the clock during the test: the runs here are the ones it asks for.
+        env.insert("WIZBRAND_SYNC_CRON".into(), "0 0 0 1 1 *".into());
     })
     .await;
     let _traefik = TestTraefik::start_on(traefik_port, &app.address).await;
@@ -152,33 +154,36 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
     let id = user["id"].as_str().unwrap().to_owned();
     let actions = user["requiredActions"].to_string();
     assert!(actions.contains("UPDATE_PASSWORD"), "{actions}");
-    // A hand-made change in Keycloak: the sync page shows what would change now (the
-    // role group put back), "sync now" repairs it and reports, and then nothing is left.
-    let role_group = admin
-        .find_group(&format!("/{root}/gamma/ORG_MANAGER"))
-        .await
-        .unwrap();
+    // A hand-made change in Keycloak: a stray group under the root. Only a full run
+    // removes it (the runs that changes trigger are scoped to their org, and the cron is
+    // set a year away), so the sync page's dry run must list it, "sync now" removes it
+    // and reports, and then nothing is left.
+    let root_group = admin.find_group(&format!("/{root}")).await.unwrap();
     admin
         .send(
-            Method::DELETE,
-            &format!("/groups/{}", role_group["id"].as_str().unwrap()),
-            None,
+            Method::POST,
+            &format!("/groups/{}/children", root_group["id"].as_str().unwrap()),
+            Some(json!({"name": "ghost"})),
         )
         .await;
     // A run the scheduler started may hold the lock: the page then says so; ask again.
-    let dry_run = |wanted: &'static str| {
+    let dry_run = |wanted: String| {
         let browser = &browser;
         let public = public.clone();
-        eventually(wanted, Duration::from_secs(60), move || {
-            let public = public.clone();
-            async move {
-                browser.goto(&format!("{public}/admin/sync?plan=1")).await;
-                let text = browser.text().await;
-                text.contains(wanted).then_some(text)
-            }
-        })
+        async move {
+            eventually(&wanted.clone(), Duration::from_secs(60), || {
+                let public = public.clone();
+                let wanted = wanted.clone();
+                async move {
+                    browser.goto(&format!("{public}/admin/sync?plan=1")).await;
+                    let text = browser.text().await;
+                    text.contains(&wanted).then_some(text)
+                }
+            })
+            .await
+        }
     };
-    let plan = dry_run("gamma/ORG_MANAGER").await;
+    let plan = dry_run(format!("delete group /{root}/ghost")).await;
     assert!(plan.contains("What would change now"), "{plan}");
     browser.click("#sync-now").await;
     // The page waits up to 20 s for the run; a slower one is reported as still running.
@@ -193,13 +198,8 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
         "{flash}"
     );
     browser.screenshot("sync").await;
-    dry_run("Nothing: Keycloak matches Postgres.").await;
-    assert!(
-        admin
-            .find_group(&format!("/{root}/gamma/ORG_MANAGER"))
-            .await
-            .is_some()
-    );
+    dry_run("Nothing: Keycloak matches Postgres.".to_owned()).await;
+    assert!(admin.find_group(&format!("/{root}/ghost")).await.is_none());
 
     // What the emailed links would do (no mail server here): a temporary password
     // (Keycloak asks for a new one at sign-in) and the email confirmed.

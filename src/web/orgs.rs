@@ -11,6 +11,7 @@ use crate::db::sessions::UserOrgRow;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::public_path;
 use crate::web::page::escape;
+use crate::web::page::html_err;
 use crate::web::rd::safe_redirect;
 use crate::web::session::{self, SignedIn};
 use crate::web::signin::{html, logout_form, redirect};
@@ -63,10 +64,6 @@ struct SelectForm {
     rd: Option<String>,
 }
 
-fn internal(e: impl Into<anyhow::Error>) -> SurfacedError {
-    AppError::Internal(e.into()).html()
-}
-
 /// Not signed in: sign in first, then come back here.
 fn sign_in_first(config: &Config, rd: Option<&str>) -> HttpResponse {
     let mut back = url::Url::parse(&public_path(&config.public_url, "/orgs/select"))
@@ -89,7 +86,7 @@ async fn choose(
 ) -> Result<HttpResponse, SurfacedError> {
     crate::db::sessions::set_preferred_org(pool, &user.sub, user.email.as_deref(), org.id)
         .await
-        .map_err(internal)?;
+        .map_err(html_err)?;
     user.org = Some(org.slug.clone());
     session::store(session, &user).map_err(AppError::html)?;
     Ok(redirect(StatusCode::SEE_OTHER, rd))
@@ -113,7 +110,7 @@ async fn select_page(
     );
     let orgs = crate::db::sessions::user_orgs(&pool, &user.sub, user.email.as_deref())
         .await
-        .map_err(internal)?;
+        .map_err(html_err)?;
     match selection(&orgs) {
         Selection::NoOrgs => Ok(html(
             StatusCode::OK,
@@ -185,7 +182,7 @@ async fn select_submit(
     );
     let orgs = crate::db::sessions::user_orgs(&pool, &user.sub, user.email.as_deref())
         .await
-        .map_err(internal)?;
+        .map_err(html_err)?;
     let slug = form.org.as_deref().unwrap_or_default();
     let Some(org) = pick(&orgs, slug) else {
         return Err(AppError::Forbidden(format!(

@@ -8,6 +8,13 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, get, web};
 
 use crate::config::Config;
+use crate::error::{AppError, SurfacedError};
+
+/// Any error a page meets, answered as an HTML page (the twin of `api::problem`).
+/// `sqlx` errors go through `AppError`'s mapping: a lost database is a 503.
+pub fn html_err(e: impl Into<AppError>) -> SurfacedError {
+    e.into().html()
+}
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {

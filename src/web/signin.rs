@@ -13,6 +13,7 @@ use crate::db::sessions::RevocationRow;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
+use crate::web::page::html_err;
 use crate::web::page::{escape, frame};
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::REFRESH_MARGIN;
@@ -41,10 +42,6 @@ pub fn html(status: actix_web::http::StatusCode, title: &str, body: &str) -> Htt
 
 fn bad_request(detail: &str) -> SurfacedError {
     AppError::BadRequest(detail.to_owned()).html()
-}
-
-fn internal(e: impl Into<anyhow::Error>) -> SurfacedError {
-    AppError::Internal(e.into()).html()
 }
 
 fn rd_of(config: &Config, rd: Option<&str>) -> String {
@@ -81,7 +78,7 @@ async fn login(
         Ok((url, pending)) => {
             session
                 .insert(LOGIN_KEY, &pending)
-                .map_err(|e| internal(anyhow::anyhow!("session insert: {e}")))?;
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("session insert: {e}")).html())?;
             Ok(redirect(actix_web::http::StatusCode::FOUND, url.as_str()))
         }
         Err(e) => {
@@ -198,11 +195,11 @@ async fn callback(
     if let Some(email) = email.as_deref() {
         crate::db::sessions::link_keycloak_id(&pool, &claims.sub, email)
             .await
-            .map_err(internal)?;
+            .map_err(html_err)?;
     }
     let orgs = crate::db::sessions::user_orgs(&pool, &claims.sub, email.as_deref())
         .await
-        .map_err(internal)?;
+        .map_err(html_err)?;
     let org = crate::web::orgs::initial_org(&orgs, claims.preferred_org.as_deref());
     let admin = verifier
         .verify(&tokens.access_token)
@@ -239,7 +236,7 @@ async fn callback(
             },
         )
         .await
-        .map_err(internal)?;
+        .map_err(html_err)?;
     }
     // No fixation: whatever the browser had before, the signed-in session is new.
     session.clear();

@@ -11,8 +11,9 @@ use super::{Layout, Viewer, render};
 use crate::db::apps::App;
 use crate::db::orgs::Org;
 use crate::domain::Role;
-use crate::error::{AppError, SurfacedError};
+use crate::error::SurfacedError;
 use crate::policy::{self, OrgAccess};
+use crate::web::page::html_err;
 
 /// The app's address for an org: its host pattern with the org's slug, on the public
 /// URL's scheme and port (Traefik serves every host on one entry point).
@@ -66,7 +67,7 @@ struct AppsPage {
 async fn registry(viewer: Viewer, pool: web::Data<PgPool>) -> Result<HttpResponse, SurfacedError> {
     let (apps, _) = crate::db::apps::list(&pool, 1000, 0)
         .await
-        .map_err(|e| AppError::from(e).html())?;
+        .map_err(html_err)?;
     render(
         StatusCode::OK,
         &AppsPage {

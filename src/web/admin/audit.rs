@@ -9,7 +9,8 @@ use sqlx::PgPool;
 
 use super::{Layout, PAGE_SIZE, Pager, Viewer, page_number, render};
 use crate::db::audit::{AuditFilter, AuditRow};
-use crate::error::{AppError, SurfacedError};
+use crate::error::SurfacedError;
+use crate::web::page::html_err;
 
 #[derive(Deserialize)]
 struct AuditQuery {
@@ -48,7 +49,7 @@ async fn log(
     let page = page_number(q.page.as_deref());
     let (rows, total) = crate::db::audit::search(&pool, &filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)
         .await
-        .map_err(|e| AppError::from(e).html())?;
+        .map_err(html_err)?;
     let base = format!(
         "/admin/audit?{}&",
         url::form_urlencoded::Serializer::new(String::new())

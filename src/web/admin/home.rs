@@ -7,7 +7,8 @@ use sqlx::PgPool;
 
 use super::{Layout, render};
 use crate::db::sessions::UserOrgRow;
-use crate::error::{AppError, SurfacedError};
+use crate::error::SurfacedError;
+use crate::web::page::html_err;
 use crate::web::session;
 
 #[derive(Template)]
@@ -23,7 +24,7 @@ async fn home(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse,
     let orgs = match &user {
         Some(user) => crate::db::sessions::user_orgs(&pool, &user.sub, user.email.as_deref())
             .await
-            .map_err(|e| AppError::from(e).html())?,
+            .map_err(html_err)?,
         None => Vec::new(),
     };
     let flash = user.as_ref().and_then(|_| super::take_flash(&req));

@@ -1,17 +1,15 @@
 //! Member changes from the org page: add by email with roles, change roles, remove.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, post, web};
+use actix_web::{HttpRequest, post, web};
 use sqlx::PgPool;
 
 use super::form::Fields;
 use super::orgs::org_page;
-use super::{Posted, done, error_page};
+use super::{PageResult, Posted, done, error_page};
 use crate::config::Config;
 use crate::domain::{Email, Role};
-use crate::error::{AppError, SurfacedError};
-
-type PageResult = Result<HttpResponse, SurfacedError>;
+use crate::error::AppError;
 
 /// The add-member form as typed, with what is wrong next to each field.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

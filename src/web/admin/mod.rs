@@ -26,6 +26,9 @@ use crate::web::session::{self, SignedIn};
 
 const FLASH_KEY: &str = "flash";
 
+/// What an admin page handler answers.
+pub type PageResult = Result<HttpResponse, SurfacedError>;
+
 /// A one-time message shown on the next page.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Flash {

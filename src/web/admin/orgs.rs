@@ -9,21 +9,18 @@ use sqlx::PgPool;
 
 use super::form::Fields;
 use super::members::AddForm;
-use super::{Layout, PAGE_SIZE, Pager, Posted, Viewer, done, error_page, page_number, render};
+use super::{
+    Layout, PAGE_SIZE, PageResult, Pager, Posted, Viewer, done, error_page, page_number, render,
+};
 use crate::config::Config;
 use crate::db;
 use crate::db::orgs::Org;
 use crate::domain::{OrgSlug, Role};
-use crate::error::{AppError, SurfacedError};
+use crate::error::AppError;
 use crate::manage::orgs::{OrgCreate, OrgPatch, check_name, normalise_features};
 use crate::manage::{authorized_org, parse_roles};
 use crate::policy::{self, OrgAction, Verdict};
-
-type PageResult = Result<HttpResponse, SurfacedError>;
-
-fn html_err(e: impl Into<AppError>) -> SurfacedError {
-    e.into().html()
-}
+use crate::web::page::html_err;
 
 #[derive(Deserialize)]
 struct ListQuery {

@@ -4,22 +4,21 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, get, post, web};
 use askama::Template;
 use serde::Deserialize;
 use sqlx::PgPool;
 
-use super::{Layout, Posted, Viewer, done, error_page, render};
+use super::{Layout, PageResult, Posted, Viewer, done, error_page, render};
 use crate::config::Config;
 use crate::db::sync_state::SyncRunRow;
-use crate::error::{AppError, SurfacedError};
+use crate::error::AppError;
 use crate::keycloak::directory::KeycloakDirectory;
 use crate::policy;
 use crate::sync::plan::Scope;
 use crate::sync::scheduler::SyncHandle;
 use crate::sync::{RunOptions, Trigger};
-
-type PageResult = Result<HttpResponse, SurfacedError>;
+use crate::web::page::html_err;
 
 /// How long "sync now" waits for its run before saying it is still going.
 const WAIT_FOR_RUN: Duration = Duration::from_secs(20);
@@ -95,7 +94,7 @@ async fn page(
     };
     let runs = crate::db::sync_state::recent_runs(&pool, 20)
         .await
-        .map_err(|e| AppError::from(e).html())?;
+        .map_err(html_err)?;
     let schedule = if handle.is_some() {
         format!("on changes, and on the schedule {}", config.sync_cron)
     } else {
@@ -140,9 +139,7 @@ async fn sync_now(
             .await
             .map(|runs| runs.into_iter().next())
     };
-    let before = latest(pool.clone())
-        .await
-        .map_err(|e| AppError::from(e).html())?;
+    let before = latest(pool.clone()).await.map_err(html_err)?;
     let before = before.map(|r| r.id).unwrap_or(0);
     match crate::manage::sync::request(&pool, &viewer.user.principal(), handle.as_ref().as_ref())
         .await

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sync benchmark against the real Keycloak of the dev stack (run by hand):
-#   bench/sync.sh [ORGS] [USERS]     (defaults 1000 and 10000; WIZBRAND_BENCH_PEER=0: no peer)
+#   bench/sync.sh [ORGS] [USERS]     (defaults 1000 and 10000; WIZBRAND_BENCH_PEER=0: no peer;
+#                                     WIZBRAND_BENCH_KEEP=1: leave the seeded state for more runs)
 # Seeds a database of its own, then measures: the first full sync, two no-op syncs, one
 # membership change in Postgres until a fresh token carries it (through a running
 # `wizbrand serve` and its change trigger), and a naive one-call-at-a-time replay of the
@@ -18,11 +19,21 @@ BENCH_DB="${WIZBRAND_STACK_PG_ADMIN_URL%/postgres}/wizbrand_bench"
 export DATABASE_URL="$BENCH_DB" WIZBRAND_SYNC_GROUP_ROOT="$BENCH_ROOT" WIZBRAND_PUBLIC_URL=http://auth.wizbrand.localhost:8000 \
   WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" \
   RUST_LOG=warn
-trap 'python3 "$ROOT/bench/kc.py" cleanup "$BENCH_ROOT" "$SUFFIX"; [[ -n "${SERVE_PID:-}" ]] && kill "$SERVE_PID" 2>/dev/null || true' EXIT
+cleanup() {
+  [[ -n "${SERVE_PID:-}" ]] && kill "$SERVE_PID" 2>/dev/null
+  if [[ "${WIZBRAND_BENCH_KEEP:-0}" == 1 ]]; then
+    echo "kept: DATABASE_URL=$BENCH_DB WIZBRAND_SYNC_GROUP_ROOT=$BENCH_ROOT; remove with: bench/kc.py cleanup $BENCH_ROOT $SUFFIX"
+  else
+    python3 "$ROOT/bench/kc.py" cleanup "$BENCH_ROOT" "$SUFFIX"
+  fi
+}
+trap cleanup EXIT
 
-# A debug build: the run is bound by Keycloak's answers, not by wizbrand's CPU.
-(cd "$ROOT" && cargo build --quiet --bin wizbrand)
-BIN="$CARGO_TARGET_DIR/debug/wizbrand"
+# The release build that production runs: the bench shares 2 cores with Keycloak, so a
+# debug build's CPU would be taken from Keycloak's.
+echo "building the release binary (first time: several minutes)"
+(cd "$ROOT" && CARGO_TARGET_DIR="$HOME/.cache/wizbrand/target-bench" cargo build --release --quiet --bin wizbrand)
+BIN="$HOME/.cache/wizbrand/target-bench/release/wizbrand"
 psql "$WIZBRAND_STACK_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS wizbrand_bench" -c "CREATE DATABASE wizbrand_bench"
 "$BIN" migrate >/dev/null
 psql "$BENCH_DB" -q <<SQL
@@ -37,7 +48,17 @@ INSERT INTO memberships (org_id, user_id, roles)
 SQL
 echo "seeded $ORGS orgs, $USERS users"
 
-run() { local t0=$SECONDS; "$BIN" sync 2>/dev/null | grep -E '^run |^Keycloak (calls|seconds)'; echo "  wall: $((SECONDS - t0))s"; }
+# wizbrand's own CPU is printed beside the wall time (rusage of the child, stdlib only).
+run() {
+  python3 - "$BIN" <<'PY' | grep -E '^run |^Keycloak (calls|seconds)|^  wall'
+import resource, subprocess, sys, time
+t0 = time.time()
+out = subprocess.run([sys.argv[1], "sync"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(out, end="")
+print(f"  wall: {time.time() - t0:.1f}s, wizbrand's own CPU: {ru.ru_utime:.1f}s user + {ru.ru_stime:.1f}s system")
+PY
+}
 echo "== first full sync"; run
 echo "== no-op sync (right after the first: Keycloak reloads the users the first sync wrote)"; run
 echo "== no-op sync again (Keycloak's caches warm)"; run

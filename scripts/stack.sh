@@ -33,6 +33,12 @@ PG_SUPERUSER=wizbrand
 PG_PASSWORD=wizbrand
 KC_ADMIN=admin
 KC_ADMIN_PASSWORD=admin
+# Keycloak keeps its data in the stack's Postgres, in a database of its own owned by a
+# login role of its own (not the superuser), as in production; dev mode's embedded H2
+# serialised the sync's reads and has closed itself under load.
+KC_DB=keycloak
+KC_DB_USER=keycloak
+KC_DB_PASSWORD=keycloak
 
 say() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -127,9 +133,20 @@ pg_up() {
       start >/dev/null 9>&- || die "postgres did not start; its log: $log"
   fi
   wait_for postgres 60 "$log" "$bin/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
-  if ! PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres -Atc \
-      "SELECT 1 FROM pg_database WHERE datname = 'wizbrand'" | grep -q 1; then
-    PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres -qc "CREATE DATABASE wizbrand" >/dev/null
+  pg_ensure_db wizbrand "$PG_SUPERUSER"
+  pg_ensure_db "$KC_DB" "$KC_DB_USER" "$KC_DB_PASSWORD"
+}
+
+# pg_ensure_db NAME OWNER [PASSWORD]: the database, and its owner as a login role when a
+# password is given (a role of its own, not the superuser).
+pg_ensure_db() {
+  local name="$1" owner="$2" password="${3:-}"
+  local q=(env PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres -qAt)
+  if [[ -n "$password" ]] && ! "${q[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname = '$owner'" | grep -q 1; then
+    "${q[@]}" -c "CREATE ROLE $owner LOGIN PASSWORD '$password'" >/dev/null
+  fi
+  if ! "${q[@]}" -c "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    "${q[@]}" -c "CREATE DATABASE $name OWNER $owner" >/dev/null
   fi
 }
 
@@ -186,9 +203,12 @@ kc_up() {
     say "keycloak: starting $KEYCLOAK_VERSION on http://localhost:$KC_PORT with $(basename "$java_home")"
     JAVA_HOME="$java_home" PATH="$java_home/bin:$PATH" \
     KC_BOOTSTRAP_ADMIN_USERNAME="$KC_ADMIN" KC_BOOTSTRAP_ADMIN_PASSWORD="$KC_ADMIN_PASSWORD" \
+    KC_DB_PASSWORD="$KC_DB_PASSWORD" \
       start_bg keycloak "$LOGS/keycloak.log" "$home/bin/kc.sh" start-dev \
         --http-port "$KC_PORT" --http-management-port "$KC_MGMT_PORT" --health-enabled=true \
         --hostname="http://localhost:$KC_PORT" --import-realm \
+        --db=postgres --db-url-host=127.0.0.1 --db-url-port="$PG_PORT" --db-url-database="$KC_DB" \
+        --db-username="$KC_DB_USER" \
         --features-disabled=identity-brokering-api,twitter-broker
   fi
   wait_for keycloak 300 "$LOGS/keycloak.log" kc_ready

@@ -70,6 +70,8 @@ pub struct GroupInfo {
     /// Role mappings, as full group representations carry them (names only).
     pub realm_roles: BTreeSet<String>,
     pub client_roles: BTreeMap<String, BTreeSet<String>>,
+    /// How many child groups it has, where the listing said.
+    pub sub_group_count: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +86,15 @@ pub struct UserInfo {
 pub trait Directory {
     async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError>;
     async fn child_groups(&self, parent_id: &str) -> Result<Vec<GroupInfo>, DirectoryError>;
+    /// The groups named one of `names` two levels below the top group `root_id`, by the
+    /// id of their parent: one exact-name search per name instead of a child listing
+    /// per parent. A search may come back short, so callers compare with the parents'
+    /// `sub_group_count`.
+    async fn grandchildren_named(
+        &self,
+        root_id: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, Vec<GroupInfo>>, DirectoryError>;
     async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError>;
     async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserInfo>, DirectoryError>;
@@ -143,6 +154,8 @@ pub trait Directory {
 }
 
 const PAGE: i32 = 500;
+/// The most matches one group search asks for; past it, callers fall back to listings.
+const SEARCH_MAX: i32 = 100_000;
 const ATTEMPTS: u32 = 4;
 
 pub struct KeycloakDirectory {
@@ -229,6 +242,7 @@ fn group_info(g: GroupRepresentation) -> GroupInfo {
             .into_iter()
             .map(|(client, roles)| (client, roles.into_iter().collect()))
             .collect(),
+        sub_group_count: g.sub_group_count.and_then(|n| u64::try_from(n).ok()),
         id: g.id.unwrap_or_default(),
         name: g.name.unwrap_or_default(),
     }
@@ -372,12 +386,58 @@ impl Directory for KeycloakDirectory {
                     Some(first),
                     Some(PAGE),
                     None,
-                    None,
+                    Some(true),
                 )
             },
             group_info,
         )
         .await
+    }
+
+    async fn grandchildren_named(
+        &self,
+        root_id: &str,
+        names: &[&str],
+    ) -> Result<HashMap<String, Vec<GroupInfo>>, DirectoryError> {
+        let searches = names.iter().map(|name| {
+            self.call("read:group_search", move || {
+                self.admin.realm_groups_get(
+                    &self.realm,
+                    Some(false),
+                    Some(true),
+                    Some(0),
+                    Some(SEARCH_MAX),
+                    Some(true),
+                    None,
+                    Some((*name).to_owned()),
+                    Some(true),
+                )
+            })
+        });
+        let mut by_parent: HashMap<String, Vec<GroupInfo>> = HashMap::new();
+        for found in join_all(searches).await {
+            // The answer is the matches' hierarchy from the top: top group, its child,
+            // the match.
+            for top in found? {
+                if top.id.as_deref() != Some(root_id) {
+                    continue;
+                }
+                for parent in top.sub_groups.unwrap_or_default() {
+                    let Some(parent_id) = parent.id.clone() else {
+                        continue;
+                    };
+                    for child in parent.sub_groups.unwrap_or_default() {
+                        if child.name.as_deref().is_some_and(|n| names.contains(&n)) {
+                            by_parent
+                                .entry(parent_id.clone())
+                                .or_default()
+                                .push(group_info(child));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(by_parent)
     }
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError> {

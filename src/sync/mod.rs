@@ -18,7 +18,7 @@ use sqlx::PgPool;
 
 use crate::db::sync_state::{self, RunCounts};
 use crate::domain::{Email, OrgSlug, Role};
-use crate::keycloak::directory::{Directory, DirectoryError};
+use crate::keycloak::directory::{Directory, DirectoryError, GroupInfo, UserInfo};
 use plan::{
     Actual, ActualGroup, ActualUser, Desired, DesiredClaims, DesiredOrg, GroupRef, Op, OpKind,
     Plan, Scope, UserRef,
@@ -332,11 +332,22 @@ async fn read_actual<D: Directory>(
     desired: &Desired,
     scope: &Scope,
 ) -> Result<Actual, SyncError> {
+    // A full run finds every org's role groups with one search per role, and lists an
+    // org's children itself only when the search did not account for all of them.
+    let mut role_groups: HashMap<String, Vec<GroupInfo>> = HashMap::new();
     let groups = if root.is_empty() {
         vec![]
     } else {
         match scope {
-            Scope::All => directory.child_groups(root).await?,
+            Scope::All => {
+                let names = Role::ALL.map(Role::as_str);
+                let (groups, found) = tokio::join!(
+                    directory.child_groups(root),
+                    directory.grandchildren_named(root, &names)
+                );
+                role_groups = found?;
+                groups?
+            }
             Scope::Orgs(slugs) => {
                 let mut found = Vec::new();
                 for slug in slugs {
@@ -355,7 +366,9 @@ async fn read_actual<D: Directory>(
     let mut member_users: HashMap<String, ActualUser> = HashMap::new();
     let mut reads = Vec::with_capacity(groups.len());
     for g in groups {
-        reads.push(read_org_group(directory, g));
+        let found = role_groups.remove(&g.id).unwrap_or_default();
+        let known = (Some(found.len() as u64) == g.sub_group_count).then_some(found);
+        reads.push(read_org_group(directory, g, known));
     }
     // In a full run the realm's users are read alongside the groups.
     let everyone = async {
@@ -407,16 +420,22 @@ async fn read_actual<D: Directory>(
 }
 
 /// One org group with its role groups and all their members (the directory bounds
-/// how many of these calls run at once).
+/// how many of these calls run at once). `children`: the org's child groups when
+/// already known, else they are listed.
 async fn read_org_group<D: Directory>(
     directory: &D,
-    g: crate::keycloak::directory::GroupInfo,
-) -> Result<(ActualGroup, Vec<crate::keycloak::directory::UserInfo>), DirectoryError> {
+    g: GroupInfo,
+    children: Option<Vec<GroupInfo>>,
+) -> Result<(ActualGroup, Vec<UserInfo>), DirectoryError> {
     let mut seen = Vec::new();
     let members = directory.group_members(&g.id).await?;
     seen.extend(members.iter().cloned());
+    let listed = match children {
+        Some(known) => known,
+        None => directory.child_groups(&g.id).await?,
+    };
     let mut children = Vec::new();
-    for child in directory.child_groups(&g.id).await? {
+    for child in listed {
         let child_members = directory.group_members(&child.id).await?;
         seen.extend(child_members.iter().cloned());
         children.push(ActualGroup {
@@ -443,8 +462,8 @@ async fn read_org_group<D: Directory>(
     ))
 }
 
-impl From<crate::keycloak::directory::UserInfo> for ActualUser {
-    fn from(u: crate::keycloak::directory::UserInfo) -> Self {
+impl From<UserInfo> for ActualUser {
+    fn from(u: UserInfo) -> Self {
         ActualUser {
             id: u.id,
             email: u.email,

@@ -275,6 +275,19 @@ async fn hand_made_drift_is_repaired_and_a_second_run_writes_nothing() {
         ("succeeded", 0, 0, 0)
     );
     assert!(row.4 > 0);
+    // Role groups come from one search per role, not a child listing per org.
+    assert_eq!(
+        second.calls.get("read:child_groups"),
+        Some(&1),
+        "{:?}",
+        second.calls
+    );
+    assert_eq!(
+        second.calls.get("read:group_search"),
+        Some(&3),
+        "{:?}",
+        second.calls
+    );
 
     // Drift, by hand in Keycloak.
     let bob = w.admin.user_by_email(&w.email("bob")).await.unwrap();
@@ -306,8 +319,32 @@ async fn hand_made_drift_is_repaired_and_a_second_run_writes_nothing() {
         )
         .await;
 
+    // A child group no search looks for, with a member: only a listing of acme's
+    // children finds it.
+    w.admin
+        .send(
+            Method::POST,
+            &format!("/groups/{acme_id}/children"),
+            Some(json!({"name": "intruders"})),
+        )
+        .await;
+    let intruders = w.admin.group_id(&w.path("/acme/intruders")).await;
+    w.admin
+        .send(
+            Method::PUT,
+            &format!("/users/{bob_id}/groups/{intruders}"),
+            None,
+        )
+        .await;
+
     let repair = w.sync().await;
     assert_clean(&repair);
+    assert!(
+        w.admin
+            .find_group(&w.path("/acme/intruders"))
+            .await
+            .is_none()
+    );
     assert_eq!(
         w.admin.member_emails(&w.path("/acme/ORG_ADMIN")).await,
         [w.email("ann")]

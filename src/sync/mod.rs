@@ -332,8 +332,9 @@ async fn read_actual<D: Directory>(
     desired: &Desired,
     scope: &Scope,
 ) -> Result<Actual, SyncError> {
-    // A full run finds every org's role groups with one search per role, and lists an
-    // org's children itself only when the search did not account for all of them.
+    // A full run finds every org's role groups with one search per role name, and
+    // lists an org's children only when the search did not account for all of them
+    // (a stray child group, or a search cut short).
     let mut role_groups: HashMap<String, Vec<GroupInfo>> = HashMap::new();
     let groups = if root.is_empty() {
         vec![]
@@ -341,11 +342,22 @@ async fn read_actual<D: Directory>(
         match scope {
             Scope::All => {
                 let names = Role::ALL.map(Role::as_str);
-                let (groups, found) = tokio::join!(
-                    directory.child_groups(root),
-                    directory.grandchildren_named(root, &names)
-                );
-                role_groups = found?;
+                let (groups, found) =
+                    tokio::join!(directory.child_groups(root), directory.groups_named(&names));
+                // Only a shortcut: when the search fails (it grows with every role group
+                // in the realm), each org's children are listed instead.
+                match found {
+                    Ok(found) => {
+                        for g in found {
+                            if let Some(parent) = g.parent_id.clone() {
+                                role_groups.entry(parent).or_default().push(g);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "role group search failed; listing each org's children")
+                    }
+                }
                 groups?
             }
             Scope::Orgs(slugs) => {

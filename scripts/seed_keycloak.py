@@ -104,6 +104,26 @@ def ensure_org_roles(admin: Admin) -> None:
             print(f"realm role {name}: description updated")
 
 
+def ensure_admin_event_log(admin: Admin) -> None:
+    """The sync trusts Keycloak's admin event log between full reads: the log on (without
+    representations), and the sync's service account allowed to read it (view-events)."""
+    events = admin.call("GET", "/events/config")
+    if not events.get("adminEventsEnabled") or events.get("adminEventsDetailsEnabled"):
+        admin.call("PUT", "/events/config",
+                   {**events, "adminEventsEnabled": True, "adminEventsDetailsEnabled": False})
+        print("realm: admin events recorded (without representations)")
+    sync = admin.call("GET", "/clients?clientId=wizbrand-sync")
+    management = admin.call("GET", "/clients?clientId=realm-management")
+    if not sync or not management:
+        fail("client wizbrand-sync or realm-management is missing; was the realm imported from keycloak-realm/?")
+    account = admin.call("GET", f"/clients/{sync[0]['id']}/service-account-user")
+    mapped = admin.call("GET", f"/users/{account['id']}/role-mappings/clients/{management[0]['id']}")
+    if not any(r["name"] == "view-events" for r in mapped):
+        role = admin.call("GET", f"/clients/{management[0]['id']}/roles/view-events")
+        admin.call("POST", f"/users/{account['id']}/role-mappings/clients/{management[0]['id']}", [role])
+        print("service account of wizbrand-sync: view-events granted")
+
+
 def ensure_client(admin: Admin, client_id: str, secret: str, scopes: list) -> None:
     rep = {
         "clientId": client_id,
@@ -198,6 +218,7 @@ def main() -> None:
         print("realm: refresh tokens are single-use (revokeRefreshToken)")
 
     ensure_org_roles(admin)
+    ensure_admin_event_log(admin)
     for client_id, spec in TEST_CLIENTS.items():
         ensure_client(admin, client_id, spec["secret"], spec["scopes"])
     for name in DEMO_USERS:

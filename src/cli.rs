@@ -33,6 +33,9 @@ pub enum Command {
         /// Print the plan without applying it.
         #[arg(long)]
         dry_run: bool,
+        /// Read every group even when Keycloak's admin event log shows no change.
+        #[arg(long)]
+        full_read: bool,
     },
 }
 
@@ -50,7 +53,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,
         Command::Check => return crate::check::run(&config).await,
-        Command::Sync { org, dry_run } => sync_once(config, org, dry_run).await,
+        Command::Sync {
+            org,
+            dry_run,
+            full_read,
+        } => sync_once(config, org, dry_run, full_read).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,7 +82,12 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sync_once(config: Config, org: Option<String>, dry_run: bool) -> anyhow::Result<()> {
+async fn sync_once(
+    config: Config,
+    org: Option<String>,
+    dry_run: bool,
+    full_read: bool,
+) -> anyhow::Result<()> {
     use std::io::Write;
 
     use crate::sync::plan::Scope;
@@ -95,6 +107,11 @@ async fn sync_once(config: Config, org: Option<String>, dry_run: bool) -> anyhow
         trigger: crate::sync::Trigger::Cli,
         dry_run,
         root: config.sync_group_root.clone(),
+        full_read_every: if full_read {
+            None
+        } else {
+            config.sync_full_read_every
+        },
     };
     let progress = |done: usize, total: usize| {
         let width = 30;
@@ -111,7 +128,13 @@ async fn sync_once(config: Config, org: Option<String>, dry_run: bool) -> anyhow
     };
     let report = crate::sync::run(&pool, &directory, &options, &progress).await?;
     let mut out = std::io::stdout().lock();
-    if report.plan.is_empty() {
+    if report.checked_by == Some("events") {
+        writeln!(
+            out,
+            "plan: nothing to do (Postgres unchanged, and Keycloak's admin event log shows no \
+             change by anyone else since the last verified run; --full-read reads every group)"
+        )?;
+    } else if report.plan.is_empty() {
         writeln!(out, "plan: nothing to do")?;
     } else {
         writeln!(

@@ -86,6 +86,9 @@ pub struct Config {
     pub sync_enabled: bool,
     /// At most this many Keycloak admin calls at once.
     pub sync_concurrency: usize,
+    /// A full sync reads every group at least this often; in between it may trust
+    /// Keycloak's admin event log (`None`: always read).
+    pub sync_full_read_every: Option<Duration>,
     /// Sign-in requests (`/login`, `/auth/callback`) per minute per client address; 0: no limit.
     pub signin_rate_per_minute: u32,
     /// The top-level Keycloak group that holds one group per org (`orgs`).
@@ -284,6 +287,10 @@ impl Config {
             sync_cron,
             sync_enabled: r.parse("WIZBRAND_SYNC_ENABLED", "true")?,
             sync_concurrency: r.parse("WIZBRAND_SYNC_CONCURRENCY", "8")?,
+            sync_full_read_every: match r.parse::<u64>("WIZBRAND_SYNC_FULL_READ_SECONDS", "3600")? {
+                0 => None,
+                seconds => Some(Duration::from_secs(seconds)),
+            },
             signin_rate_per_minute: r.parse("WIZBRAND_SIGNIN_RATE_PER_MINUTE", "30")?,
             sync_group_root: {
                 let root = r.or("WIZBRAND_SYNC_GROUP_ROOT", "orgs");

@@ -56,6 +56,7 @@ impl Application {
                     SyncSettings {
                         cron: config.sync_cron.clone(),
                         root: config.sync_group_root.clone(),
+                        full_read_every: config.sync_full_read_every,
                     },
                 )
                 .await?,

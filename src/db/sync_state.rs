@@ -122,6 +122,57 @@ pub async fn finish_run(
     .map(|_| ())
 }
 
+/// What the newest run before this one verified, when it may vouch for Keycloak now:
+/// it was a full run that succeeded without a failed operation, and no other run
+/// (a scoped one, or one killed half-way) has written since.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VerifiedRun {
+    pub desired_digest: String,
+    pub checked_from: chrono::DateTime<chrono::Utc>,
+    /// How many things in Keycloak matched Postgres after it.
+    pub in_step: i32,
+    /// When the newest full read began.
+    pub last_read_from: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn last_verified(
+    pool: &PgPool,
+    before_run: i64,
+) -> Result<Option<VerifiedRun>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH latest AS ( \
+             SELECT * FROM sync_runs WHERE id < $1 AND NOT dry_run AND status <> 'skipped' \
+             ORDER BY id DESC LIMIT 1) \
+         SELECT desired_digest, checked_from, unchanged + created + updated AS in_step, \
+             (SELECT max(checked_from) FROM sync_runs WHERE checked_by = 'read' AND id < $1) \
+                 AS last_read_from \
+         FROM latest WHERE status = 'succeeded' AND scope IS NULL AND failed = 0 \
+             AND desired_digest IS NOT NULL AND checked_from IS NOT NULL",
+    )
+    .bind(before_run)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn record_check(
+    pool: &PgPool,
+    id: i64,
+    desired_digest: &str,
+    checked_by: &str,
+    checked_from: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sync_runs SET desired_digest = $2, checked_by = $3, checked_from = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(desired_digest)
+    .bind(checked_by)
+    .bind(checked_from)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct SyncRunRow {
     pub id: i64,
@@ -137,12 +188,13 @@ pub struct SyncRunRow {
     pub unchanged: i32,
     pub failed: i32,
     pub errors: serde_json::Value,
+    pub checked_by: Option<String>,
 }
 
 pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<SyncRunRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, trigger, scope, dry_run, status, started_at, finished_at, created, updated, \
-         deleted, unchanged, failed, errors FROM sync_runs ORDER BY id DESC LIMIT $1",
+         deleted, unchanged, failed, errors, checked_by FROM sync_runs ORDER BY id DESC LIMIT $1",
     )
     .bind(limit)
     .fetch_all(pool)
@@ -178,7 +230,7 @@ pub async fn runs_page(
 ) -> Result<(Vec<SyncRunRow>, i64), sqlx::Error> {
     let rows = sqlx::query_as(
         "SELECT id, trigger, scope, dry_run, status, started_at, finished_at, created, updated, \
-         deleted, unchanged, failed, errors FROM sync_runs ORDER BY id DESC LIMIT $1 OFFSET $2",
+         deleted, unchanged, failed, errors, checked_by FROM sync_runs ORDER BY id DESC LIMIT $1 OFFSET $2",
     )
     .bind(limit)
     .bind(offset)

@@ -140,6 +140,13 @@ pub trait Directory {
         roles: &BTreeSet<String>,
     ) -> Result<(), DirectoryError>;
 
+    /// Whether anyone but this service account changed anything in the realm since
+    /// `since`, by Keycloak's admin event log; `None` when the log is off and cannot say.
+    async fn changed_by_others_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<bool>, DirectoryError>;
+
     /// Calls made since the last time this was asked, by name (`read:…`, `write:…`).
     fn take_calls(&self) -> BTreeMap<&'static str, u64>;
 
@@ -158,9 +165,11 @@ const USERS_PAGE: i32 = 100;
 /// The most matches one group search asks for; past it, callers fall back to listings.
 const SEARCH_MAX: i32 = 100_000;
 const ATTEMPTS: u32 = 4;
+const EVENTS_PAGE: i32 = 1000;
 
 pub struct KeycloakDirectory {
     admin: KeycloakAdmin<CachedServiceToken>,
+    token: CachedServiceToken,
     realm: String,
     permits: Semaphore,
     calls: Mutex<BTreeMap<&'static str, u64>>,
@@ -178,9 +187,10 @@ impl KeycloakDirectory {
         KeycloakDirectory {
             admin: KeycloakAdmin::new(
                 config.internal_url.as_str().trim_end_matches('/'),
-                token,
+                token.clone(),
                 http,
             ),
+            token,
             realm: config.realm.clone(),
             permits: Semaphore::new(concurrency.max(1)),
             calls: Mutex::new(BTreeMap::new()),
@@ -753,6 +763,65 @@ impl Directory for KeycloakDirectory {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn changed_by_others_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<bool>, DirectoryError> {
+        let config = self
+            .call("read:events_config", || {
+                self.admin.realm_events_config_get(&self.realm)
+            })
+            .await?;
+        if config.admin_events_enabled != Some(true) {
+            return Ok(None);
+        }
+        let token = self
+            .token
+            .token()
+            .await
+            .map_err(|e| DirectoryError::Unexpected(e.to_string()))?;
+        let Some(me) = super::token::subject_of(&token) else {
+            return Ok(None);
+        };
+        let from = since.timestamp_millis().to_string();
+        let mut first = 0;
+        loop {
+            let page = self
+                .call("read:admin_events", || {
+                    self.admin.realm_admin_events_get(
+                        &self.realm,
+                        None,
+                        None,
+                        None,
+                        None,
+                        Some(from.clone()),
+                        None,
+                        Some("asc".to_owned()),
+                        Some(first),
+                        Some(EVENTS_PAGE),
+                        None,
+                        None,
+                        None,
+                    )
+                })
+                .await?;
+            let others = page.iter().any(|event| {
+                event
+                    .auth_details
+                    .as_ref()
+                    .and_then(|a| a.user_id.as_deref())
+                    != Some(me.as_str())
+            });
+            if others {
+                return Ok(Some(true));
+            }
+            if page.len() < EVENTS_PAGE as usize {
+                return Ok(Some(false));
+            }
+            first += EVENTS_PAGE;
+        }
     }
 
     fn take_calls(&self) -> BTreeMap<&'static str, u64> {

@@ -11,10 +11,12 @@ use crate::config::KeycloakConfig;
 /// Renew this long before expiry, so a token never runs out mid-request.
 const RENEW_BEFORE: Duration = Duration::from_secs(30);
 
+/// Clones share one cache.
+#[derive(Clone)]
 pub struct CachedServiceToken {
     http: reqwest::Client,
     config: KeycloakConfig,
-    cached: Mutex<Option<(String, Instant)>>,
+    cached: std::sync::Arc<Mutex<Option<(String, Instant)>>>,
 }
 
 impl CachedServiceToken {
@@ -22,7 +24,7 @@ impl CachedServiceToken {
         CachedServiceToken {
             http,
             config,
-            cached: Mutex::new(None),
+            cached: std::sync::Arc::new(Mutex::new(None)),
         }
     }
 
@@ -40,6 +42,18 @@ impl CachedServiceToken {
         *cached = Some((fresh.access_token.clone(), expires));
         Ok(fresh.access_token)
     }
+}
+
+/// The `sub` of an access token, read without checking it: for a token this process
+/// just obtained from Keycloak itself (which user id the service account acts as).
+pub fn subject_of(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(str::to_owned)
 }
 
 #[async_trait]

@@ -72,7 +72,24 @@ pub struct RunReport {
     /// Operations applied, by kind (`add_member`, `set_claims`, …).
     pub ops: BTreeMap<&'static str, u64>,
     pub seconds: f64,
+    /// How a full run knew Keycloak matched Postgres: `read` or `events`.
+    pub checked_by: Option<&'static str>,
+    #[serde(skip)]
+    check: Option<Check>,
 }
+
+/// What a successful full run vouches for (see `sync_state::last_verified`).
+#[derive(Debug, Clone)]
+struct Check {
+    desired_digest: String,
+    by: &'static str,
+    from: chrono::DateTime<chrono::Utc>,
+}
+
+/// Keycloak's clock and ours may differ: the event log is asked from this much
+/// earlier. (So a change by someone else just before a full read also makes the run
+/// after it read in full.)
+const CLOCK_MARGIN_SECONDS: i64 = 5;
 
 impl RunReport {
     pub fn writes(&self) -> u64 {
@@ -92,6 +109,9 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// The top-level group holding the org groups (`orgs` unless configured).
     pub root: String,
+    /// A full run may trust Keycloak's admin event log instead of reading every group
+    /// while the last full read is younger than this (`None`: always read).
+    pub full_read_every: Option<std::time::Duration>,
 }
 
 /// Serialises runs in this process; the advisory lock does it across replicas.
@@ -139,12 +159,14 @@ pub async fn run<D: Directory>(
             calls: directory.take_calls(),
             call_seconds: directory.take_call_seconds(),
             seconds: started.elapsed().as_secs_f64(),
+            checked_by: None,
+            check: None,
         };
         finish(pool, &report).await?;
         return Ok(report);
     }
 
-    let result = reconcile(pool, directory, options, progress).await;
+    let result = reconcile(pool, directory, options, run_id, progress).await;
     let _ = sync_state::unlock(&mut lock_conn).await;
     let mut report = match result {
         Ok(report) => report,
@@ -161,6 +183,8 @@ pub async fn run<D: Directory>(
             calls: BTreeMap::new(),
             call_seconds: BTreeMap::new(),
             seconds: 0.0,
+            checked_by: None,
+            check: None,
         },
     };
     report.run_id = Some(run_id);
@@ -181,17 +205,94 @@ async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), SyncError> {
             &json!(report.errors),
         )
         .await?;
+        if let Some(check) = &report.check {
+            sync_state::record_check(pool, id, &check.desired_digest, check.by, check.from).await?;
+        }
     }
     Ok(())
+}
+
+/// A digest of the desired state: equal digests, equal states. (`Desired` holds only
+/// ordered collections, so its debug text is canonical; were the format to change, the
+/// next run would read Keycloak in full once.)
+fn desired_digest(desired: &Desired) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{desired:?}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The shortcut of a full run: when Postgres wants what the previous verified run saw
+/// and Keycloak's admin event log shows nobody else has changed anything since, the
+/// run is done without reading a group. Any doubt (log off, a change, an error, the
+/// last full read too old) means a full read.
+async fn checked_by_events<D: Directory>(
+    pool: &PgPool,
+    directory: &D,
+    options: &RunOptions,
+    run_id: i64,
+    digest: &str,
+) -> Option<RunReport> {
+    let max_age = options.full_read_every?;
+    if options.dry_run || !matches!(options.scope, Scope::All) {
+        return None;
+    }
+    let previous = match sync_state::last_verified(pool, run_id).await {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the last verified run; reading Keycloak");
+            return None;
+        }
+    };
+    let now = chrono::Utc::now();
+    let read_recently = previous
+        .last_read_from
+        .is_some_and(|at| (now - at).to_std().is_ok_and(|age| age < max_age));
+    if previous.desired_digest != digest || !read_recently {
+        return None;
+    }
+    let since = previous.checked_from - chrono::Duration::seconds(CLOCK_MARGIN_SECONDS);
+    match directory.changed_by_others_since(since).await {
+        Ok(Some(false)) => Some(RunReport {
+            run_id: None,
+            status: "succeeded",
+            counts: RunCounts {
+                unchanged: previous.in_step,
+                ..RunCounts::default()
+            },
+            errors: vec![],
+            plan: vec![],
+            ops: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            call_seconds: BTreeMap::new(),
+            seconds: 0.0,
+            checked_by: Some("events"),
+            check: Some(Check {
+                desired_digest: digest.to_owned(),
+                by: "events",
+                from: now,
+            }),
+        }),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read Keycloak's admin event log; reading Keycloak");
+            None
+        }
+    }
 }
 
 async fn reconcile<D: Directory>(
     pool: &PgPool,
     directory: &D,
     options: &RunOptions,
+    run_id: i64,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<RunReport, SyncError> {
     let desired = load_desired(pool, &options.scope).await?;
+    let digest = desired_digest(&desired);
+    if let Some(report) = checked_by_events(pool, directory, options, run_id, &digest).await {
+        return Ok(report);
+    }
+    let read_from = chrono::Utc::now();
     let root = match directory
         .group_by_path(&format!("/{}", options.root))
         .await?
@@ -245,6 +346,10 @@ async fn reconcile<D: Directory>(
     } else {
         "partial"
     };
+    // A full run that applied its whole plan leaves Keycloak as Postgres wants it,
+    // give or take what others changed since it began reading (the next check asks
+    // the event log from then).
+    let verified = matches!(options.scope, Scope::All) && !options.dry_run && errors.is_empty();
     Ok(RunReport {
         run_id: None,
         status,
@@ -255,6 +360,12 @@ async fn reconcile<D: Directory>(
         calls: BTreeMap::new(),
         call_seconds: BTreeMap::new(),
         seconds: 0.0,
+        checked_by: verified.then_some("read"),
+        check: verified.then(|| Check {
+            desired_digest: digest,
+            by: "read",
+            from: read_from,
+        }),
     })
 }
 

@@ -42,6 +42,7 @@ impl SyncHandle {
 pub struct SyncSettings {
     pub cron: String,
     pub root: String,
+    pub full_read_every: Option<std::time::Duration>,
 }
 
 /// Starts the runner, the change listener and the cron job.
@@ -59,6 +60,7 @@ pub async fn spawn(
         directory,
         metrics,
         settings.root.clone(),
+        settings.full_read_every,
         rx,
     ));
     tokio::spawn(listen(pool, database_url, handle.clone()));
@@ -91,6 +93,7 @@ async fn runner(
     directory: Arc<KeycloakDirectory>,
     metrics: Metrics,
     root: String,
+    full_read_every: Option<std::time::Duration>,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -104,6 +107,7 @@ async fn runner(
             trigger: first.trigger,
             dry_run: false,
             root: root.clone(),
+            full_read_every,
         };
         let span = tracing::info_span!("sync", trigger = first.trigger.as_str());
         let outcome = super::run(&pool, directory.as_ref(), &options, &|_, _| {})

@@ -258,6 +258,7 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
         trigger: wizbrand::sync::Trigger::Cli,
         dry_run: false,
         root: root.clone(),
+        full_read_every: None,
     };
     let report = wizbrand::sync::run(&pool, &directory, &options, &|_, _| {})
         .await

@@ -200,6 +200,66 @@ impl KeycloakAdmin {
         format!("{}/admin/realms/{}{path}", self.base, self.realm)
     }
 
+    /// The same admin, acting on another realm.
+    pub fn for_realm(&self, realm: &str) -> KeycloakAdmin {
+        KeycloakAdmin {
+            base: self.base.clone(),
+            realm: realm.to_owned(),
+            http: self.http.clone(),
+            token: self.token.clone(),
+        }
+    }
+
+    /// A new realm `name` imported from the project's realm export (its ids left out,
+    /// so Keycloak makes new ones): a test that needs a realm nobody else writes to.
+    pub async fn create_realm_copy(&self, name: &str) {
+        fn without_ids(value: Value) -> Value {
+            match value {
+                Value::Object(map) => Value::Object(
+                    map.into_iter()
+                        .filter(|(k, _)| k != "id" && k != "containerId")
+                        .map(|(k, v)| (k, without_ids(v)))
+                        .collect(),
+                ),
+                Value::Array(items) => Value::Array(items.into_iter().map(without_ids).collect()),
+                other => other,
+            }
+        }
+        let export =
+            std::fs::read_to_string(repo_root().join("keycloak-realm/wizbrand-realm.json"))
+                .unwrap();
+        let mut realm = without_ids(serde_json::from_str(&export).unwrap());
+        realm["realm"] = json!(name);
+        let response = self
+            .http
+            .post(format!("{}/admin/realms", self.base))
+            .bearer_auth(&self.token)
+            .json(&realm)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "create realm {name}: {}",
+            response.status()
+        );
+    }
+
+    pub async fn delete_realm(&self, name: &str) {
+        let response = self
+            .http
+            .delete(format!("{}/admin/realms/{name}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "delete realm {name}: {}",
+            response.status()
+        );
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let response = self
             .http

@@ -995,6 +995,7 @@ async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_
         trigger: wizbrand::sync::Trigger::Cli,
         dry_run: false,
         root: unique("t"),
+        full_read_every: None,
     };
     let report = wizbrand::sync::run(&app.pool, &directory, &options, &|_, _| {})
         .await

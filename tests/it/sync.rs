@@ -51,7 +51,13 @@ impl SyncWorld {
         format!("/{}{rest}", self.root)
     }
 
+    /// A full run that reads every group (the realm is shared, so whether the event
+    /// log is quiet is up to the other tests).
     async fn sync(&self) -> RunReport {
+        self.sync_with(None).await
+    }
+
+    async fn sync_with(&self, full_read_every: Option<std::time::Duration>) -> RunReport {
         let directory =
             KeycloakDirectory::new(&self.config.keycloak, 8, std::time::Duration::from_secs(5));
         let options = RunOptions {
@@ -59,6 +65,7 @@ impl SyncWorld {
             trigger: Trigger::Cli,
             dry_run: false,
             root: self.root.clone(),
+            full_read_every,
         };
         wizbrand::sync::run(&self.pool, &directory, &options, &|_, _| {})
             .await
@@ -606,4 +613,104 @@ async fn the_command_line_prints_the_plan_and_dry_run_changes_nothing() {
     let bad = run(&["sync", "--org", "Not A Slug"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a valid org slug"));
+}
+
+#[tokio::test]
+async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group() {
+    // A realm of its own: the other tests' admin calls would otherwise fill the event
+    // log, and any change by someone else rightly means a full read.
+    let master = KeycloakAdmin::connect().await;
+    let realm = unique("quiet");
+    master.create_realm_copy(&realm).await;
+    let mut w = SyncWorld::with_env(|env| {
+        env.insert("KEYCLOAK_REALM".into(), realm.clone());
+    })
+    .await;
+    w.admin = master.for_realm(&realm);
+    let every = w.config.sync_full_read_every;
+    assert_eq!(
+        every,
+        Some(std::time::Duration::from_secs(3600)),
+        "the default"
+    );
+    let checked_by = |report: &RunReport| report.checked_by;
+
+    w.add_org("acme", "pro", &["seo"]).await;
+    w.set_member("acme", "ann", &["ORG_ADMIN"]).await;
+    let first = w.sync_with(every).await;
+    assert_clean(&first);
+    assert_eq!(checked_by(&first), Some("read"));
+    assert!(first.writes() > 0);
+
+    // Nothing changed: two calls instead of reading groups, members and users. The
+    // first run's own writes are in the log and do not count.
+    let quiet = w.sync_with(every).await;
+    assert_clean(&quiet);
+    assert_eq!(checked_by(&quiet), Some("events"), "{:?}", quiet.calls);
+    assert_eq!(quiet.writes(), 0);
+    assert!(
+        quiet
+            .calls
+            .keys()
+            .all(|k| *k == "read:events_config" || *k == "read:admin_events"),
+        "{:?}",
+        quiet.calls
+    );
+    assert_eq!(
+        quiet.counts.unchanged,
+        first.counts.unchanged + first.counts.created + first.counts.updated
+    );
+    let row: (String, Option<String>) =
+        sqlx::query_as("SELECT status, checked_by FROM sync_runs WHERE id = $1")
+            .bind(quiet.run_id.unwrap())
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(row, ("succeeded".into(), Some("events".into())));
+    assert_eq!(
+        checked_by(&w.sync_with(every).await),
+        Some("events"),
+        "checks chain"
+    );
+
+    // A change by hand (someone else in the log) makes the next run read and repair.
+    let acme_id = w.admin.group_id(&w.path("/acme")).await;
+    let mut acme = w.admin.get(&format!("/groups/{acme_id}")).await;
+    acme["attributes"]["plan"] = json!(["enterprise"]);
+    w.admin
+        .send(Method::PUT, &format!("/groups/{acme_id}"), Some(acme))
+        .await;
+    // Past the clock margin, so the repair's check does not see this change again.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let repair = w.sync_with(every).await;
+    assert_clean(&repair);
+    assert_eq!(checked_by(&repair), Some("read"));
+    assert_eq!(repair.counts.updated, 1, "{:?}", repair.plan);
+    let acme = w.admin.get(&format!("/groups/{acme_id}")).await;
+    assert_eq!(acme["attributes"]["plan"], json!(["pro"]));
+    assert_eq!(checked_by(&w.sync_with(every).await), Some("events"));
+
+    // A change in Postgres makes it read too.
+    w.set_member("acme", "bob", &["ORG_USER"]).await;
+    let change = w.sync_with(every).await;
+    assert_eq!(checked_by(&change), Some("read"));
+    assert_eq!(
+        w.admin.member_emails(&w.path("/acme/ORG_USER")).await,
+        [w.email("bob")]
+    );
+
+    // The last full read too old: read.
+    let aged = w.sync_with(Some(std::time::Duration::from_millis(1))).await;
+    assert_eq!(checked_by(&aged), Some("read"));
+
+    // The log turned off: it cannot vouch for anything, so every run reads.
+    let mut events = w.admin.get("/events/config").await;
+    events["adminEventsEnabled"] = json!(false);
+    w.admin
+        .send(Method::PUT, "/events/config", Some(events))
+        .await;
+    assert_eq!(checked_by(&w.sync_with(every).await), Some("read"));
+    assert_eq!(checked_by(&w.sync_with(every).await), Some("read"));
+
+    master.delete_realm(&realm).await;
 }

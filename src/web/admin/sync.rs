@@ -60,6 +60,7 @@ async fn page(
             trigger: Trigger::Api,
             dry_run: true,
             root: config.sync_group_root.clone(),
+            full_read_every: None,
         };
         match crate::sync::run(&pool, &directory, &options, &|_, _| {}).await {
             Ok(report) if report.status == "skipped" => {

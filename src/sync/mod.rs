@@ -825,3 +825,44 @@ async fn apply_one<D: Directory>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::plan::{DesiredClaims, DesiredOrg};
+
+    fn desired(plan: &str, roles: &[Role]) -> Desired {
+        let slug = OrgSlug::parse("acme").unwrap();
+        let ann = Email::parse("ann@example.com").unwrap();
+        Desired {
+            orgs: vec![DesiredOrg {
+                id: uuid::Uuid::nil(),
+                slug: slug.clone(),
+                plan: plan.into(),
+                features: ["seo".to_owned()].into(),
+                members: [(ann.clone(), roles.iter().copied().collect())].into(),
+            }],
+            users: [(
+                ann,
+                DesiredClaims {
+                    org_memberships: [(slug, roles.iter().copied().collect())].into(),
+                    preferred_org: None,
+                },
+            )]
+            .into(),
+        }
+    }
+
+    #[test]
+    fn the_desired_digest_changes_with_the_state_and_only_with_it() {
+        let base = desired_digest(&desired("pro", &[Role::Admin]));
+        assert_eq!(base, desired_digest(&desired("pro", &[Role::Admin])));
+        assert_eq!(base.len(), 64);
+        assert_ne!(base, desired_digest(&desired("free", &[Role::Admin])));
+        assert_ne!(base, desired_digest(&desired("pro", &[Role::User])));
+        assert_ne!(
+            base,
+            desired_digest(&desired("pro", &[Role::Admin, Role::User]))
+        );
+    }
+}

@@ -119,6 +119,12 @@ pub fn run_summary(run: &SyncRunRow) -> String {
         "Sync run #{} {}: {} created, {} updated, {} deleted, {} unchanged, {} failed.",
         run.id, run.status, run.created, run.updated, run.deleted, run.unchanged, run.failed
     );
+    if run.checked_by.as_deref() == Some("events") {
+        text.push_str(
+            " Checked by Keycloak's admin event log: nothing changed in Postgres, and nobody \
+             else changed anything in Keycloak since the last verified run.",
+        );
+    }
     if let Some(errors) = run.errors.as_array().filter(|e| !e.is_empty()) {
         text.push_str(&format!(
             " Errors: {}",

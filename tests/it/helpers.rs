@@ -246,18 +246,9 @@ impl KeycloakAdmin {
     }
 
     pub async fn delete_realm(&self, name: &str) {
-        let response = self
-            .http
-            .delete(format!("{}/admin/realms/{name}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "delete realm {name}: {}",
-            response.status()
-        );
+        self.for_realm(name)
+            .send(reqwest::Method::DELETE, "", None)
+            .await;
     }
 
     pub async fn get(&self, path: &str) -> Value {

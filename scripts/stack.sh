@@ -35,7 +35,8 @@ KC_ADMIN=admin
 KC_ADMIN_PASSWORD=admin
 # Keycloak keeps its data in the stack's Postgres, in a database of its own owned by a
 # login role of its own (not the superuser), as in production; dev mode's embedded H2
-# serialised the sync's reads and has closed itself under load.
+# closed itself for good when a long transaction was interrupted (README, warnings).
+# Its pool is capped at 40 of the cluster's 400 connections, the rest being the tests'.
 KC_DB=keycloak
 KC_DB_USER=keycloak
 KC_DB_PASSWORD=keycloak
@@ -208,7 +209,7 @@ kc_up() {
         --http-port "$KC_PORT" --http-management-port "$KC_MGMT_PORT" --health-enabled=true \
         --hostname="http://localhost:$KC_PORT" --import-realm \
         --db=postgres --db-url-host=127.0.0.1 --db-url-port="$PG_PORT" --db-url-database="$KC_DB" \
-        --db-username="$KC_DB_USER" \
+        --db-username="$KC_DB_USER" --db-pool-max-size=40 \
         --features-disabled=identity-brokering-api,twitter-broker
   fi
   wait_for keycloak 300 "$LOGS/keycloak.log" kc_ready

@@ -14,6 +14,7 @@
 Environment: KEYCLOAK_URL, WIZBRAND_STACK_KC_ADMIN, WIZBRAND_STACK_KC_ADMIN_PASSWORD.
 """
 import base64
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -206,8 +207,9 @@ def cleanup(root, suffix):
         found = [u for u in found if u.get("email", "").endswith(suffix)]
         if not found:
             break
-        for u in found:
-            a.call("DELETE", f"/users/{u['id']}")
+        # Side by side: one at a time took over 10 minutes for 10,000 users.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda u: a.call("DELETE", f"/users/{u['id']}"), found))
     print("bench groups and users removed")
 
 

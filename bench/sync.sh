@@ -60,10 +60,10 @@ print(f"  wall: {time.time() - t0:.1f}s, wizbrand's own CPU: {ru.ru_utime:.1f}s 
 PY
 }
 echo "== first full sync"; run
-echo "== no-op sync right after (checked by the admin event log: pages through the first sync's own events)"; run
-echo "== no-op sync again (checked by the admin event log)"; run
-echo "== no-op sync reading every group (--full-read; Keycloak reloads the users the first sync wrote)"; run --full-read
-echo "== no-op sync reading every group again (--full-read; Keycloak's caches warm)"; run --full-read
+echo "== no-op sync right after: reads every group to verify the writes (Keycloak reloads the users the first sync wrote)"; run
+echo "== no-op sync again: checked by the admin event log"; run
+echo "== no-op sync again: checked by the admin event log"; run
+echo "== no-op sync reading every group (--full-read; Keycloak's caches warm)"; run --full-read
 
 echo "== one membership change → token (through wizbrand serve's change trigger)"
 python3 "$ROOT/bench/kc.py" activate "u1$SUFFIX"

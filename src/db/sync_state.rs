@@ -123,8 +123,8 @@ pub async fn finish_run(
 }
 
 /// What the newest run before this one verified, when it may vouch for Keycloak now:
-/// it was a full run that succeeded without a failed operation, and no other run
-/// (a scoped one, or one killed half-way) has written since.
+/// it was a full run that found (or, by the event log, knew) Keycloak matching, and no
+/// other run (a scoped one, or one killed half-way) has started since.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VerifiedRun {
     pub desired_digest: String,
@@ -143,7 +143,7 @@ pub async fn last_verified(
         "WITH latest AS ( \
              SELECT * FROM sync_runs WHERE id < $1 AND NOT dry_run AND status <> 'skipped' \
              ORDER BY id DESC LIMIT 1) \
-         SELECT desired_digest, checked_from, unchanged + created + updated AS in_step, \
+         SELECT desired_digest, checked_from, unchanged AS in_step, \
              (SELECT max(checked_from) FROM sync_runs WHERE checked_by = 'read' AND id < $1) \
                  AS last_read_from \
          FROM latest WHERE status = 'succeeded' AND scope IS NULL AND failed = 0 \

@@ -70,9 +70,6 @@ pub struct GroupInfo {
     /// Role mappings, as full group representations carry them (names only).
     pub realm_roles: BTreeSet<String>,
     pub client_roles: BTreeMap<String, BTreeSet<String>>,
-    /// How many child groups it has, where the listing said.
-    pub sub_group_count: Option<u64>,
-    pub parent_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +84,6 @@ pub struct UserInfo {
 pub trait Directory {
     async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError>;
     async fn child_groups(&self, parent_id: &str) -> Result<Vec<GroupInfo>, DirectoryError>;
-    /// Every group in the realm named one of `names` (exactly), each with its parent:
-    /// one search per name instead of a child listing per parent. Not paged (pages of
-    /// equal names have no stable order), so callers check the parents'
-    /// `sub_group_count` and list the children of any parent it disagrees with.
-    async fn groups_named(&self, names: &[&str]) -> Result<Vec<GroupInfo>, DirectoryError>;
     async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError>;
     async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<UserInfo>, DirectoryError>;
@@ -162,8 +154,6 @@ const PAGE: i32 = 500;
 /// page of 500 took longer than the call's time-out when 8 were read side by side,
 /// and every retry read it again.
 const USERS_PAGE: i32 = 100;
-/// The most matches one group search asks for; past it, callers fall back to listings.
-const SEARCH_MAX: i32 = 100_000;
 const ATTEMPTS: u32 = 4;
 const EVENTS_PAGE: i32 = 1000;
 
@@ -253,8 +243,6 @@ fn group_info(g: GroupRepresentation) -> GroupInfo {
             .into_iter()
             .map(|(client, roles)| (client, roles.into_iter().collect()))
             .collect(),
-        sub_group_count: g.sub_group_count.and_then(|n| u64::try_from(n).ok()),
-        parent_id: g.parent_id,
         id: g.id.unwrap_or_default(),
         name: g.name.unwrap_or_default(),
     }
@@ -404,36 +392,6 @@ impl Directory for KeycloakDirectory {
             group_info,
         )
         .await
-    }
-
-    async fn groups_named(&self, names: &[&str]) -> Result<Vec<GroupInfo>, DirectoryError> {
-        // Flat answers: with `populateHierarchy` Keycloak's time grows with the square
-        // of the matches (97 s for 1,000 against 1.9 s flat, Keycloak 26.7 on Postgres).
-        let searches = names.iter().map(|name| {
-            self.call("read:group_search", move || {
-                self.admin.realm_groups_get(
-                    &self.realm,
-                    Some(false),
-                    Some(true),
-                    Some(0),
-                    Some(SEARCH_MAX),
-                    Some(false),
-                    None,
-                    Some((*name).to_owned()),
-                    Some(true),
-                )
-            })
-        });
-        let mut out = Vec::new();
-        for found in join_all(searches).await {
-            out.extend(
-                found?
-                    .into_iter()
-                    .filter(|g| g.name.as_deref().is_some_and(|n| names.contains(&n)))
-                    .map(group_info),
-            );
-        }
-        Ok(out)
     }
 
     async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError> {

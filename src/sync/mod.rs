@@ -346,10 +346,11 @@ async fn reconcile<D: Directory>(
     } else {
         "partial"
     };
-    // A full run that applied its whole plan leaves Keycloak as Postgres wants it,
-    // give or take what others changed since it began reading (the next check asks
-    // the event log from then).
-    let verified = matches!(options.scope, Scope::All) && !options.dry_run && errors.is_empty();
+    // A full read that found nothing to do saw Keycloak as Postgres wants it, give or
+    // take what others changed since it began reading (the next check asks the event
+    // log from then). A run that wrote vouches for nothing: the next full run reads
+    // again and sees whether the writes landed.
+    let verified = matches!(options.scope, Scope::All) && !options.dry_run && ops.is_empty();
     Ok(RunReport {
         run_id: None,
         status,
@@ -443,34 +444,11 @@ async fn read_actual<D: Directory>(
     desired: &Desired,
     scope: &Scope,
 ) -> Result<Actual, SyncError> {
-    // A full run finds every org's role groups with one search per role name, and
-    // lists an org's children only when the search did not account for all of them
-    // (a stray child group, or a search cut short).
-    let mut role_groups: HashMap<String, Vec<GroupInfo>> = HashMap::new();
     let groups = if root.is_empty() {
         vec![]
     } else {
         match scope {
-            Scope::All => {
-                let names = Role::ALL.map(Role::as_str);
-                let (groups, found) =
-                    tokio::join!(directory.child_groups(root), directory.groups_named(&names));
-                // Only a shortcut: when the search fails (it grows with every role group
-                // in the realm), each org's children are listed instead.
-                match found {
-                    Ok(found) => {
-                        for g in found {
-                            if let Some(parent) = g.parent_id.clone() {
-                                role_groups.entry(parent).or_default().push(g);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "role group search failed; listing each org's children")
-                    }
-                }
-                groups?
-            }
+            Scope::All => directory.child_groups(root).await?,
             Scope::Orgs(slugs) => {
                 let mut found = Vec::new();
                 for slug in slugs {
@@ -489,9 +467,7 @@ async fn read_actual<D: Directory>(
     let mut member_users: HashMap<String, ActualUser> = HashMap::new();
     let mut reads = Vec::with_capacity(groups.len());
     for g in groups {
-        let found = role_groups.remove(&g.id).unwrap_or_default();
-        let known = (Some(found.len() as u64) == g.sub_group_count).then_some(found);
-        reads.push(read_org_group(directory, g, known));
+        reads.push(read_org_group(directory, g));
     }
     // In a full run the realm's users are read alongside the groups.
     let everyone = async {
@@ -543,22 +519,16 @@ async fn read_actual<D: Directory>(
 }
 
 /// One org group with its role groups and all their members (the directory bounds
-/// how many of these calls run at once). `children`: the org's child groups when
-/// already known, else they are listed.
+/// how many of these calls run at once).
 async fn read_org_group<D: Directory>(
     directory: &D,
     g: GroupInfo,
-    children: Option<Vec<GroupInfo>>,
 ) -> Result<(ActualGroup, Vec<UserInfo>), DirectoryError> {
     let mut seen = Vec::new();
     let members = directory.group_members(&g.id).await?;
     seen.extend(members.iter().cloned());
-    let listed = match children {
-        Some(known) => known,
-        None => directory.child_groups(&g.id).await?,
-    };
     let mut children = Vec::new();
-    for child in listed {
+    for child in directory.child_groups(&g.id).await? {
         let child_members = directory.group_members(&child.id).await?;
         seen.extend(child_members.iter().cloned());
         children.push(ActualGroup {

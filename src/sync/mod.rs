@@ -362,7 +362,7 @@ async fn reconcile<D: Directory>(
         call_seconds: BTreeMap::new(),
         seconds: 0.0,
         checked_by: verified.then_some("read"),
-        check: verified.then(|| Check {
+        check: verified.then_some(Check {
             desired_digest: digest,
             by: "read",
             from: read_from,

@@ -14,7 +14,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wizbrand/target}"
 "$ROOT/scripts/stack.sh" up --infra >/dev/null
 set -a; source "$STATE/stack.env"; set +a
 BENCH_ROOT="bench$(date +%s)"
-SUFFIX="@bench.example.com"
+SUFFIX="@${BENCH_ROOT}.example.com"   # runs never share users
 BENCH_DB="${WIZBRAND_STACK_PG_ADMIN_URL%/postgres}/wizbrand_bench"
 export DATABASE_URL="$BENCH_DB" WIZBRAND_SYNC_GROUP_ROOT="$BENCH_ROOT" WIZBRAND_PUBLIC_URL=http://auth.wizbrand.localhost:8000 \
   WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" \

@@ -116,8 +116,20 @@ def token_claims(email):
 
 
 def wait_claim(email, slug, role, since):
+    cleared = False
     while True:
-        claims = token_claims(email)
+        try:
+            claims = token_claims(email)
+        except urllib.error.HTTPError as e:
+            # A fresh user's first grant can meet a spurious brute-force lock-out
+            # (keycloak/keycloak#36495): clear it once, as the tests' helper does.
+            if e.code != 400 or cleared:
+                raise
+            a = Admin()
+            found, _ = a.call("GET", f"/users?email={urllib.parse.quote(email)}&exact=true")
+            a.call("DELETE", f"/attack-detection/brute-force/users/{found[0]['id']}")
+            cleared = True
+            continue
         if role in claims.get("org_memberships", {}).get(slug, []):
             print(f"{time.time() - float(since):.2f}")
             return

@@ -128,7 +128,7 @@ async fn sync_once(
     };
     let report = crate::sync::run(&pool, &directory, &options, &progress).await?;
     let mut out = std::io::stdout().lock();
-    if report.checked_by == Some("events") {
+    if report.checked_by() == Some("events") {
         writeln!(
             out,
             "plan: nothing to do (Postgres unchanged, and Keycloak's admin event log shows no \

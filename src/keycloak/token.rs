@@ -44,15 +44,10 @@ impl CachedServiceToken {
     }
 }
 
-/// The `sub` of an access token, read without checking it: for a token this process
-/// just obtained from Keycloak itself (which user id the service account acts as).
+/// The `sub` of a token this process just obtained from Keycloak itself: which user
+/// id the service account acts as.
 pub fn subject_of(token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claims = crate::oidc::jwks::unverified_claims(token)?;
     claims.get("sub")?.as_str().map(str::to_owned)
 }
 

@@ -72,8 +72,6 @@ pub struct RunReport {
     /// Operations applied, by kind (`add_member`, `set_claims`, …).
     pub ops: BTreeMap<&'static str, u64>,
     pub seconds: f64,
-    /// How a full run knew Keycloak matched Postgres: `read` or `events`.
-    pub checked_by: Option<&'static str>,
     #[serde(skip)]
     check: Option<Check>,
 }
@@ -92,6 +90,12 @@ struct Check {
 const CLOCK_MARGIN_SECONDS: i64 = 5;
 
 impl RunReport {
+    /// How a full run knew Keycloak matched Postgres: `read` or `events`; `None` when
+    /// it does not vouch for that.
+    pub fn checked_by(&self) -> Option<&'static str> {
+        self.check.as_ref().map(|c| c.by)
+    }
+
     pub fn writes(&self) -> u64 {
         self.calls
             .iter()
@@ -112,6 +116,13 @@ pub struct RunOptions {
     /// A full run may trust Keycloak's admin event log instead of reading every group
     /// while the last full read is younger than this (`None`: always read).
     pub full_read_every: Option<std::time::Duration>,
+}
+
+impl RunOptions {
+    /// Only a full run that applies its plan can vouch for all of Keycloak.
+    fn may_verify(&self) -> bool {
+        self.scope == Scope::All && !self.dry_run
+    }
 }
 
 /// Serialises runs in this process; the advisory lock does it across replicas.
@@ -159,7 +170,6 @@ pub async fn run<D: Directory>(
             calls: directory.take_calls(),
             call_seconds: directory.take_call_seconds(),
             seconds: started.elapsed().as_secs_f64(),
-            checked_by: None,
             check: None,
         };
         finish(pool, &report).await?;
@@ -183,7 +193,6 @@ pub async fn run<D: Directory>(
             calls: BTreeMap::new(),
             call_seconds: BTreeMap::new(),
             seconds: 0.0,
-            checked_by: None,
             check: None,
         },
     };
@@ -233,7 +242,7 @@ async fn checked_by_events<D: Directory>(
     digest: &str,
 ) -> Option<RunReport> {
     let max_age = options.full_read_every?;
-    if options.dry_run || !matches!(options.scope, Scope::All) {
+    if !options.may_verify() {
         return None;
     }
     let previous = match sync_state::last_verified(pool, run_id).await {
@@ -265,7 +274,6 @@ async fn checked_by_events<D: Directory>(
             calls: BTreeMap::new(),
             call_seconds: BTreeMap::new(),
             seconds: 0.0,
-            checked_by: Some("events"),
             check: Some(Check {
                 desired_digest: digest.to_owned(),
                 by: "events",
@@ -350,7 +358,7 @@ async fn reconcile<D: Directory>(
     // take what others changed since it began reading (the next check asks the event
     // log from then). A run that wrote vouches for nothing: the next full run reads
     // again and sees whether the writes landed.
-    let verified = matches!(options.scope, Scope::All) && !options.dry_run && ops.is_empty();
+    let verified = options.may_verify() && ops.is_empty();
     Ok(RunReport {
         run_id: None,
         status,
@@ -361,7 +369,6 @@ async fn reconcile<D: Directory>(
         calls: BTreeMap::new(),
         call_seconds: BTreeMap::new(),
         seconds: 0.0,
-        checked_by: verified.then_some("read"),
         check: verified.then_some(Check {
             desired_digest: digest,
             by: "read",

@@ -1176,6 +1176,28 @@ mod proptests {
         })
     }
 
+    /// The group an operation names by org and role; the plan only names groups that
+    /// exist by then.
+    fn group_by_ref<'a>(actual: &'a mut Actual, group: &GroupRef) -> &'a mut ActualGroup {
+        let (slug, role) = match group {
+            GroupRef::Org(s) => (s, None),
+            GroupRef::Role(s, r) => (s, Some(r.as_str())),
+        };
+        let org = actual
+            .org_groups
+            .iter_mut()
+            .find(|g| g.name == slug.as_str());
+        let org = org.unwrap_or_else(|| panic!("no group {slug}"));
+        match role {
+            None => org,
+            Some(role) => org
+                .children
+                .iter_mut()
+                .find(|c| c.name == role)
+                .unwrap_or_else(|| panic!("no group {slug}/{role}")),
+        }
+    }
+
     /// What Keycloak looks like after the plan's operations, in order.
     fn apply(plan: &Plan, mut actual: Actual) -> Actual {
         let user_id = |actual: &Actual, user: &UserRef| match user {
@@ -1229,23 +1251,7 @@ mod proptests {
                 }
                 Op::AddMember { user, group, .. } => {
                     let id = user_id(&actual, user);
-                    let (slug, role) = match group {
-                        GroupRef::Org(s) => (s, None),
-                        GroupRef::Role(s, r) => (s, Some(r.as_str())),
-                    };
-                    let org = actual
-                        .org_groups
-                        .iter_mut()
-                        .find(|g| g.name == slug.as_str());
-                    let org = org.unwrap_or_else(|| panic!("no group {slug}"));
-                    let target = match role {
-                        None => org,
-                        Some(role) => org
-                            .children
-                            .iter_mut()
-                            .find(|c| c.name == role)
-                            .unwrap_or_else(|| panic!("no group {slug}/{role}")),
-                    };
+                    let target = group_by_ref(&mut actual, group);
                     target.members.insert(id);
                 }
                 Op::RemoveMember {
@@ -1268,23 +1274,7 @@ mod proptests {
                     }
                 }
                 Op::MapRealmRoles { group, roles } => {
-                    let (slug, role) = match group {
-                        GroupRef::Org(s) => (s, None),
-                        GroupRef::Role(s, r) => (s, Some(r.as_str())),
-                    };
-                    let org = actual
-                        .org_groups
-                        .iter_mut()
-                        .find(|g| g.name == slug.as_str());
-                    let org = org.unwrap_or_else(|| panic!("no group {slug}"));
-                    let target = match role {
-                        None => org,
-                        Some(role) => org
-                            .children
-                            .iter_mut()
-                            .find(|c| c.name == role)
-                            .unwrap_or_else(|| panic!("no group {slug}/{role}")),
-                    };
+                    let target = group_by_ref(&mut actual, group);
                     target.realm_roles.extend(roles.iter().cloned());
                 }
                 Op::UnmapRealmRoles {

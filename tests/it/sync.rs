@@ -619,7 +619,7 @@ async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group(
         Some(std::time::Duration::from_secs(3600)),
         "the default"
     );
-    let checked_by = |report: &RunReport| report.checked_by;
+    let checked_by = |report: &RunReport| report.checked_by();
 
     w.add_org("acme", "pro", &["seo"]).await;
     w.set_member("acme", "ann", &["ORG_ADMIN"]).await;

@@ -176,8 +176,23 @@ impl Email {
         }
     }
 
+    /// An address a person has proven, as Keycloak reports it (`email`,
+    /// `email_verified`): verified, and valid by the rules for new members' addresses
+    /// (so no comma, quote or angle bracket reaches an app's header). Anything else is
+    /// no address at all to wizbrand.
+    pub fn proven(raw: Option<&str>, verified: Option<bool>) -> Option<Email> {
+        if verified != Some(true) {
+            return None;
+        }
+        Email::parse_new(raw?).ok()
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
     }
 }
 
@@ -197,6 +212,27 @@ impl<'de> Deserialize<'de> for Email {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_verified_valid_addresses_are_proven() {
+        let ok = Some("Bob@Example.com");
+        assert_eq!(
+            Email::proven(ok, Some(true)).map(Email::into_string),
+            Some("bob@example.com".to_owned())
+        );
+        assert_eq!(Email::proven(ok, Some(false)), None);
+        assert_eq!(Email::proven(ok, None), None);
+        assert_eq!(Email::proven(None, Some(true)), None);
+        for forged in [
+            "\"bob@example.com,alice\"@example.com",
+            "\"<script>\"@example.com",
+            "bob@exämple.com",
+            "bøb@example.com",
+            "bob@example.com\r\nX-Org-Roles: ORG_ADMIN",
+        ] {
+            assert_eq!(Email::proven(Some(forged), Some(true)), None, "{forged}");
+        }
+    }
 
     #[test]
     fn slugs_are_dns_labels_and_not_reserved() {

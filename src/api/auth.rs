@@ -20,12 +20,9 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Who is written to the audit log: the email, else the subject.
-    pub fn actor(&self) -> &str {
-        self.principal
-            .email
-            .as_deref()
-            .unwrap_or(&self.principal.sub)
+    /// Who is written to the audit log.
+    pub fn actor(&self) -> crate::db::audit::Actor<'_> {
+        crate::db::audit::Actor::of(&self.principal)
     }
 
     pub fn sub(&self) -> &str {

@@ -22,7 +22,7 @@ struct Me {
 }
 
 pub async fn me(caller: Caller, pool: web::Data<PgPool>) -> ApiResult {
-    let memberships = db::members::of_user(&pool, caller.sub(), caller.email())
+    let memberships = db::members::of_user(&pool, caller.sub())
         .await
         .map_err(problem)?;
     Ok(HttpResponse::Ok().json(Me {
@@ -38,7 +38,7 @@ pub async fn list(caller: Caller, pool: web::Data<PgPool>, q: web::Query<PageQue
     let (items, total) = if caller.platform_admin() {
         db::orgs::list_all(&pool, paging.0, paging.1).await
     } else {
-        db::orgs::list_for(&pool, caller.sub(), caller.email(), paging.0, paging.1).await
+        db::orgs::list_for(&pool, caller.sub(), paging.0, paging.1).await
     }
     .map_err(problem)?;
     Ok(page(items, total, paging))

@@ -4,9 +4,30 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+/// Who made a change: their Keycloak subject, and the proven email they had then.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub sub: &'a str,
+    pub email: Option<&'a str>,
+}
+
+impl<'a> Actor<'a> {
+    /// The sync and sign-in, when they link a member to an account.
+    pub const SYSTEM: Actor<'static> = Actor {
+        sub: "wizbrand",
+        email: None,
+    };
+
+    pub fn of(who: &'a crate::forward_auth::decide::Principal) -> Self {
+        Actor {
+            sub: &who.sub,
+            email: who.email.as_deref(),
+        }
+    }
+}
+
 pub struct Entry<'a> {
-    /// The person or client: the token's email, else its `sub`.
-    pub actor: &'a str,
+    pub actor: Actor<'a>,
     /// e.g. `org.create`, `member.put`.
     pub action: &'a str,
     /// What was changed, e.g. the org's slug or `acme/alice@example.com`.
@@ -18,15 +39,16 @@ pub struct Entry<'a> {
 
 pub async fn record(conn: &mut PgConnection, entry: Entry<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO audit_log (actor, action, target, org_id, before, after) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO audit_log (actor, actor_email, action, target, org_id, before, after) \
+         VALUES ($1, $7, $2, $3, $4, $5, $6)",
     )
-    .bind(entry.actor)
+    .bind(entry.actor.sub)
     .bind(entry.action)
     .bind(entry.target)
     .bind(entry.org_id)
     .bind(entry.before)
     .bind(entry.after)
+    .bind(entry.actor.email)
     .execute(conn)
     .await
     .map(|_| ())
@@ -36,7 +58,9 @@ pub async fn record(conn: &mut PgConnection, entry: Entry<'_>) -> Result<(), sql
 pub struct AuditRow {
     pub id: i64,
     pub at: chrono::DateTime<chrono::Utc>,
+    /// The actor's subject (or, in entries older than that rule, their email).
     pub actor: String,
+    pub actor_email: Option<String>,
     pub action: String,
     pub target: String,
     /// The org's current slug, when the entry names an org that still exists.
@@ -52,9 +76,8 @@ pub struct AuditFilter {
     pub actor: String,
     /// An action prefix: `org.` or `member.put`.
     pub action: String,
-    /// Not a platform admin: only entries of orgs where this user (`sub`, email) is
-    /// ORG_ADMIN.
-    pub admin_of: Option<(String, Option<String>)>,
+    /// Not a platform admin: only entries of orgs where this user (`sub`) is ORG_ADMIN.
+    pub admin_of: Option<String>,
 }
 
 /// A page of audit entries, newest first.
@@ -64,27 +87,26 @@ pub async fn search(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<AuditRow>, i64), sqlx::Error> {
-    let (sub, email) = filter.admin_of.clone().unwrap_or_default();
+    let sub = filter.admin_of.clone().unwrap_or_default();
     // `target` starts with the slug for org and member entries, which also finds
     // entries of deleted orgs by their old slug.
     let from = "FROM audit_log a LEFT JOIN orgs o ON o.id = a.org_id \
          WHERE ($1 = '' OR o.slug = $1 OR a.target = $1 OR a.target LIKE $1 || '/%') \
-           AND ($2 = '' OR a.actor ILIKE '%' || $2 || '%') \
+           AND ($2 = '' OR a.actor ILIKE '%' || $2 || '%' OR a.actor_email ILIKE '%' || $2 || '%') \
            AND ($3 = '' OR a.action LIKE $3 || '%') \
            AND ($4::boolean = false OR a.org_id IN ( \
                 SELECT m.org_id FROM memberships m JOIN users u ON u.id = m.user_id \
                 WHERE 'ORG_ADMIN' = ANY(m.roles) \
-                  AND (u.keycloak_id = $5 OR (u.keycloak_id IS NULL AND u.email = lower($6)))))";
+                  AND u.keycloak_id = $5))";
     let rows = sqlx::query_as(&format!(
-        "SELECT a.id, a.at, a.actor, a.action, a.target, o.slug AS org_slug {from} \
-         ORDER BY a.id DESC LIMIT $7 OFFSET $8"
+        "SELECT a.id, a.at, a.actor, a.actor_email, a.action, a.target, o.slug AS org_slug {from} \
+         ORDER BY a.id DESC LIMIT $6 OFFSET $7"
     ))
     .bind(&filter.org)
     .bind(&filter.actor)
     .bind(&filter.action)
     .bind(filter.admin_of.is_some())
     .bind(&sub)
-    .bind(&email)
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
@@ -95,7 +117,6 @@ pub async fn search(
         .bind(&filter.action)
         .bind(filter.admin_of.is_some())
         .bind(&sub)
-        .bind(&email)
         .fetch_one(pool)
         .await?;
     Ok((rows, total))

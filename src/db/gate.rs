@@ -24,8 +24,7 @@ pub struct OrgRow {
 #[derive(Debug, sqlx::FromRow)]
 pub struct MemberRow {
     pub slug: String,
-    pub email: String,
-    pub keycloak_id: Option<String>,
+    pub keycloak_id: String,
     pub roles: Vec<String>,
 }
 
@@ -43,10 +42,13 @@ pub async fn orgs(pool: &PgPool) -> Result<Vec<OrgRow>, sqlx::Error> {
         .await
 }
 
+/// Memberships of users linked to a Keycloak account; a member nobody has been linked
+/// to yet (no account, or one whose email is not proven) reaches no app.
 pub async fn members(pool: &PgPool) -> Result<Vec<MemberRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT o.slug, u.email, u.keycloak_id, m.roles FROM memberships m \
-         JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id",
+        "SELECT o.slug, u.keycloak_id, m.roles FROM memberships m \
+         JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id \
+         WHERE u.keycloak_id IS NOT NULL",
     )
     .fetch_all(pool)
     .await

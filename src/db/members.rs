@@ -3,10 +3,10 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-/// How a token's user is found: by Keycloak id (`$1`, the token's `sub`), or by email
-/// (`$2`) while the row has no Keycloak id yet.
-pub const MATCH_USER: &str =
-    "(u.keycloak_id = $1 OR (u.keycloak_id IS NULL AND u.email = lower($2)))";
+/// How a token's user is found: by Keycloak id (`$1`, the token's `sub`) only. An email
+/// proves nothing here: a person may change theirs, so a row is linked to an account
+/// only by the sync (the account it created) or a verified sign-in.
+pub const MATCH_USER: &str = "u.keycloak_id = $1";
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct MyMembership {
@@ -17,35 +17,24 @@ pub struct MyMembership {
 }
 
 /// Every org a user belongs to, with their roles.
-pub async fn of_user(
-    pool: &PgPool,
-    sub: &str,
-    email: Option<&str>,
-) -> Result<Vec<MyMembership>, sqlx::Error> {
+pub async fn of_user(pool: &PgPool, sub: &str) -> Result<Vec<MyMembership>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT o.id AS org_id, o.slug, o.name, m.roles FROM memberships m \
          JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id \
          WHERE {MATCH_USER} ORDER BY o.slug"
     ))
     .bind(sub)
-    .bind(email)
     .fetch_all(pool)
     .await
 }
 
 /// A user's roles in one org; empty when not a member.
-pub async fn roles_in(
-    pool: &PgPool,
-    org_id: Uuid,
-    sub: &str,
-    email: Option<&str>,
-) -> Result<Vec<String>, sqlx::Error> {
+pub async fn roles_in(pool: &PgPool, org_id: Uuid, sub: &str) -> Result<Vec<String>, sqlx::Error> {
     let rows: Vec<Vec<String>> = sqlx::query_scalar(&format!(
         "SELECT m.roles FROM memberships m JOIN users u ON u.id = m.user_id \
-         WHERE m.org_id = $3 AND {MATCH_USER}"
+         WHERE m.org_id = $2 AND {MATCH_USER}"
     ))
     .bind(sub)
-    .bind(email)
     .bind(org_id)
     .fetch_all(pool)
     .await?;

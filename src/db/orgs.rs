@@ -66,7 +66,6 @@ pub async fn search(
 pub async fn list_for(
     pool: &PgPool,
     sub: &str,
-    email: Option<&str>,
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Org>, i64), sqlx::Error> {
@@ -76,17 +75,15 @@ pub async fn list_for(
         super::members::MATCH_USER
     );
     let rows = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} {from} ORDER BY o.slug LIMIT $3 OFFSET $4"
+        "SELECT {COLUMNS} {from} ORDER BY o.slug LIMIT $2 OFFSET $3"
     ))
     .bind(sub)
-    .bind(email)
     .bind(limit)
     .bind(offset)
     .fetch_all(pool)
     .await?;
     let total = sqlx::query_scalar(&format!("SELECT count(*) {from}"))
         .bind(sub)
-        .bind(email)
         .fetch_one(pool)
         .await?;
     Ok((rows, total))

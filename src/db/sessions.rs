@@ -168,18 +168,42 @@ pub async fn take_id_token(pool: &PgPool, handle: &str) -> Result<Option<String>
         .await
 }
 
-/// Records the Keycloak id of a user Postgres knows by email only. A no-op when the
-/// row already has an id or another row holds this one.
-pub async fn link_keycloak_id(pool: &PgPool, sub: &str, email: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE users SET keycloak_id = $1 WHERE email = $2 AND keycloak_id IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM users WHERE keycloak_id = $1)",
+/// Links the user row of a proven email (the caller checked `email_verified` under the
+/// realm's rules) to the account that signed in, with an audit entry. A no-op when the
+/// row is linked already (a stored id is never replaced here) or another row holds
+/// this account. Returns whether it linked.
+pub async fn link_keycloak_id(pool: &PgPool, sub: &str, email: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let linked: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE users SET keycloak_id = $1, updated_at = now() \
+         WHERE email = $2 AND keycloak_id IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM users WHERE keycloak_id = $1) RETURNING id",
     )
     .bind(sub)
     .bind(email)
-    .execute(pool)
-    .await
-    .map(|_| ())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if linked.is_some() {
+        super::audit::record(
+            &mut tx,
+            super::audit::Entry {
+                actor: super::audit::Actor {
+                    sub,
+                    email: Some(email),
+                },
+                action: "account.link",
+                target: email,
+                org_id: None,
+                before: None,
+                after: Some(
+                    serde_json::json!({"keycloak_id": sub, "proof": "verified email at sign-in"}),
+                ),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(linked.is_some())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -192,41 +216,28 @@ pub struct UserOrgRow {
     pub preferred: bool,
 }
 
-/// The active orgs a user belongs to: by Keycloak id, else by email for a user row
-/// whose Keycloak id is not known yet.
-pub async fn user_orgs(
-    pool: &PgPool,
-    sub: &str,
-    email: Option<&str>,
-) -> Result<Vec<UserOrgRow>, sqlx::Error> {
+/// The active orgs a user belongs to, by Keycloak id only.
+pub async fn user_orgs(pool: &PgPool, sub: &str) -> Result<Vec<UserOrgRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT o.id, o.slug, o.name, m.roles, \
                 (u.preferred_org_id IS NOT DISTINCT FROM o.id) AS preferred \
          FROM memberships m JOIN orgs o ON o.id = m.org_id JOIN users u ON u.id = m.user_id \
          WHERE o.status = 'active' \
-           AND (u.keycloak_id = $1 OR (u.keycloak_id IS NULL AND u.email = $2)) \
+           AND u.keycloak_id = $1 \
          ORDER BY o.name, o.slug",
     )
     .bind(sub)
-    .bind(email)
     .fetch_all(pool)
     .await
 }
 
 /// Stores the chosen org on the user's row (the sync carries it to Keycloak).
-pub async fn set_preferred_org(
-    pool: &PgPool,
-    sub: &str,
-    email: Option<&str>,
-    org_id: Uuid,
-) -> Result<(), sqlx::Error> {
+pub async fn set_preferred_org(pool: &PgPool, sub: &str, org_id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE users SET preferred_org_id = $3 \
-         WHERE (keycloak_id = $1 OR (keycloak_id IS NULL AND email = $2)) \
-           AND preferred_org_id IS DISTINCT FROM $3",
+        "UPDATE users SET preferred_org_id = $2 \
+         WHERE keycloak_id = $1 AND preferred_org_id IS DISTINCT FROM $2",
     )
     .bind(sub)
-    .bind(email)
     .bind(org_id)
     .execute(pool)
     .await

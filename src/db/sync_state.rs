@@ -21,6 +21,7 @@ pub struct MembershipRow {
 #[derive(Debug, sqlx::FromRow)]
 pub struct UserRow {
     pub email: String,
+    pub keycloak_id: Option<String>,
     pub preferred_org: Option<String>,
 }
 
@@ -41,7 +42,7 @@ pub async fn memberships(pool: &PgPool) -> Result<Vec<MembershipRow>, sqlx::Erro
 
 pub async fn users(pool: &PgPool) -> Result<Vec<UserRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT u.email, p.slug AS preferred_org FROM users u \
+        "SELECT u.email, u.keycloak_id, p.slug AS preferred_org FROM users u \
          LEFT JOIN orgs p ON p.id = u.preferred_org_id",
     )
     .fetch_all(pool)
@@ -201,25 +202,55 @@ pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<SyncRunRow>, s
     .await
 }
 
-/// Stores Keycloak user ids by email, touching only rows that change (each write
-/// is announced to the gate).
-pub async fn record_keycloak_ids(
+/// Records the links a run proved or made, each with an audit entry, in one
+/// transaction. A row is only written while it still holds the id the run saw
+/// (`previous`): a stored id is never replaced behind anyone's back. Returns how many
+/// rows were linked.
+pub async fn link_accounts(
     pool: &PgPool,
-    pairs: &[(String, String)],
-) -> Result<(), sqlx::Error> {
-    if pairs.is_empty() {
-        return Ok(());
+    links: &[crate::sync::accounts::Link],
+) -> Result<usize, sqlx::Error> {
+    if links.is_empty() {
+        return Ok(0);
     }
-    let (emails, ids): (Vec<String>, Vec<String>) = pairs.iter().cloned().unzip();
-    sqlx::query(
-        "UPDATE users u SET keycloak_id = k.id FROM UNNEST($1::text[], $2::text[]) AS k(email, id) \
-         WHERE u.email = k.email AND u.keycloak_id IS DISTINCT FROM k.id",
-    )
-    .bind(emails)
-    .bind(ids)
-    .execute(pool)
-    .await
-    .map(|_| ())
+    let mut tx = pool.begin().await?;
+    let mut linked = 0;
+    for link in links {
+        let updated = sqlx::query(
+            "UPDATE users SET keycloak_id = $1, updated_at = now() \
+             WHERE email = $2 AND keycloak_id IS NOT DISTINCT FROM $3 \
+               AND NOT EXISTS (SELECT 1 FROM users WHERE keycloak_id = $1)",
+        )
+        .bind(&link.keycloak_id)
+        .bind(link.email.as_str())
+        .bind(&link.previous)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            continue;
+        }
+        linked += 1;
+        super::audit::record(
+            &mut tx,
+            super::audit::Entry {
+                actor: super::audit::Actor::SYSTEM,
+                action: "account.link",
+                target: link.email.as_str(),
+                org_id: None,
+                before: link.previous.as_ref().map(
+                    |id| serde_json::json!({"keycloak_id": id, "state": "gone from Keycloak"}),
+                ),
+                after: Some(serde_json::json!({
+                    "keycloak_id": link.keycloak_id,
+                    "proof": link.proof.as_str(),
+                })),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(linked)
 }
 
 /// A page of runs, newest first, and how many there are.

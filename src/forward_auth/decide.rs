@@ -66,10 +66,9 @@ pub struct OrgEntry {
 pub struct GateSnapshot {
     pub apps: Vec<AppRule>,
     pub orgs: HashMap<String, OrgEntry>,
-    /// Memberships by Keycloak user id (`sub`), then org slug.
+    /// Memberships by Keycloak user id (`sub`), then org slug. Never by email: a person
+    /// can change their email in Keycloak, not their `sub`.
     pub members_by_sub: HashMap<String, HashMap<String, Vec<Role>>>,
-    /// Memberships by email, for users whose Keycloak id Postgres does not know yet.
-    pub members_by_email: HashMap<String, HashMap<String, Vec<Role>>>,
 }
 
 /// Who is asking, as proven by a session or a verified token.
@@ -152,7 +151,8 @@ impl Denial {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub user_id: String,
-    pub email: String,
+    /// The proven email only; without one the app gets no `X-User-Email` at all.
+    pub email: Option<String>,
     pub org_id: Uuid,
     pub org_slug: String,
     pub roles: Vec<Role>,
@@ -177,15 +177,7 @@ impl GateSnapshot {
     }
 
     fn roles_of(&self, who: &Principal, org: &str) -> Option<&Vec<Role>> {
-        self.members_by_sub
-            .get(&who.sub)
-            .and_then(|m| m.get(org))
-            .or_else(|| {
-                who.email
-                    .as_deref()
-                    .and_then(|e| self.members_by_email.get(e))
-                    .and_then(|m| m.get(org))
-            })
+        self.members_by_sub.get(&who.sub).and_then(|m| m.get(org))
     }
 }
 
@@ -250,7 +242,7 @@ pub fn decide(state: &GateSnapshot, host: &str, who: Option<&Principal>) -> Outc
     roles.sort_by(|a, b| b.cmp(a));
     Outcome::Allow(Grant {
         user_id: who.sub.clone(),
-        email: who.email.clone().unwrap_or_default(),
+        email: who.email.clone(),
         org_id: org.id,
         org_slug: org_slug.to_owned(),
         roles,
@@ -309,7 +301,6 @@ mod tests {
                     HashMap::from([("acme".into(), vec![Role::User])]),
                 ),
             ]),
-            members_by_email: HashMap::new(),
         }
     }
 
@@ -335,7 +326,7 @@ mod tests {
         };
         assert_eq!(grant.org_slug, "acme");
         assert_eq!(grant.roles, vec![Role::Admin]);
-        assert_eq!(grant.email, "alice@example.com");
+        assert_eq!(grant.email.as_deref(), Some("alice@example.com"));
     }
 
     #[test]

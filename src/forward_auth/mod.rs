@@ -230,14 +230,19 @@ async fn gate_request(
     match decide::decide(&snapshot, &fwd.host, principal.as_ref()) {
         Outcome::Allow(grant) => {
             let roles: Vec<&str> = grant.roles.iter().map(|r| r.as_str()).collect();
-            let response = HttpResponse::Ok()
+            let mut response = HttpResponse::Ok();
+            response
                 .insert_header((HEADER_USER_ID, grant.user_id.as_str()))
-                .insert_header((HEADER_USER_EMAIL, grant.email.as_str()))
                 .insert_header((HEADER_ORG_ID, grant.org_id.to_string()))
                 .insert_header((HEADER_ORG_SLUG, grant.org_slug.as_str()))
                 .insert_header((HEADER_ORG_ROLES, roles.join(",")))
-                .insert_header((header::CACHE_CONTROL, "no-store"))
-                .finish();
+                .insert_header((header::CACHE_CONTROL, "no-store"));
+            // Left out without a proven email: Traefik then drops any `X-User-Email`
+            // the client sent (it is in `authResponseHeaders`).
+            if let Some(email) = grant.email.as_deref() {
+                response.insert_header((HEADER_USER_EMAIL, email));
+            }
+            let response = response.finish();
             (response, "allow", grant.app)
         }
         Outcome::SignIn if html => (

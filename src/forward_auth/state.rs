@@ -2,7 +2,6 @@
 //! announced on `wizbrand_changes` (so every replica follows within a second), and
 //! every 30 seconds as a safety net. Readers take an `Arc` and never wait on I/O.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -84,12 +83,11 @@ pub async fn load(pool: &PgPool) -> Result<GateSnapshot, sqlx::Error> {
     }
     for m in members {
         let roles: Vec<Role> = m.roles.iter().filter_map(|r| r.parse().ok()).collect();
-        let index: &mut HashMap<String, HashMap<String, Vec<Role>>> = match &m.keycloak_id {
-            Some(_) => &mut snapshot.members_by_sub,
-            None => &mut snapshot.members_by_email,
-        };
-        let key = m.keycloak_id.clone().unwrap_or_else(|| m.email.clone());
-        index.entry(key).or_default().insert(m.slug, roles);
+        snapshot
+            .members_by_sub
+            .entry(m.keycloak_id)
+            .or_default()
+            .insert(m.slug, roles);
     }
     Ok(snapshot)
 }

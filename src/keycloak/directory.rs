@@ -75,7 +75,9 @@ pub struct GroupInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
     pub id: String,
+    pub username: Option<String>,
     pub email: Option<Email>,
+    pub email_verified: bool,
     pub attributes: Attributes,
 }
 
@@ -86,7 +88,9 @@ pub trait Directory {
     async fn child_groups(&self, parent_id: &str) -> Result<Vec<GroupInfo>, DirectoryError>;
     async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError>;
     async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError>;
-    async fn user_by_email(&self, email: &Email) -> Result<Option<UserInfo>, DirectoryError>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserInfo>, DirectoryError>;
+    /// Every account whose email or username is `email` (exact matches).
+    async fn users_claiming(&self, email: &Email) -> Result<Vec<UserInfo>, DirectoryError>;
 
     async fn create_top_group(&self, name: &str) -> Result<String, DirectoryError>;
     async fn create_child_group(
@@ -252,6 +256,8 @@ fn user_info(u: UserRepresentation) -> UserInfo {
     UserInfo {
         attributes: attributes_of(u.attributes.as_ref()),
         email: u.email.as_deref().and_then(|e| Email::parse(e).ok()),
+        email_verified: u.email_verified.unwrap_or(false),
+        username: u.username,
         id: u.id.unwrap_or_default(),
     }
 }
@@ -450,15 +456,35 @@ impl Directory for KeycloakDirectory {
         Ok(out)
     }
 
-    async fn user_by_email(&self, email: &Email) -> Result<Option<UserInfo>, DirectoryError> {
-        let found = self
-            .call("read:user_by_email", || {
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserInfo>, DirectoryError> {
+        match self
+            .call("read:user_by_id", || {
+                self.admin
+                    .realm_users_with_user_id_get(&self.realm, id, None)
+            })
+            .await
+        {
+            Ok(u) => Ok(Some(user_info(u))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn users_claiming(&self, email: &Email) -> Result<Vec<UserInfo>, DirectoryError> {
+        let search = |by_email: bool| {
+            self.call("read:users_claiming", move || {
+                let value = Some(email.to_string());
+                let (email, username) = if by_email {
+                    (value, None)
+                } else {
+                    (None, value)
+                };
                 self.admin.realm_users_get(
                     &self.realm,
                     Some(false),
                     None,
                     None,
-                    Some(email.to_string()),
+                    email,
                     None,
                     None,
                     Some(true),
@@ -467,17 +493,28 @@ impl Directory for KeycloakDirectory {
                     None,
                     None,
                     None,
-                    Some(2),
+                    Some(5),
                     None,
                     None,
-                    None,
+                    username,
                 )
             })
-            .await?;
-        Ok(found
+        };
+        let (by_email, by_username) = tokio::join!(search(true), search(false));
+        let mut found: Vec<UserInfo> = by_email?
             .into_iter()
+            .chain(by_username?)
             .map(user_info)
-            .find(|u| u.email.as_ref() == Some(email)))
+            .filter(|u| {
+                u.email.as_ref() == Some(email)
+                    || u.username
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(email.as_str()))
+            })
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|u| seen.insert(u.id.clone()));
+        Ok(found)
     }
 
     async fn create_top_group(&self, name: &str) -> Result<String, DirectoryError> {

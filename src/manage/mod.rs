@@ -16,9 +16,9 @@ use crate::error::AppError;
 use crate::forward_auth::decide::Principal;
 use crate::policy::{self, OrgAccess, OrgAction, Verdict};
 
-/// Who is written to the audit log: the email, else the subject.
-pub fn actor_name(who: &Principal) -> &str {
-    who.email.as_deref().unwrap_or(&who.sub)
+/// Who is written to the audit log.
+pub fn actor_name(who: &Principal) -> db::audit::Actor<'_> {
+    db::audit::Actor::of(who)
 }
 
 /// A policy verdict as an error: strangers learn nothing (404), members are told no (403).
@@ -38,7 +38,7 @@ pub fn parse_roles(raw: &[String]) -> Vec<Role> {
 
 /// Someone's roles in an org, from Postgres (never from a token's claims).
 pub async fn access(pool: &PgPool, who: &Principal, org: &Org) -> Result<OrgAccess, AppError> {
-    let roles = db::members::roles_in(pool, org.id, &who.sub, who.email.as_deref()).await?;
+    let roles = db::members::roles_in(pool, org.id, &who.sub).await?;
     Ok(OrgAccess {
         platform_admin: who.platform_admin,
         roles: parse_roles(&roles),

@@ -77,6 +77,8 @@ pub struct IdClaims {
     #[serde(default)]
     pub email: Option<String>,
     #[serde(default)]
+    pub email_verified: Option<bool>,
+    #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub preferred_username: Option<String>,

@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::config::KeycloakConfig;
+use crate::domain::Email;
 use crate::forward_auth::decide::Principal;
 
 /// The claims of a JWT's payload, read without checking anything: only for a token
@@ -69,6 +70,8 @@ struct AccessClaims {
     typ: Option<String>,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
     #[serde(default)]
     preferred_org: Option<String>,
     #[serde(default)]
@@ -191,7 +194,8 @@ impl TokenVerifier {
                 .realm_access
                 .is_some_and(|r| r.roles.iter().any(|role| role == "wizbrand-admin")),
             sub: claims.sub,
-            email: claims.email.map(|e| e.to_lowercase()),
+            email: Email::proven(claims.email.as_deref(), claims.email_verified)
+                .map(Email::into_string),
             preferred_org: claims.preferred_org,
         };
         if let Ok(mut verified) = self.verified.write() {

@@ -5,6 +5,7 @@
 //! phase with bounded concurrency. One runner at a time: an in-process mutex and a
 //! Postgres advisory lock across replicas. Each run is a row in `sync_runs`.
 
+pub mod accounts;
 pub mod plan;
 pub mod scheduler;
 
@@ -224,9 +225,9 @@ async fn finish(pool: &PgPool, report: &RunReport) -> Result<(), SyncError> {
 /// A digest of the desired state: equal digests, equal states. (`Desired` holds only
 /// ordered collections, so its debug text is canonical; were the format to change, the
 /// next run would read Keycloak in full once.)
-fn desired_digest(desired: &Desired) -> String {
+fn desired_digest(desired: &Desired, members: &[accounts::Member]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{desired:?}").as_bytes());
+    let digest = sha2::Sha256::digest(format!("{desired:?}{members:?}").as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -295,8 +296,9 @@ async fn reconcile<D: Directory>(
     run_id: i64,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<RunReport, SyncError> {
-    let desired = load_desired(pool, &options.scope).await?;
-    let digest = desired_digest(&desired);
+    let mut desired = load_desired(pool, &options.scope).await?;
+    let members = load_members(pool, &desired).await?;
+    let digest = desired_digest(&desired, &members);
     if let Some(report) = checked_by_events(pool, directory, options, run_id, &digest).await {
         return Ok(report);
     }
@@ -309,7 +311,21 @@ async fn reconcile<D: Directory>(
         None if options.dry_run => String::new(),
         None => directory.create_top_group(&options.root).await?,
     };
-    let actual = read_actual(directory, &root, &options.root, &desired, &options.scope).await?;
+    let (mut actual, found) =
+        read_actual(directory, &root, &options.root, &members, &options.scope).await?;
+    let resolution = accounts::resolve(&members, &found);
+    // The plan matches members to accounts by the member's address: only the accounts
+    // resolved to a member carry one; everybody else is a stranger to the plan.
+    for user in actual.users.values_mut() {
+        user.email = resolution.linked.get(&user.id).cloned();
+    }
+    // A conflicted member is left out of this run: nothing is created over the account
+    // that claims the address, and that account gets no membership.
+    let conflicted = resolution.conflicted();
+    for org in &mut desired.orgs {
+        org.members.retain(|email, _| !conflicted.contains(email));
+    }
+    desired.users.retain(|email, _| !conflicted.contains(email));
     let Plan { ops, unchanged } = plan::plan(&desired, &actual, &options.scope);
     let plan_text: Vec<String> = ops
         .iter()
@@ -317,19 +333,30 @@ async fn reconcile<D: Directory>(
         .collect();
     let mut counts = RunCounts {
         unchanged: i32::try_from(unchanged).unwrap_or(i32::MAX),
+        failed: i32::try_from(resolution.conflicts.len()).unwrap_or(i32::MAX),
         ..RunCounts::default()
     };
-    let mut errors = Vec::new();
+    let mut errors: Vec<String> = resolution.conflicts.iter().map(|c| c.to_string()).collect();
+    for conflict in &resolution.conflicts {
+        tracing::warn!(%conflict, "member not provisioned");
+    }
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     if !options.dry_run {
         let (failures, user_ids) = apply(directory, &root, &actual, ops.clone(), progress).await;
-        // The gate and the API find members by Keycloak id (`sub`); record it.
-        let known: Vec<(String, String)> = user_ids
-            .into_iter()
-            .filter(|(email, _)| desired.users.contains_key(email))
-            .map(|(email, id)| (email.to_string(), id))
-            .collect();
-        sync_state::record_keycloak_ids(pool, &known).await?;
+        // The gate and the API find members by Keycloak id (`sub`) only: record the
+        // links this run proved (verified address) or made (accounts it created).
+        let mut links = resolution.new_links.clone();
+        for (email, id) in user_ids {
+            if !resolution.linked.contains_key(&id) && desired.users.contains_key(&email) {
+                links.push(accounts::Link {
+                    previous: resolution.gone.get(&email).cloned(),
+                    email,
+                    keycloak_id: id,
+                    proof: accounts::Proof::CreatedBySync,
+                });
+            }
+        }
+        sync_state::link_accounts(pool, &links).await?;
         for (op, error) in &failures {
             errors.push(format!("{op}: {error}"));
         }
@@ -349,7 +376,7 @@ async fn reconcile<D: Directory>(
     }
     let status = if errors.is_empty() {
         "succeeded"
-    } else if counts.failed as usize == ops.len() {
+    } else if counts.failed as usize == ops.len() + resolution.conflicts.len() {
         "failed"
     } else {
         "partial"
@@ -358,7 +385,7 @@ async fn reconcile<D: Directory>(
     // take what others changed since it began reading (the next check asks the event
     // log from then). A run that wrote vouches for nothing: the next full run reads
     // again and sees whether the writes landed.
-    let verified = options.may_verify() && ops.is_empty();
+    let verified = options.may_verify() && ops.is_empty() && resolution.conflicts.is_empty();
     Ok(RunReport {
         run_id: None,
         status,
@@ -443,14 +470,35 @@ pub async fn load_desired(pool: &PgPool, scope: &Scope) -> Result<Desired, SyncE
     })
 }
 
-/// Keycloak's view of the org groups in scope and of the users that matter.
+/// The user rows in scope with the account each is linked to, for [`accounts::resolve`].
+async fn load_members(
+    pool: &PgPool,
+    desired: &Desired,
+) -> Result<Vec<accounts::Member>, SyncError> {
+    let mut members = Vec::new();
+    for row in sync_state::users(pool).await? {
+        let Ok(email) = Email::parse(&row.email) else {
+            continue;
+        };
+        if desired.users.contains_key(&email) {
+            members.push(accounts::Member {
+                email,
+                keycloak_id: row.keycloak_id,
+            });
+        }
+    }
+    Ok(members)
+}
+
+/// Keycloak's view of the org groups in scope and of the users that matter, and every
+/// account read (for [`accounts::resolve`]).
 async fn read_actual<D: Directory>(
     directory: &D,
     root: &str,
     root_name: &str,
-    desired: &Desired,
+    members: &[accounts::Member],
     scope: &Scope,
-) -> Result<Actual, SyncError> {
+) -> Result<(Actual, BTreeMap<String, accounts::Account>), SyncError> {
     let groups = if root.is_empty() {
         vec![]
     } else {
@@ -471,7 +519,7 @@ async fn read_actual<D: Directory>(
         }
     };
 
-    let mut member_users: HashMap<String, ActualUser> = HashMap::new();
+    let mut member_users: HashMap<String, UserInfo> = HashMap::new();
     let mut reads = Vec::with_capacity(groups.len());
     for g in groups {
         reads.push(read_org_group(directory, g));
@@ -489,40 +537,79 @@ async fn read_actual<D: Directory>(
     for result in group_reads {
         let (group, seen) = result?;
         for u in seen {
-            member_users
-                .entry(u.id.clone())
-                .or_insert(ActualUser::from(u));
+            member_users.entry(u.id.clone()).or_insert(u);
         }
         org_groups.push(group);
     }
 
-    let mut users: BTreeMap<String, ActualUser> = BTreeMap::new();
+    let mut users: BTreeMap<String, UserInfo> = BTreeMap::new();
     match scope {
         Scope::All => {
             for u in everyone.unwrap_or_default() {
-                users.insert(u.id.clone(), ActualUser::from(u));
+                users.insert(u.id.clone(), u);
             }
         }
         Scope::Orgs(_) => {
-            // Member listings are brief (no attributes): read each relevant user.
-            let mut emails: BTreeSet<Email> = desired.users.keys().cloned().collect();
-            emails.extend(member_users.values().filter_map(|u| u.email.clone()));
-            let mut lookups = Vec::with_capacity(emails.len());
-            for email in &emails {
-                lookups.push(directory.user_by_email(email));
+            // Member listings are brief (no attributes): read each member's own account
+            // by its id, and whatever claims the address of a member without one.
+            let mut by_id = Vec::new();
+            let mut by_address = Vec::new();
+            for m in members {
+                match &m.keycloak_id {
+                    Some(id) => by_id.push(directory.user_by_id(id)),
+                    None => by_address.push(directory.users_claiming(&m.email)),
+                }
             }
-            for u in join_all(lookups).await {
+            let (by_id, by_address) = tokio::join!(join_all(by_id), join_all(by_address));
+            for u in by_id {
                 if let Some(u) = u? {
-                    users.insert(u.id.clone(), ActualUser::from(u));
+                    users.insert(u.id.clone(), u);
+                }
+            }
+            for found in by_address {
+                for u in found? {
+                    users.insert(u.id.clone(), u);
+                }
+            }
+            // A stored id that is gone: whatever claims the address now.
+            let gone: Vec<&accounts::Member> = members
+                .iter()
+                .filter(|m| {
+                    m.keycloak_id
+                        .as_ref()
+                        .is_some_and(|id| !users.contains_key(id))
+                })
+                .collect();
+            for m in gone {
+                for u in directory.users_claiming(&m.email).await? {
+                    users.insert(u.id.clone(), u);
                 }
             }
         }
     }
-    // Members without an email (e.g. added by hand) still need to be known by id.
+    // Members of the groups (e.g. added by hand) still need to be known by id.
     for (id, u) in member_users {
         users.entry(id).or_insert(u);
     }
-    Ok(Actual { org_groups, users })
+    let found = users
+        .values()
+        .map(|u| {
+            (
+                u.id.clone(),
+                accounts::Account {
+                    id: u.id.clone(),
+                    username: u.username.clone(),
+                    email: u.email.clone(),
+                    email_verified: u.email_verified,
+                },
+            )
+        })
+        .collect();
+    let users = users
+        .into_iter()
+        .map(|(id, u)| (id, ActualUser::from(u)))
+        .collect();
+    Ok((Actual { org_groups, users }, found))
 }
 
 /// One org group with its role groups and all their members (the directory bounds
@@ -832,14 +919,14 @@ mod tests {
 
     #[test]
     fn the_desired_digest_changes_with_the_state_and_only_with_it() {
-        let base = desired_digest(&desired("pro", &[Role::Admin]));
-        assert_eq!(base, desired_digest(&desired("pro", &[Role::Admin])));
+        let base = desired_digest(&desired("pro", &[Role::Admin]), &[]);
+        assert_eq!(base, desired_digest(&desired("pro", &[Role::Admin]), &[]));
         assert_eq!(base.len(), 64);
-        assert_ne!(base, desired_digest(&desired("free", &[Role::Admin])));
-        assert_ne!(base, desired_digest(&desired("pro", &[Role::User])));
+        assert_ne!(base, desired_digest(&desired("free", &[Role::Admin]), &[]));
+        assert_ne!(base, desired_digest(&desired("pro", &[Role::User]), &[]));
         assert_ne!(
             base,
-            desired_digest(&desired("pro", &[Role::Admin, Role::User]))
+            desired_digest(&desired("pro", &[Role::Admin, Role::User]), &[])
         );
     }
 }

@@ -84,7 +84,7 @@ async fn choose(
     org: &UserOrgRow,
     rd: &str,
 ) -> Result<HttpResponse, SurfacedError> {
-    crate::db::sessions::set_preferred_org(pool, &user.sub, user.email.as_deref(), org.id)
+    crate::db::sessions::set_preferred_org(pool, &user.sub, org.id)
         .await
         .map_err(html_err)?;
     user.org = Some(org.slug.clone());
@@ -108,7 +108,7 @@ async fn select_page(
         &config.public_url,
         &config.cookie_domain,
     );
-    let orgs = crate::db::sessions::user_orgs(&pool, &user.sub, user.email.as_deref())
+    let orgs = crate::db::sessions::user_orgs(&pool, &user.sub)
         .await
         .map_err(html_err)?;
     match selection(&orgs) {
@@ -180,7 +180,7 @@ async fn select_submit(
         &config.public_url,
         &config.cookie_domain,
     );
-    let orgs = crate::db::sessions::user_orgs(&pool, &user.sub, user.email.as_deref())
+    let orgs = crate::db::sessions::user_orgs(&pool, &user.sub)
         .await
         .map_err(html_err)?;
     let slug = form.org.as_deref().unwrap_or_default();

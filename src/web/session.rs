@@ -27,7 +27,9 @@ pub const LOGIN_KEY: &str = "login";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SignedIn {
     pub sub: String,
-    #[serde(default)]
+    /// The proven email only ([`crate::domain::Email::proven`]); a new key name, so a
+    /// cookie from before that rule carries none.
+    #[serde(default, rename = "verified_email")]
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,

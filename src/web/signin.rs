@@ -10,6 +10,7 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::db::sessions::RevocationRow;
+use crate::domain::Email;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
@@ -191,13 +192,18 @@ async fn callback(
             )));
         }
     };
-    let email = claims.email.as_deref().map(|e| e.trim().to_lowercase());
-    if let Some(email) = email.as_deref() {
-        crate::db::sessions::link_keycloak_id(&pool, &claims.sub, email)
+    // Only a verified address links a member row to this account: the person may set
+    // an unverified one to anything (threat model, docs/threat-model.md).
+    let email =
+        Email::proven(claims.email.as_deref(), claims.email_verified).map(Email::into_string);
+    if let Some(email) = email.as_deref()
+        && crate::db::sessions::link_keycloak_id(&pool, &claims.sub, email)
             .await
-            .map_err(html_err)?;
+            .map_err(html_err)?
+    {
+        tracing::info!(sub = %claims.sub, "member linked to the account by its verified email");
     }
-    let orgs = crate::db::sessions::user_orgs(&pool, &claims.sub, email.as_deref())
+    let orgs = crate::db::sessions::user_orgs(&pool, &claims.sub)
         .await
         .map_err(html_err)?;
     let org = crate::web::orgs::initial_org(&orgs, claims.preferred_org.as_deref());

@@ -43,8 +43,7 @@ async fn log(
         org: bounded(q.org.as_deref()),
         actor: bounded(q.actor.as_deref()),
         action: bounded(q.action.as_deref()),
-        admin_of: (!viewer.user.admin)
-            .then(|| (viewer.user.sub.clone(), viewer.user.email.clone())),
+        admin_of: (!viewer.user.admin).then(|| viewer.user.sub.clone()),
     };
     let page = page_number(q.page.as_deref());
     let (rows, total) = crate::db::audit::search(&pool, &filter, PAGE_SIZE, (page - 1) * PAGE_SIZE)

@@ -22,7 +22,7 @@ struct HomePage {
 async fn home(req: HttpRequest, pool: web::Data<PgPool>) -> Result<HttpResponse, SurfacedError> {
     let user = session::current(&req);
     let orgs = match &user {
-        Some(user) => crate::db::sessions::user_orgs(&pool, &user.sub, user.email.as_deref())
+        Some(user) => crate::db::sessions::user_orgs(&pool, &user.sub)
             .await
             .map_err(html_err)?,
         None => Vec::new(),

@@ -58,14 +58,7 @@ async fn list(viewer: Viewer, pool: web::Data<PgPool>, q: web::Query<ListQuery>)
     let (orgs, total) = if viewer.user.admin {
         db::orgs::search(&pool, &query, PAGE_SIZE, offset).await
     } else {
-        db::orgs::list_for(
-            &pool,
-            &viewer.user.sub,
-            viewer.user.email.as_deref(),
-            PAGE_SIZE,
-            offset,
-        )
-        .await
+        db::orgs::list_for(&pool, &viewer.user.sub, PAGE_SIZE, offset).await
     }
     .map_err(html_err)?;
     let base = format!(

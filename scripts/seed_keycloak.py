@@ -104,6 +104,29 @@ def ensure_org_roles(admin: Admin) -> None:
             print(f"realm role {name}: description updated")
 
 
+def ensure_email_admin_only(admin: Admin) -> None:
+    """A person must not choose their own email or username: wizbrand links a member to
+    an account by a verified address, so only administrators (and the sync) set them
+    (docs/threat-model.md). A realm imported before the export said so gets it here."""
+    profile = admin.call("GET", "/users/profile")
+    changed = False
+    for attribute in profile.get("attributes", []):
+        if attribute.get("name") in ("email", "username"):
+            permissions = attribute.setdefault("permissions", {})
+            if permissions.get("edit") != ["admin"]:
+                permissions["edit"] = ["admin"]
+                changed = True
+    exported = json.loads(json.loads(REALM_FILE.read_text())["components"][
+        "org.keycloak.userprofile.UserProfileProvider"][0]["config"]["kc.user.profile.config"][0])
+    marker = next(a for a in exported["attributes"] if a["name"] == "wizbrand_user")
+    if not any(a.get("name") == "wizbrand_user" for a in profile.get("attributes", [])):
+        profile.setdefault("attributes", []).append(marker)
+        changed = True
+    if changed:
+        admin.call("PUT", "/users/profile", profile)
+        print("realm: email and username editable by administrators only; attribute wizbrand_user")
+
+
 def ensure_admin_event_log(admin: Admin) -> None:
     """The sync trusts Keycloak's admin event log between full reads: the log on (without
     representations), and the sync's service account allowed to read it (view-events)."""
@@ -219,6 +242,7 @@ def main() -> None:
 
     ensure_org_roles(admin)
     ensure_admin_event_log(admin)
+    ensure_email_admin_only(admin)
     for client_id, spec in TEST_CLIENTS.items():
         ensure_client(admin, client_id, spec["secret"], spec["scopes"])
     for name in DEMO_USERS:

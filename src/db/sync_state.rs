@@ -20,6 +20,7 @@ pub struct MembershipRow {
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct UserRow {
+    pub id: Uuid,
     pub email: String,
     pub keycloak_id: Option<String>,
     pub preferred_org: Option<String>,
@@ -42,7 +43,7 @@ pub async fn memberships(pool: &PgPool) -> Result<Vec<MembershipRow>, sqlx::Erro
 
 pub async fn users(pool: &PgPool) -> Result<Vec<UserRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT u.email, u.keycloak_id, p.slug AS preferred_org FROM users u \
+        "SELECT u.id, u.email, u.keycloak_id, p.slug AS preferred_org FROM users u \
          LEFT JOIN orgs p ON p.id = u.preferred_org_id",
     )
     .fetch_all(pool)

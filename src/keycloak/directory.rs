@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use super::token::CachedServiceToken;
 use crate::config::KeycloakConfig;
 use crate::domain::Email;
+use crate::sync::plan::ATTR_WIZBRAND_USER;
 use crate::sync::plan::Attributes;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +107,10 @@ pub trait Directory {
         attributes: &Attributes,
     ) -> Result<(), DirectoryError>;
     async fn delete_group(&self, group_id: &str) -> Result<(), DirectoryError>;
-    async fn create_user(&self, email: &Email) -> Result<String, DirectoryError>;
+    /// Creates the account of a member; `member` (the Postgres user id) goes into the
+    /// admin-only attribute `wizbrand_user`, so a run that dies before it records the
+    /// new id still knows the account as its own next time.
+    async fn create_user(&self, email: &Email, member: &str) -> Result<String, DirectoryError>;
     async fn add_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError>;
     async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError>;
     /// Read-modify-write of a user's attributes: every other field and attribute is
@@ -589,8 +593,13 @@ impl Directory for KeycloakDirectory {
         }
     }
 
-    async fn create_user(&self, email: &Email) -> Result<String, DirectoryError> {
+    async fn create_user(&self, email: &Email, member: &str) -> Result<String, DirectoryError> {
         let body = UserRepresentation {
+            attributes: Some(
+                [(ATTR_WIZBRAND_USER.to_owned(), vec![member.to_owned()])]
+                    .into_iter()
+                    .collect(),
+            ),
             username: Some(email.to_string()),
             email: Some(email.to_string()),
             email_verified: Some(false),

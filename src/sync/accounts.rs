@@ -4,9 +4,11 @@
 //! A person is their Keycloak `sub`. A member row (Postgres, known by the email an admin
 //! typed) is tied to an account only
 //! - by the id stored on the row (the sync created that account, or a link below made it);
-//! - or, for a row with no usable id, by the one account that holds the row's address
-//!   *as a verified email* (the realm lets only administrators change an email, and an
-//!   address becomes verified only through Keycloak's own proof), nobody else's already.
+//! - or, for a row with no usable id, by the one account that claims the row's address
+//!   and is nobody else's already, when that account either carries the row's id in
+//!   `wizbrand_user` (the sync made it, and died before storing its id) or holds the
+//!   address *as a verified email* (the realm lets only administrators change an email,
+//!   and an address becomes verified only through Keycloak's own proof).
 //!
 //! Anything else that claims the address (an unverified email, a username equal to the
 //! address, an account linked to another member) is a conflict: the member is left out
@@ -20,6 +22,8 @@ use crate::domain::Email;
 /// A user row as Postgres has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
+    /// The Postgres user id.
+    pub id: String,
     pub email: Email,
     pub keycloak_id: Option<String>,
 }
@@ -32,6 +36,8 @@ pub struct Account {
     /// Keycloak's current email (which may differ from the member's).
     pub email: Option<Email>,
     pub email_verified: bool,
+    /// The `wizbrand_user` attribute: whom the sync created this account for.
+    pub created_for: Option<String>,
 }
 
 /// A link this run records on a member row.
@@ -134,8 +140,11 @@ pub fn resolve(members: &[Member], accounts: &BTreeMap<String, Account>) -> Reso
                 }
             }
             [account] => {
+                let made_for_this_member = account.created_for.as_deref() == Some(m.id.as_str());
                 let reason = if owned.contains(account.id.as_str()) {
                     Some("belongs to another member")
+                } else if made_for_this_member {
+                    None
                 } else if account.email.as_ref() != Some(&m.email) {
                     Some("has this address as its username but another email")
                 } else if !account.email_verified {
@@ -155,7 +164,11 @@ pub fn resolve(members: &[Member], accounts: &BTreeMap<String, Account>) -> Reso
                             email: m.email.clone(),
                             keycloak_id: account.id.clone(),
                             previous,
-                            proof: Proof::VerifiedEmail,
+                            proof: if made_for_this_member {
+                                Proof::CreatedBySync
+                            } else {
+                                Proof::VerifiedEmail
+                            },
                         });
                     }
                 }
@@ -180,6 +193,7 @@ mod tests {
 
     fn member(e: &str, id: Option<&str>) -> Member {
         Member {
+            id: format!("pg-{e}"),
             email: email(e),
             keycloak_id: id.map(str::to_owned),
         }
@@ -193,6 +207,7 @@ mod tests {
                 username: Some(username.to_owned()),
                 email: Some(email(e)),
                 email_verified: verified,
+                created_for: None,
             },
         )
     }
@@ -286,6 +301,21 @@ mod tests {
     fn no_account_means_the_plan_creates_one() {
         let r = resolve(&[member("ann@x.io", None)], &BTreeMap::new());
         assert_eq!(r, Resolution::default());
+    }
+
+    #[test]
+    fn an_account_the_sync_made_for_this_member_is_linked_though_unverified() {
+        // A run created it and died before storing the id.
+        let (id, mut made) = account("k", "ann@x.io", "ann@x.io", false);
+        made.created_for = Some("pg-ann@x.io".into());
+        let r = resolve(&[member("ann@x.io", None)], &BTreeMap::from([(id, made)]));
+        assert_eq!(r.new_links.len(), 1, "{r:?}");
+        assert_eq!(r.new_links[0].proof, Proof::CreatedBySync);
+        // Made for somebody else: still a conflict.
+        let (id, mut other) = account("k", "ann@x.io", "ann@x.io", false);
+        other.created_for = Some("pg-someone-else".into());
+        let r = resolve(&[member("ann@x.io", None)], &BTreeMap::from([(id, other)]));
+        assert_eq!(r.conflicts.len(), 1);
     }
 
     #[test]

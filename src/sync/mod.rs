@@ -342,7 +342,8 @@ async fn reconcile<D: Directory>(
     }
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     if !options.dry_run {
-        let (failures, user_ids) = apply(directory, &root, &actual, ops.clone(), progress).await;
+        let (failures, user_ids) =
+            apply(directory, &root, &actual, &members, ops.clone(), progress).await;
         // The gate and the API find members by Keycloak id (`sub`) only: record the
         // links this run proved (verified address) or made (accounts it created).
         let mut links = resolution.new_links.clone();
@@ -482,6 +483,7 @@ async fn load_members(
         };
         if desired.users.contains_key(&email) {
             members.push(accounts::Member {
+                id: row.id.to_string(),
                 email,
                 keycloak_id: row.keycloak_id,
             });
@@ -601,6 +603,11 @@ async fn read_actual<D: Directory>(
                     username: u.username.clone(),
                     email: u.email.clone(),
                     email_verified: u.email_verified,
+                    created_for: u
+                        .attributes
+                        .get(plan::ATTR_WIZBRAND_USER)
+                        .and_then(|v| v.first())
+                        .cloned(),
                 },
             )
         })
@@ -665,6 +672,8 @@ struct Ids {
     org_groups: HashMap<OrgSlug, String>,
     role_groups: HashMap<(OrgSlug, Role), String>,
     users: HashMap<Email, String>,
+    /// Postgres user ids, written on the accounts this run creates.
+    members: HashMap<Email, String>,
 }
 
 /// An operation's position in the plan, for counting failures.
@@ -698,10 +707,17 @@ async fn apply<D: Directory>(
     directory: &D,
     root: &str,
     actual: &Actual,
+    members: &[accounts::Member],
     ops: Vec<Op>,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> (Vec<(OpIndex, String)>, HashMap<Email, String>) {
-    let mut ids = Ids::default();
+    let mut ids = Ids {
+        members: members
+            .iter()
+            .map(|m| (m.email.clone(), m.id.clone()))
+            .collect(),
+        ..Ids::default()
+    };
     for g in &actual.org_groups {
         if let Ok(slug) = OrgSlug::parse(&g.name) {
             ids.org_groups.insert(slug.clone(), g.id.clone());
@@ -840,7 +856,12 @@ async fn apply_one<D: Directory>(
             });
         }
         Op::CreateUser { email } => {
-            let id = directory.create_user(email).await.map_err(text)?;
+            let member = ids
+                .lock()
+                .ok()
+                .and_then(|i| i.members.get(email).cloned())
+                .ok_or_else(|| format!("{email} is no member of this run"))?;
+            let id = directory.create_user(email, &member).await.map_err(text)?;
             remember(ids, |i| {
                 i.users.insert(email.clone(), id);
             });

@@ -14,6 +14,9 @@ pub const ATTR_PLAN: &str = "plan";
 pub const ATTR_FEATURES: &str = "features";
 pub const ATTR_ORG_MEMBERSHIPS: &str = "org_memberships";
 pub const ATTR_PREFERRED_ORG: &str = "preferred_org";
+/// On accounts the sync creates: the Postgres id of the member it was made for
+/// (administrators only may see or set it, per the realm's user profile).
+pub const ATTR_WIZBRAND_USER: &str = "wizbrand_user";
 
 pub type Attributes = BTreeMap<String, Vec<String>>;
 

@@ -720,7 +720,8 @@ async fn a_removed_member_gets_404_with_a_still_valid_token() {
         .fetch_one(&world.app.pool)
         .await
         .unwrap();
-    assert_eq!(actor, world.admin.email);
+    // The actor is the admin's `sub` (which they cannot change), not their email.
+    assert_eq!(actor, world.admin.keycloak_id);
     assert_eq!(action, "member.delete");
     assert_eq!(target, format!("{org}/{}", world.user.email));
     assert_eq!(before["roles"], json!(["ORG_USER"]));
@@ -756,7 +757,8 @@ async fn me_and_memberships_follow_postgres_and_puts_are_idempotent() {
         .await;
     assert_eq!(all["total"], 2, "{all}");
 
-    // A user row not yet linked to Keycloak is found by email.
+    // A user row not linked to the token's account is not the caller's, whatever the
+    // email says (identity is the `sub`).
     sqlx::query("UPDATE users SET keycloak_id = NULL WHERE email = $1")
         .bind(&world.user.email)
         .execute(&world.app.pool)
@@ -764,6 +766,14 @@ async fn me_and_memberships_follow_postgres_and_puts_are_idempotent() {
         .unwrap();
     let (status, me) = world.call(Who::User, Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, 200);
+    assert_eq!(me["memberships"], json!([]), "{me}");
+    sqlx::query("UPDATE users SET keycloak_id = $2 WHERE email = $1")
+        .bind(&world.user.email)
+        .bind(&world.user.keycloak_id)
+        .execute(&world.app.pool)
+        .await
+        .unwrap();
+    let (_, me) = world.call(Who::User, Method::GET, "/api/v1/me", None).await;
     assert_eq!(me["memberships"][0]["slug"], org, "{me}");
 
     // PUT twice: created, then the same again changes and records nothing.
@@ -1081,7 +1091,7 @@ async fn a_platform_admin_queues_a_sync_when_the_scheduler_runs() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
     let actions: Vec<String> = sqlx::query_scalar("SELECT action FROM audit_log WHERE actor = $1")
-        .bind(&world.platform.email)
+        .bind(&world.platform.keycloak_id)
         .fetch_all(&world.app.pool)
         .await
         .unwrap();

@@ -8,21 +8,21 @@ use serde_json::Value;
 use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, unique, user_token};
 
 /// A Keycloak user with an access token, known to the test's Postgres.
-struct Member {
-    sub: String,
-    email: String,
-    token: String,
+pub(crate) struct Member {
+    pub(crate) sub: String,
+    pub(crate) email: String,
+    pub(crate) token: String,
 }
 
-struct Gate {
-    app: TestApp,
-    traefik: TestTraefik,
-    client: reqwest::Client,
+pub(crate) struct Gate {
+    pub(crate) app: TestApp,
+    pub(crate) traefik: TestTraefik,
+    pub(crate) client: reqwest::Client,
 }
 
 impl Gate {
     /// acme (pro: every app) and beta (free: seo only), as in the demo data.
-    async fn new() -> Gate {
+    pub(crate) async fn new() -> Gate {
         let app = TestApp::spawn().await;
         sqlx::raw_sql(
             "INSERT INTO orgs (slug, name, plan, features) VALUES \
@@ -41,7 +41,7 @@ impl Gate {
         }
     }
 
-    async fn member(&self, memberships: &[(&str, &str)]) -> Member {
+    pub(crate) async fn member(&self, memberships: &[(&str, &str)]) -> Member {
         let admin = KeycloakAdmin::connect().await;
         let name = unique("g-");
         let sub = admin.create_user(&name, "pw-123456").await;
@@ -84,7 +84,7 @@ impl Gate {
         .unwrap();
     }
 
-    fn get(&self, org: &str, app: &str, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, org: &str, app: &str, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.traefik.url(org, app, path))
     }
 }
@@ -105,7 +105,7 @@ where
     }
 }
 
-fn header(echo: &Value, name: &str) -> Option<Vec<String>> {
+pub(crate) fn header(echo: &Value, name: &str) -> Option<Vec<String>> {
     echo["headers"]
         .as_object()
         .unwrap()

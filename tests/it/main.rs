@@ -15,6 +15,7 @@ mod check;
 mod faults;
 mod gate;
 mod health;
+mod identity;
 mod keycloak_realm;
 mod schema;
 mod signin;

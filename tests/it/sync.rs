@@ -12,17 +12,17 @@ use wizbrand::sync::{RunOptions, RunReport, Trigger};
 
 use crate::helpers::{KeycloakAdmin, base_env, claims, fresh_database, unique, user_token};
 
-struct SyncWorld {
-    pool: PgPool,
+pub(crate) struct SyncWorld {
+    pub(crate) pool: PgPool,
     config: Config,
-    root: String,
-    admin: KeycloakAdmin,
+    pub(crate) root: String,
+    pub(crate) admin: KeycloakAdmin,
     /// Suffix that makes this test's emails unique in the shared realm.
     tag: String,
 }
 
 impl SyncWorld {
-    async fn new() -> SyncWorld {
+    pub(crate) async fn new() -> SyncWorld {
         Self::with_env(|_| {}).await
     }
 
@@ -43,17 +43,17 @@ impl SyncWorld {
         }
     }
 
-    fn email(&self, name: &str) -> String {
+    pub(crate) fn email(&self, name: &str) -> String {
         format!("{name}.{}@example.com", self.tag)
     }
 
-    fn path(&self, rest: &str) -> String {
+    pub(crate) fn path(&self, rest: &str) -> String {
         format!("/{}{rest}", self.root)
     }
 
     /// A full run that reads every group (the realm is shared, so whether the event
     /// log is quiet is up to the other tests).
-    async fn sync(&self) -> RunReport {
+    pub(crate) async fn sync(&self) -> RunReport {
         self.sync_with(None).await
     }
 
@@ -72,11 +72,11 @@ impl SyncWorld {
             .unwrap()
     }
 
-    async fn sql(&self, statement: &str) {
+    pub(crate) async fn sql(&self, statement: &str) {
         sqlx::query(statement).execute(&self.pool).await.unwrap();
     }
 
-    async fn add_org(&self, slug: &str, plan: &str, features: &[&str]) -> String {
+    pub(crate) async fn add_org(&self, slug: &str, plan: &str, features: &[&str]) -> String {
         let features = features
             .iter()
             .map(|f| format!("'{f}'"))
@@ -91,7 +91,7 @@ impl SyncWorld {
         id.to_string()
     }
 
-    async fn set_member(&self, slug: &str, name: &str, roles: &[&str]) {
+    pub(crate) async fn set_member(&self, slug: &str, name: &str, roles: &[&str]) {
         let email = self.email(name);
         let roles = roles
             .iter()
@@ -113,7 +113,7 @@ impl SyncWorld {
 
     /// Lets a user the sync created sign in with a password (a person would do this
     /// through the required actions by email).
-    async fn activate(&self, email: &str) -> String {
+    pub(crate) async fn activate(&self, email: &str) -> String {
         let user = self.admin.user_by_email(email).await.unwrap();
         let id = user["id"].as_str().unwrap().to_owned();
         self.admin
@@ -136,7 +136,7 @@ impl SyncWorld {
 }
 
 /// The org roles among a token's realm roles (the group mappings give them).
-fn realm_roles(access: &Value) -> Vec<String> {
+pub(crate) fn realm_roles(access: &Value) -> Vec<String> {
     let mut roles: Vec<String> = access["realm_access"]["roles"]
         .as_array()
         .into_iter()

@@ -35,6 +35,44 @@ async fn healthz_answers_with_a_request_id_and_metrics_count_it() {
     );
 }
 
+#[tokio::test]
+async fn made_up_methods_and_paths_do_not_create_metric_series() {
+    let app = TestApp::spawn().await;
+    let long = "X".repeat(4006);
+    for method in ["ANYTHING", long.as_str()] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, format!("{}/healthz", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    let marker = uuid::Uuid::new_v4().to_string();
+    for path in [format!("/no/such/{marker}"), format!("/api/v1/{marker}")] {
+        assert_eq!(app.get(&path).await.status(), 404, "{path}");
+    }
+
+    let text = app.get("/metrics").await.text().await.unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("wizbrand_http_requests_total{"))
+        .collect();
+    assert!(
+        series
+            .iter()
+            .any(|l| l.contains(r#"method="other",route="/healthz""#)),
+        "{series:?}"
+    );
+    for line in &series {
+        assert!(
+            !line.contains("ANYTHING") && !line.contains("XXXX") && !line.contains(&marker),
+            "a client-chosen label: {line}"
+        );
+    }
+}
+
 /// Stands between wizbrand and Keycloak so a test can take Keycloak off the network
 /// without stopping the Keycloak every other test shares.
 pub(crate) struct Cable {

@@ -64,6 +64,11 @@ impl Application {
         } else {
             None
         };
+        if config.trusted_proxies.is_empty() {
+            tracing::warn!(
+                "WIZBRAND_TRUSTED_PROXIES names no proxy: /forward-auth refuses every caller"
+            );
+        }
         let gate = Arc::new(GateState::default());
         // Without Postgres the gate starts empty (refusing everything) and the
         // refresher fills it in once Postgres answers; /readyz says which is down.

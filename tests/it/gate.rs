@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, unique, user_token};
+use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, unique, user_token};
 
 /// A Keycloak user with an access token, known to the test's Postgres.
 struct Member {
@@ -23,7 +23,7 @@ struct Gate {
 impl Gate {
     /// acme (pro: every app) and beta (free: seo only), as in the demo data.
     async fn new() -> Gate {
-        let app = TestApp::spawn().await;
+        let app = TestApp::spawn_with(behind_traefik).await;
         sqlx::raw_sql(
             "INSERT INTO orgs (slug, name, plan, features) VALUES \
              ('acme', 'Acme', 'pro', ARRAY['seo','music','files','photos']), \
@@ -301,7 +301,7 @@ async fn removing_a_member_or_a_feature_takes_effect_within_a_second() {
     within_a_second("refused", || status("acme", "photos"), 403).await;
 
     // Membership removed: refused within a second, on a second replica too.
-    let replica = gate.app.replica().await;
+    let replica = gate.app.replica_with(behind_traefik).await;
     sqlx::query("UPDATE orgs SET status = 'active' WHERE slug = 'acme'")
         .execute(&gate.app.pool)
         .await
@@ -497,6 +497,7 @@ async fn cached_keys_keep_verifying_while_keycloak_is_unreachable() {
         }
     });
     let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
         env.insert(
             "KEYCLOAK_INTERNAL_URL".into(),
             format!("http://127.0.0.1:{port}"),

@@ -1,6 +1,7 @@
 //! Sign-in, sessions, org selection and logout against the real Keycloak: plain HTTP
 //! (Keycloak's login form driven with reqwest) and a real headless Chromium.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -12,12 +13,17 @@ use wizbrand::startup::Application;
 
 use crate::browser::Browser;
 use crate::helpers::{
-    KeycloakAdmin, TestApp, TestTraefik, base_env, free_port, http_client, unique,
+    KeycloakAdmin, TestApp, TestTraefik, base_env, behind_traefik, free_port, http_client, unique,
 };
 
 /// The app on a known port whose public URL is its own address (so the OIDC redirect
 /// URI `http://127.0.0.1:<port>/auth/callback` comes back to it).
 pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with more changes to its environment.
+pub(crate) async fn spawn_app_with(change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
     let port = free_port();
     TestApp::spawn_with(|env| {
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
@@ -25,6 +31,7 @@ pub(crate) async fn spawn_app() -> TestApp {
             "WIZBRAND_PUBLIC_URL".into(),
             format!("http://127.0.0.1:{port}"),
         );
+        change(env);
     })
     .await
 }
@@ -359,7 +366,7 @@ async fn foreign_rd_targets_end_at_home() {
 
 #[tokio::test]
 async fn a_member_of_two_orgs_picks_one_and_the_gate_follows() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(behind_traefik).await;
     let username = person(&app.pool, &[("acme", "ORG_USER"), ("beta", "ORG_ADMIN")]).await;
     let (_, done) = sign_in(&app, "/", &username).await;
     assert_eq!(done.status(), StatusCode::FOUND);
@@ -775,6 +782,7 @@ async fn sessions_keep_working_on_a_replica_that_cannot_reach_keycloak() {
     // Same database and session key, Keycloak nowhere.
     let port = free_port();
     let mut env = base_env(&app.database_url);
+    behind_traefik(&mut env);
     env.insert(
         "KEYCLOAK_URL".into(),
         format!("http://127.0.0.1:{}", free_port()),
@@ -908,6 +916,7 @@ async fn through_traefik_one_sign_in_on_the_auth_host_opens_an_app_host() {
     )
     .await;
     let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
         env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
         env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());

@@ -356,6 +356,72 @@ async fn the_gate_refuses_callers_that_are_not_trusted_proxies() {
 }
 
 #[tokio::test]
+async fn every_gate_answer_says_no_store() {
+    let gate = Gate::new().await;
+    let url = format!("{}/forward-auth", gate.app.address);
+    let ask = |host: Option<&str>, accept: &str| {
+        let mut request = gate.app.client.get(&url).header("Accept", accept);
+        if let Some(host) = host {
+            request = request
+                .header("X-Forwarded-Host", host)
+                .header("X-Forwarded-Uri", "/");
+        }
+        request
+    };
+    let seo = Some("acme.seo.wizbrand.localhost");
+    let unknown = Some("nope.unknown.wizbrand.localhost");
+    let cases = [
+        ("no credentials (script)", ask(seo, "application/json"), 401),
+        (
+            "a bad token",
+            ask(seo, "application/json").bearer_auth("not.a.jwt"),
+            401,
+        ),
+        ("no credentials (browser)", ask(seo, "text/html"), 302),
+        (
+            "an unknown host (script)",
+            ask(unknown, "application/json"),
+            403,
+        ),
+        ("an unknown host (browser)", ask(unknown, "text/html"), 403),
+        ("no X-Forwarded-Host", ask(None, "application/json"), 400),
+    ];
+    for (what, request, status) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what}"
+        );
+    }
+    // The refusal reaches the client through Traefik with it.
+    let xhr = gate
+        .get("acme", "seo", "/api")
+        .header("X-Requested-With", "XMLHttpRequest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xhr.status(), 401);
+    assert_eq!(xhr.headers()["cache-control"], "no-store");
+
+    // With the default configuration no proxy is trusted, and that refusal says it too.
+    let untrusting = TestApp::spawn().await;
+    let refused = untrusting
+        .client
+        .get(format!("{}/forward-auth", untrusting.address))
+        .header("X-Forwarded-Host", "acme.seo.wizbrand.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
 async fn gate_metrics_count_decisions_by_outcome_and_app() {
     let gate = Gate::new().await;
     let dana = gate.member(&[("acme", "ORG_USER")]).await;

@@ -37,12 +37,30 @@ pub struct PendingLogin {
 pub enum SignInError {
     #[error(transparent)]
     Keycloak(#[from] KeycloakError),
-    /// Keycloak refused the grant: a code unknown, expired or already used, or a
-    /// refresh token whose session is over.
-    #[error("the identity provider refused the grant ({0})")]
-    Refused(String),
+    /// Keycloak's token endpoint answered with a 4xx: see [`GrantRefused`].
+    #[error(transparent)]
+    Refused(#[from] GrantRefused),
     #[error("the ID token is not acceptable: {0}")]
     IdToken(String),
+}
+
+/// A 4xx from the token endpoint, with its OAuth error code (RFC 6749, section 5.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the identity provider refused the grant ({code}, HTTP {status})")]
+pub struct GrantRefused {
+    pub status: u16,
+    /// `invalid_grant`, `invalid_client`, …; the HTTP status when Keycloak names none.
+    pub code: String,
+}
+
+impl GrantRefused {
+    /// Only `invalid_grant` says the grant itself is dead: a code unknown, expired or
+    /// used, or a refresh token whose Keycloak session is over. Every other code
+    /// (`invalid_client` after a secret rotation, `unauthorized_client`, …) is about
+    /// this client and says nothing about the person's session.
+    pub fn grant_is_dead(&self) -> bool {
+        self.code == "invalid_grant"
+    }
 }
 
 #[derive(Deserialize)]
@@ -240,13 +258,17 @@ impl OidcClient {
         let status = response.status();
         if status.is_client_error() {
             // Keycloak names the reason (`invalid_grant`, …); the body holds no secret.
-            let reason = response
+            let code = response
                 .json::<serde_json::Value>()
                 .await
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| status.to_string());
-            return Err(SignInError::Refused(reason));
+            return Err(GrantRefused {
+                status: status.as_u16(),
+                code,
+            }
+            .into());
         }
         if !status.is_success() {
             return Err(KeycloakError::Status { what, status }.into());

@@ -1040,6 +1040,59 @@ async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_
     ));
 }
 
+/// A client secret rotated in Keycloak but not yet here: Keycloak refuses the refresh
+/// for the client, not for the person. The session must live on and the refresh work
+/// again once the secret is right.
+#[tokio::test]
+async fn a_refresh_refused_with_invalid_client_keeps_the_session() {
+    use wizbrand::oidc::client::OidcClient;
+    use wizbrand::web::refresh::{RefreshError, RefreshOutcome, refresh_session};
+    use wizbrand::web::revocations::Revocations;
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[]).await;
+    sign_in(&app, "/", &username).await;
+    let handle = make_refresh_due(&app.pool).await;
+    let (_, first_refresh) = session_tokens(&app.pool).await;
+
+    let mut stale = base_env(&app.database_url);
+    stale.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), "rotated-away".into());
+    let stale = OidcClient::new(
+        reqwest::Client::new(),
+        &Config::from_source(&stale).unwrap(),
+    );
+    let revocations = Revocations::default();
+    let outcome = refresh_session(&app.pool, &stale, &revocations, &handle).await;
+    let Err(RefreshError::Refused(refused)) = &outcome else {
+        panic!("expected a refusal, got {outcome:?}");
+    };
+    // Keycloak says `unauthorized_client` for a wrong secret (RFC 6749: `invalid_client`).
+    assert!(
+        ["invalid_client", "unauthorized_client"].contains(&refused.code.as_str()),
+        "{refused}"
+    );
+    assert_eq!(outcome.as_ref().unwrap_err().metric_label(), "refused");
+
+    // Kept: no revocation, the tokens still there, the person still signed in.
+    let revoked: i64 = sqlx::query_scalar("SELECT count(*) FROM session_revocations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 0);
+    assert_eq!(session_tokens(&app.pool).await.1, first_refresh);
+    let (_, home) = body(&app, "/").await;
+    assert!(home.contains("Signed in as"), "{home}");
+
+    // The next try with the right secret refreshes the same session.
+    let config = Config::from_source(&base_env(&app.database_url)).unwrap();
+    let oidc = OidcClient::new(reqwest::Client::new(), &config);
+    assert_eq!(
+        refresh_session(&app.pool, &oidc, &revocations, &handle)
+            .await
+            .unwrap(),
+        RefreshOutcome::Refreshed
+    );
+}
+
 #[tokio::test]
 async fn sessions_in_use_are_refreshed_and_end_when_keycloak_refuses_the_refresh() {
     // A client of its own whose access tokens live 61 s: with the 60 s margin, a

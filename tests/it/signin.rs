@@ -712,6 +712,138 @@ async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_cha
     delete_client(&admin, &client_id).await;
 }
 
+/// A back-channel logout URL of the test's own that keeps the logout tokens Keycloak
+/// posts to it (answering 200), so a test can send a genuine one itself.
+async fn logout_token_catcher() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/auth/backchannel-logout",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    if let Some((_, token)) = url::form_urlencoded::parse(body.as_bytes())
+                        .find(|(k, _)| k == "logout_token")
+                    {
+                        tx.send(token.into_owned()).ok();
+                    }
+                    break;
+                }
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await
+                    .ok();
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn a_replayed_back_channel_logout_token_is_refused() {
+    // A genuine logout token from Keycloak, caught on its way, then posted twice.
+    let port = free_port();
+    let admin = KeycloakAdmin::connect().await;
+    let (catcher, mut caught) = logout_token_catcher().await;
+    let (client_id, secret) = own_web_client(&admin, "http://127.0.0.1", &catcher, 300).await;
+    let env = |env: &mut HashMap<String, String>| {
+        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
+    };
+    let app = TestApp::spawn_with(|e| {
+        e.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        e.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+        env(e);
+    })
+    .await;
+    let replica = app.replica_with(env).await;
+    let (username, keycloak_id) = person_with_id(&app.pool, &[]).await;
+    sign_in(&app, "/", &username).await;
+    admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/users/{keycloak_id}/logout"),
+            None,
+        )
+        .await;
+    let token = tokio::time::timeout(Duration::from_secs(10), caught.recv())
+        .await
+        .expect("Keycloak sent no logout token")
+        .unwrap();
+    let claims = crate::helpers::claims(&token);
+    assert!(claims["jti"].is_string(), "{claims}");
+    assert!(claims["iat"].is_number(), "{claims}");
+
+    let post = |base: String| {
+        let form = [("logout_token", token.clone())];
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/auth/backchannel-logout"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(post(app.address.clone()).await.status(), StatusCode::OK);
+    let (_, home) = body(&app, "/").await;
+    assert!(home.contains("not signed in"), "{home}");
+    // Replayed, to the same replica and to another: refused, nothing more recorded.
+    for base in [app.address.clone(), replica.address.clone()] {
+        let replay = post(base.clone()).await;
+        assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "{base}");
+        assert_eq!(
+            replay.headers()["content-type"],
+            "application/problem+json",
+            "{base}"
+        );
+        let problem: Value = replay.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("already used"),
+            "{problem}"
+        );
+    }
+    let revocations: i64 = sqlx::query_scalar("SELECT count(*) FROM session_revocations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(revocations, 1);
+    delete_client(&admin, &client_id).await;
+}
+
 #[tokio::test]
 async fn forged_back_channel_logout_tokens_are_refused() {
     let app = spawn_app().await;

@@ -130,6 +130,7 @@ fn run(
     let throttle = web::Data::new(crate::web::throttle::SignInThrottle::new(
         config.signin_rate_per_minute,
     ));
+    let readiness = web::Data::new(crate::health::ReadinessCache::default());
     let oidc = Arc::new(OidcClient::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config,
@@ -165,6 +166,7 @@ fn run(
             .app_data(metrics.clone())
             .app_data(security_headers.clone())
             .app_data(throttle.clone())
+            .app_data(readiness.clone())
             .app_data(http.clone())
             .app_data(pool.clone())
             .app_data(config.clone())

@@ -37,6 +37,7 @@ TOKEN="$(python3 "$ROOT/bench/kc.py" token gatebench)"
 P_GATE=$(free_port); P_NOOP=$(free_port); P_UP=$(free_port); P_TRAEFIK=$(free_port)
 export DATABASE_URL="$DB" WIZBRAND_LISTEN="127.0.0.1:$P_GATE" WIZBRAND_SYNC_ENABLED=false \
   WIZBRAND_PUBLIC_URL="http://127.0.0.1:$P_GATE" WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost \
+  WIZBRAND_TRUSTED_PROXIES=127.0.0.1/32 \
   WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" RUST_LOG=warn
 "$BIN/wizbrand" serve >"$TMP/wizbrand.log" 2>&1 & PIDS+=($!); GATE_PID=$!
 "$BIN/examples/noop_gate" "127.0.0.1:$P_NOOP" & PIDS+=($!); NOOP_PID=$!

@@ -39,6 +39,7 @@ psql "$WIZBRAND_STACK_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS wizbrand_loadbe
 P_GATE=$(free_port); P_UP=$(free_port); P_TRAEFIK=$(free_port)
 export DATABASE_URL="$DB" WIZBRAND_LISTEN="127.0.0.1:$P_GATE" WIZBRAND_SYNC_ENABLED=false \
   WIZBRAND_PUBLIC_URL="http://127.0.0.1:$P_GATE" WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost \
+  WIZBRAND_TRUSTED_PROXIES=127.0.0.1/32 \
   WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" WIZBRAND_SIGNIN_RATE_PER_MINUTE=0 \
   WIZBRAND_SYNC_GROUP_ROOT="$SYNC_ROOT" RUST_LOG=warn
 "$BIN/wizbrand" serve >"$TMP/wizbrand.log" 2>&1 & PIDS+=($!); GATE_PID=$!

@@ -293,6 +293,7 @@ wizbrand_up() {
     export WIZBRAND_LISTEN="127.0.0.1:$WIZBRAND_PORT" \
       WIZBRAND_PUBLIC_URL="http://auth.wizbrand.localhost:$TRAEFIK_PORT" \
       WIZBRAND_COOKIE_DOMAIN="wizbrand.localhost" \
+      WIZBRAND_TRUSTED_PROXIES="127.0.0.1/32,::1/128" \
       WIZBRAND_SESSION_KEY="$(cat "$STATE/session.key")"
     start_bg wizbrand "$LOGS/wizbrand.log" "$CARGO_TARGET_DIR/debug/wizbrand" serve
   )

@@ -194,7 +194,9 @@ impl Config {
         }
 
         let trusted_proxies = r
-            .or("WIZBRAND_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+            // None by default: a loopback default made every local process (a sidecar, a
+            // script on the host) a proxy whose X-Forwarded-For the rate limit believed.
+            .or("WIZBRAND_TRUSTED_PROXIES", "")
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -399,7 +401,10 @@ mod tests {
             config.keycloak.issuer(),
             "http://localhost:8180/realms/wizbrand"
         );
-        assert_eq!(config.trusted_proxies.len(), 2);
+        assert!(
+            config.trusted_proxies.is_empty(),
+            "no proxy is trusted unless named"
+        );
         assert_eq!(
             config
                 .keycloak

@@ -1,5 +1,9 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -59,6 +63,50 @@ pub async fn readiness(pool: &PgPool, http: &reqwest::Client, config: &Config) -
     }
 }
 
+/// How long a readiness result is served before Postgres and Keycloak are asked again.
+pub const READINESS_TTL: Duration = Duration::from_secs(5);
+
+/// The last readiness result. `/readyz` is anonymous: without this, every caller would
+/// cost a Postgres round trip and a Keycloak discovery fetch. Callers arriving while a
+/// probe runs wait for it and share its result, so at most one probe runs at a time
+/// and at most one per `ttl`.
+pub struct ReadinessCache {
+    ttl: Duration,
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Readiness>)>>,
+}
+
+impl Default for ReadinessCache {
+    fn default() -> Self {
+        ReadinessCache::new(READINESS_TTL)
+    }
+}
+
+impl ReadinessCache {
+    pub fn new(ttl: Duration) -> Self {
+        ReadinessCache {
+            ttl,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The cached result while it is younger than the TTL, else `probe`'s.
+    pub async fn get_or_probe<F, Fut>(&self, probe: F) -> Arc<Readiness>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Readiness>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, report)) = last.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Arc::clone(report);
+        }
+        let report = Arc::new(probe().await);
+        *last = Some((Instant::now(), Arc::clone(&report)));
+        report
+    }
+}
+
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "up" }))
@@ -69,12 +117,15 @@ async fn readyz(
     pool: web::Data<PgPool>,
     http: web::Data<reqwest::Client>,
     config: web::Data<Config>,
+    cache: web::Data<ReadinessCache>,
 ) -> HttpResponse {
-    let report = readiness(&pool, &http, &config).await;
+    let report = cache
+        .get_or_probe(|| readiness(&pool, &http, &config))
+        .await;
     if report.ready {
-        HttpResponse::Ok().json(report)
+        HttpResponse::Ok().json(&*report)
     } else {
-        HttpResponse::ServiceUnavailable().json(report)
+        HttpResponse::ServiceUnavailable().json(&*report)
     }
 }
 
@@ -93,4 +144,54 @@ async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn report(ready: bool) -> Readiness {
+        Readiness {
+            ready,
+            postgres: Check {
+                ok: ready,
+                error: None,
+            },
+            keycloak: Check {
+                ok: ready,
+                error: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_probe_until_the_result_is_stale() {
+        let cache = ReadinessCache::new(Duration::from_millis(300));
+        let probes = AtomicUsize::new(0);
+        let counter = &probes;
+        let probe = move || async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            report(true)
+        };
+        let (a, b, c, d) = tokio::join!(
+            cache.get_or_probe(probe),
+            cache.get_or_probe(probe),
+            cache.get_or_probe(probe),
+            cache.get_or_probe(probe),
+        );
+        assert!(a.ready && b.ready && c.ready && d.ready);
+        assert_eq!(probes.load(Ordering::SeqCst), 1, "four callers, one probe");
+        assert!(cache.get_or_probe(probe).await.ready);
+        assert_eq!(probes.load(Ordering::SeqCst), 1, "still fresh");
+
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let failing = move || async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            report(false)
+        };
+        assert!(!cache.get_or_probe(failing).await.ready);
+        assert_eq!(probes.load(Ordering::SeqCst), 2, "probed again once stale");
+    }
 }

@@ -64,6 +64,11 @@ impl Application {
         } else {
             None
         };
+        if config.trusted_proxies.is_empty() {
+            tracing::warn!(
+                "WIZBRAND_TRUSTED_PROXIES names no proxy: /forward-auth refuses every caller"
+            );
+        }
         let gate = Arc::new(GateState::default());
         // Without Postgres the gate starts empty (refusing everything) and the
         // refresher fills it in once Postgres answers; /readyz says which is down.
@@ -125,6 +130,7 @@ fn run(
     let throttle = web::Data::new(crate::web::throttle::SignInThrottle::new(
         config.signin_rate_per_minute,
     ));
+    let readiness = web::Data::new(crate::health::ReadinessCache::default());
     let oidc = Arc::new(OidcClient::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config,
@@ -160,6 +166,7 @@ fn run(
             .app_data(metrics.clone())
             .app_data(security_headers.clone())
             .app_data(throttle.clone())
+            .app_data(readiness.clone())
             .app_data(http.clone())
             .app_data(pool.clone())
             .app_data(config.clone())

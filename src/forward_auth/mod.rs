@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
@@ -143,7 +144,14 @@ fn with_rd(config: &Config, path: &str, rd: &str) -> String {
     url.to_string()
 }
 
-#[get("/forward-auth")]
+/// Every answer of the gate says `no-store`: whether a request may pass depends on who
+/// asks, so no cache (Traefik's, a browser's) may replay one for the next caller. Set
+/// here, around the handler, so refusals, errors and any new branch carry it too.
+fn no_store() -> DefaultHeaders {
+    DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store"))
+}
+
+#[get("/forward-auth", wrap = "no_store()")]
 async fn forward_auth(
     req: HttpRequest,
     gate: web::Data<GateState>,

@@ -22,6 +22,13 @@ use crate::oidc::jwks::{TokenError, TokenVerifier};
 /// How long the discovery document is trusted before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+/// A logout token is accepted this long after its `iat` (Keycloak posts it at once), so
+/// its `jti` need be remembered only that long: the replay window is bounded.
+pub const LOGOUT_TOKEN_MAX_AGE: chrono::Duration = chrono::Duration::minutes(5);
+/// Clock skew allowed on `iat`, as on the other time claims.
+const LOGOUT_TOKEN_LEEWAY: chrono::Duration = chrono::Duration::seconds(30);
+/// Longer `jti`s are refused: each one is stored.
+const MAX_JTI_LEN: usize = 256;
 
 /// What a sign-in in progress keeps in the session until the callback.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -37,12 +44,30 @@ pub struct PendingLogin {
 pub enum SignInError {
     #[error(transparent)]
     Keycloak(#[from] KeycloakError),
-    /// Keycloak refused the grant: a code unknown, expired or already used, or a
-    /// refresh token whose session is over.
-    #[error("the identity provider refused the grant ({0})")]
-    Refused(String),
+    /// Keycloak's token endpoint answered with a 4xx: see [`GrantRefused`].
+    #[error(transparent)]
+    Refused(#[from] GrantRefused),
     #[error("the ID token is not acceptable: {0}")]
     IdToken(String),
+}
+
+/// A 4xx from the token endpoint, with its OAuth error code (RFC 6749, section 5.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the identity provider refused the grant ({code}, HTTP {status})")]
+pub struct GrantRefused {
+    pub status: u16,
+    /// `invalid_grant`, `invalid_client`, …; the HTTP status when Keycloak names none.
+    pub code: String,
+}
+
+impl GrantRefused {
+    /// Only `invalid_grant` says the grant itself is dead: a code unknown, expired or
+    /// used, or a refresh token whose Keycloak session is over. Every other code
+    /// (`invalid_client` after a secret rotation, `unauthorized_client`, …) is about
+    /// this client and says nothing about the person's session.
+    pub fn grant_is_dead(&self) -> bool {
+        self.code == "invalid_grant"
+    }
 }
 
 #[derive(Deserialize)]
@@ -89,6 +114,11 @@ pub struct IdClaims {
 /// The claims of a back-channel logout token.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogoutClaims {
+    /// Required; checked here, as jsonwebtoken 9 does not enforce a required `iat`.
+    #[serde(default)]
+    pub iat: Option<i64>,
+    #[serde(default)]
+    pub jti: Option<String>,
     #[serde(default)]
     pub sub: Option<String>,
     #[serde(default)]
@@ -242,13 +272,17 @@ impl OidcClient {
         let status = response.status();
         if status.is_client_error() {
             // Keycloak names the reason (`invalid_grant`, …); the body holds no secret.
-            let reason = response
+            let code = response
                 .json::<serde_json::Value>()
                 .await
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| status.to_string());
-            return Err(SignInError::Refused(reason));
+            return Err(GrantRefused {
+                status: status.as_u16(),
+                code,
+            }
+            .into());
         }
         if !status.is_success() {
             return Err(KeycloakError::Status { what, status }.into());
@@ -282,22 +316,79 @@ impl OidcClient {
     }
 }
 
-/// Checks a back-channel logout token: signature (JWKS), `iss`, `aud` = our client id,
-/// `iat`, the back-channel logout event, no `nonce`, and a `sid` or `sub`.
+/// A logout token that passed every check.
+#[derive(Debug, Clone)]
+pub struct CheckedLogout {
+    pub claims: LogoutClaims,
+    pub jti: String,
+    /// Until when its `jti` must be remembered to refuse a replay: past this the token
+    /// is refused as too old anyway.
+    pub remember_until: chrono::DateTime<chrono::Utc>,
+}
+
+/// Checks a back-channel logout token (OpenID Back-Channel Logout 1.0, sections 2.4 and
+/// 2.6): `typ` when present, signature (JWKS), `iss`, `aud` = our client id, `exp` when
+/// present, then [`check_logout_claims`]. Whether its `jti` was seen before is the
+/// caller's to ask (Postgres).
 pub async fn verify_logout_token(
     verifier: &TokenVerifier,
     client_id: &str,
     token: &str,
-) -> Result<LogoutClaims, TokenError> {
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<CheckedLogout, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    check_logout_type(header.typ.as_deref())?;
     let claims: LogoutClaims = verifier
         .decode(token, client_id, &["iss", "aud", "iat"])
         .await?;
-    check_logout_claims(&claims)?;
-    Ok(claims)
+    check_logout_claims(claims, now)
 }
 
-/// The claim rules of OpenID Back-Channel Logout 1.0, section 2.6, beyond the JWT's.
-pub fn check_logout_claims(claims: &LogoutClaims) -> Result<(), TokenError> {
+/// The `typ` header, when present, must say logout token (section 2.4), so that no other
+/// JWT of the realm's (an ID or access token) passes for one.
+pub fn check_logout_type(typ: Option<&str>) -> Result<(), TokenError> {
+    match typ {
+        None => Ok(()),
+        Some(t)
+            if t.eq_ignore_ascii_case("logout+jwt")
+                || t.eq_ignore_ascii_case("application/logout+jwt") =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(TokenError::Invalid(
+            "the typ header is not logout+jwt".into(),
+        )),
+    }
+}
+
+/// The claim rules of OpenID Back-Channel Logout 1.0, section 2.6, beyond the JWT's:
+/// `iat` present and recent, `jti` present, the back-channel logout event as a JSON
+/// object, no `nonce`, a `sid` or `sub`.
+pub fn check_logout_claims(
+    claims: LogoutClaims,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<CheckedLogout, TokenError> {
+    let issued = claims
+        .iat
+        .and_then(|iat| chrono::DateTime::from_timestamp(iat, 0))
+        .ok_or_else(|| TokenError::Invalid("a logout token carries iat".into()))?;
+    if issued > now + LOGOUT_TOKEN_LEEWAY {
+        return Err(TokenError::Invalid(
+            "the logout token is issued in the future".into(),
+        ));
+    }
+    let remember_until = issued + LOGOUT_TOKEN_MAX_AGE + LOGOUT_TOKEN_LEEWAY;
+    if remember_until < now {
+        return Err(TokenError::Invalid("the logout token is too old".into()));
+    }
+    let jti = match claims.jti.as_deref() {
+        Some(jti) if !jti.is_empty() && jti.len() <= MAX_JTI_LEN => jti.to_owned(),
+        _ => {
+            return Err(TokenError::Invalid(
+                "a logout token carries a jti (at most 256 bytes)".into(),
+            ));
+        }
+    };
     if claims.nonce.is_some() {
         return Err(TokenError::Invalid(
             "a logout token carries no nonce".into(),
@@ -314,7 +405,11 @@ pub fn check_logout_claims(claims: &LogoutClaims) -> Result<(), TokenError> {
     if claims.sid.is_none() && claims.sub.is_none() {
         return Err(TokenError::Invalid("neither sid nor sub".into()));
     }
-    Ok(())
+    Ok(CheckedLogout {
+        claims,
+        jti,
+        remember_until,
+    })
 }
 
 /// `public` with its path replaced by `path` and no query.
@@ -336,15 +431,57 @@ mod tests {
 
     #[test]
     fn logout_claims_follow_the_spec() {
-        let good = serde_json::json!({"sid": "s", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}});
-        assert!(check_logout_claims(&claims(good)).is_ok());
+        let now = chrono::Utc::now();
+        let iat = now.timestamp();
+        let event = serde_json::json!({BACKCHANNEL_LOGOUT_EVENT: {}});
+        let good = serde_json::json!({"sid": "s", "iat": iat, "jti": "j", "events": event});
+        let checked = check_logout_claims(claims(good), now).unwrap();
+        assert_eq!(checked.jti, "j");
+        assert_eq!(
+            checked.remember_until.timestamp(),
+            iat + (LOGOUT_TOKEN_MAX_AGE + LOGOUT_TOKEN_LEEWAY).num_seconds()
+        );
+        // A little skew either way is fine.
+        let skewed = serde_json::json!({"sub": "u", "iat": iat + 20, "jti": "j", "events": event});
+        assert!(check_logout_claims(claims(skewed), now).is_ok());
+        let old = serde_json::json!({"sub": "u", "iat": iat - 300, "jti": "j", "events": event});
+        assert!(check_logout_claims(claims(old), now).is_ok());
         for bad in [
-            serde_json::json!({"sid": "s"}),
-            serde_json::json!({"sid": "s", "events": {"other": {}}}),
-            serde_json::json!({"sid": "s", "nonce": "n", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}}),
-            serde_json::json!({"events": {BACKCHANNEL_LOGOUT_EVENT: {}}}),
+            serde_json::json!({"sid": "s", "iat": iat, "jti": "j"}),
+            serde_json::json!({"sid": "s", "iat": iat, "jti": "j", "events": {"other": {}}}),
+            serde_json::json!({"sid": "s", "iat": iat, "jti": "j", "events": {BACKCHANNEL_LOGOUT_EVENT: "x"}}),
+            serde_json::json!({"sid": "s", "iat": iat, "jti": "j", "events": [BACKCHANNEL_LOGOUT_EVENT]}),
+            serde_json::json!({"sid": "s", "iat": iat, "jti": "j", "nonce": "n", "events": event}),
+            serde_json::json!({"iat": iat, "jti": "j", "events": event}),
+            // No iat, iat in the future, iat too old.
+            serde_json::json!({"sid": "s", "jti": "j", "events": event}),
+            serde_json::json!({"sid": "s", "iat": iat + 120, "jti": "j", "events": event}),
+            serde_json::json!({"sid": "s", "iat": iat - 400, "jti": "j", "events": event}),
+            // No jti, an empty or an over-long one.
+            serde_json::json!({"sid": "s", "iat": iat, "events": event}),
+            serde_json::json!({"sid": "s", "iat": iat, "jti": "", "events": event}),
+            serde_json::json!({"sid": "s", "iat": iat, "jti": "j".repeat(257), "events": event}),
         ] {
-            assert!(check_logout_claims(&claims(bad.clone())).is_err(), "{bad}");
+            let parsed: Result<LogoutClaims, _> = serde_json::from_value(bad.clone());
+            assert!(
+                parsed.map_or(true, |c| check_logout_claims(c, now).is_err()),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_typ_header_when_present_says_logout_token() {
+        for good in [
+            None,
+            Some("logout+jwt"),
+            Some("Logout+JWT"),
+            Some("application/logout+jwt"),
+        ] {
+            assert!(check_logout_type(good).is_ok(), "{good:?}");
+        }
+        for bad in ["JWT", "at+jwt", "", "logout+jwt; x", "application/jwt"] {
+            assert!(check_logout_type(Some(bad)).is_err(), "{bad}");
         }
     }
 

@@ -19,7 +19,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 
 use crate::db::sessions::RevocationRow;
-use crate::oidc::client::{OidcClient, SignInError};
+use crate::oidc::client::{GrantRefused, OidcClient, SignInError};
 use crate::web::revocations::Revocations;
 use crate::web::session::SignedIn;
 
@@ -35,8 +35,50 @@ pub enum RefreshError {
     /// Keycloak could not be asked; the session goes on and the next tick retries.
     #[error(transparent)]
     Keycloak(#[from] crate::keycloak::KeycloakError),
+    /// Keycloak refused for a reason other than the session being over (e.g.
+    /// `invalid_client` after a secret rotation): the session goes on, the next tick
+    /// retries, and operators are told.
+    #[error(transparent)]
+    Refused(GrantRefused),
     #[error("unexpected answer to the refresh: {0}")]
     Unexpected(String),
+}
+
+impl RefreshError {
+    /// The `outcome` label of `wizbrand_session_refreshes_total`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            RefreshError::Refused(_) => "refused",
+            _ => "failed",
+        }
+    }
+
+    /// The OAuth error code, when Keycloak named one.
+    pub fn oauth_error(&self) -> Option<&str> {
+        match self {
+            RefreshError::Refused(refused) => Some(refused.code.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// What a failed refresh means for the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// The Keycloak session is over: end this one everywhere.
+    EndSession,
+    /// Anything else (client misconfigured, Keycloak down or erring): keep the
+    /// session, retry on the next tick while it is in use.
+    KeepAndRetry,
+}
+
+/// Only `invalid_grant` ends a session: signing everyone out because of a rotated
+/// client secret or a Keycloak hiccup would punish the people for the operator's fault.
+pub fn after_failure(error: &SignInError) -> AfterFailure {
+    match error {
+        SignInError::Refused(refused) if refused.grant_is_dead() => AfterFailure::EndSession,
+        _ => AfterFailure::KeepAndRetry,
+    }
 }
 
 /// What one refresh attempt did.
@@ -119,7 +161,7 @@ pub async fn refresh_session(
             tx.commit().await?;
             Ok(RefreshOutcome::Refreshed)
         }
-        Err(SignInError::Refused(reason)) => {
+        Err(reason) if after_failure(&reason) == AfterFailure::EndSession => {
             // The Keycloak session is over: so is this one, on every replica.
             let sid = due.sid.as_deref();
             let sub = sid.is_none().then_some(due.sub.as_str());
@@ -135,6 +177,8 @@ pub async fn refresh_session(
             tracing::info!(sub = %due.sub, %reason, "Keycloak refused the refresh; session ended");
             Ok(RefreshOutcome::Ended)
         }
+        // Kept: the transaction rolls back, the row stays due, the next tick retries.
+        Err(SignInError::Refused(refused)) => Err(RefreshError::Refused(refused)),
         Err(SignInError::Keycloak(e)) => Err(e.into()),
         Err(SignInError::IdToken(reason)) => Err(RefreshError::Unexpected(reason)),
     }
@@ -169,12 +213,67 @@ pub fn spawn(
                 let label = match &outcome {
                     Ok(outcome) => outcome.as_str(),
                     Err(e) => {
-                        tracing::warn!(error = %e, "session refresh failed; retried while the session is in use");
-                        "failed"
+                        tracing::warn!(
+                            error = %e,
+                            oauth_error = e.oauth_error().unwrap_or("-"),
+                            "session refresh failed; the session is kept and the refresh retried while it is in use"
+                        );
+                        e.metric_label()
                     }
                 };
                 metrics.session_refreshes.with_label_values(&[label]).inc();
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keycloak::KeycloakError;
+
+    fn refused(status: u16, code: &str) -> SignInError {
+        GrantRefused {
+            status,
+            code: code.into(),
+        }
+        .into()
+    }
+
+    #[test]
+    fn only_invalid_grant_ends_the_session() {
+        assert_eq!(
+            after_failure(&refused(400, "invalid_grant")),
+            AfterFailure::EndSession
+        );
+        for kept in [
+            refused(401, "invalid_client"),
+            refused(400, "unauthorized_client"),
+            refused(400, "invalid_request"),
+            refused(400, "unsupported_grant_type"),
+            refused(403, "403 Forbidden"),
+            refused(429, "429 Too Many Requests"),
+            KeycloakError::Status {
+                what: "the token refresh",
+                status: reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            }
+            .into(),
+            SignInError::IdToken("odd".into()),
+        ] {
+            assert_eq!(after_failure(&kept), AfterFailure::KeepAndRetry, "{kept}");
+        }
+    }
+
+    #[test]
+    fn a_kept_refusal_is_counted_apart_and_names_its_code() {
+        let e = RefreshError::Refused(GrantRefused {
+            status: 401,
+            code: "invalid_client".into(),
+        });
+        assert_eq!(e.metric_label(), "refused");
+        assert_eq!(e.oauth_error(), Some("invalid_client"));
+        let down = RefreshError::Unexpected("x".into());
+        assert_eq!(down.metric_label(), "failed");
+        assert_eq!(down.oauth_error(), None);
+    }
 }

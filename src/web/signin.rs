@@ -338,22 +338,36 @@ async fn backchannel_logout(
         .find(|(k, _)| k == "logout_token")
         .map(|(_, v)| v.into_owned())
         .ok_or_else(|| AppError::BadRequest("logout_token is missing".into()).json())?;
-    let claims = crate::oidc::client::verify_logout_token(&verifier, oidc.client_id(), &token)
+    let checked =
+        crate::oidc::client::verify_logout_token(&verifier, oidc.client_id(), &token, Utc::now())
+            .await
+            .map_err(|e| {
+                tracing::info!(error = %e, "back-channel logout token refused");
+                AppError::BadRequest("the logout token is not valid".into()).json()
+            })?;
+    let db_error = |e: sqlx::Error| AppError::from(e).json();
+    // The jti and the revocation commit together: a failed revocation leaves the token
+    // usable for Keycloak's retry.
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    if !crate::db::logout_jtis::remember(&mut tx, &checked.jti, checked.remember_until)
         .await
-        .map_err(|e| {
-            tracing::info!(error = %e, "back-channel logout token refused");
-            AppError::BadRequest("the logout token is not valid".into()).json()
-        })?;
+        .map_err(db_error)?
+    {
+        tracing::info!(jti = %checked.jti, "back-channel logout token replayed; refused");
+        return Err(AppError::BadRequest("the logout token was already used".into()).json());
+    }
+    let claims = checked.claims;
     let expires_at = Utc::now() + SESSION_TTL;
     // With a sid, only that Keycloak session ends; without, every session of the user.
     let revoked_at = crate::db::sessions::revoke(
-        pool.get_ref(),
+        &mut *tx,
         claims.sid.as_deref(),
         claims.sub.as_deref(),
         expires_at,
     )
     .await
-    .map_err(|e| AppError::Internal(e.into()).json())?;
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
     revocations.add(RevocationRow {
         sid: claims.sid.clone(),
         sub: claims.sub.clone(),

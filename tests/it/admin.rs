@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::browser::Browser;
-use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, free_port, unique};
+use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, unique};
 use crate::signin::{body, csrf_of, delete_client, own_web_client, person, sign_in, spawn_app};
 
 /// Polls `check` every 200 ms until it gives a value, failing after `limit`.
@@ -61,6 +61,7 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
     .await;
     let root = unique("t");
     let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
         env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
         env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());

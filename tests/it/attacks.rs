@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::helpers::{
-    KillOnDrop, TestApp, TestTraefik, base_env, free_port, fresh_database, http_client, user_token,
+    KillOnDrop, TestApp, TestTraefik, base_env, behind_traefik, free_port, fresh_database,
+    http_client, user_token,
 };
 use crate::signin::{keycloak_login, person};
 
@@ -15,6 +16,7 @@ use crate::signin::{keycloak_login, person};
 async fn sign_in_is_rate_limited_per_client_address_as_traefik_reports_it() {
     let traefik_port = free_port();
     let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
         env.insert("WIZBRAND_SIGNIN_RATE_PER_MINUTE".into(), "5".into());
     })
     .await;
@@ -63,6 +65,28 @@ async fn sign_in_is_rate_limited_per_client_address_as_traefik_reports_it() {
         .await
         .unwrap();
     assert_eq!(other.status(), StatusCode::FOUND);
+}
+
+/// Straight to the app (no trusted proxy by default, not even loopback), a client's own
+/// X-Forwarded-For is not believed: a new made-up address per request does not get a
+/// new allowance.
+#[tokio::test]
+async fn forged_x_forwarded_for_straight_to_the_app_is_not_believed() {
+    let app = TestApp::spawn().await;
+    let mut statuses = Vec::new();
+    for i in 0..35 {
+        let response = app
+            .client
+            .get(format!("{}/login?rd=%2F", app.address))
+            .header("X-Forwarded-For", format!("203.0.113.{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    let mut expected = vec![302; 30];
+    expected.extend([429; 5]);
+    assert_eq!(statuses, expected);
 }
 
 /// Every secret the process holds or sees must stay out of its logs, even at debug level.

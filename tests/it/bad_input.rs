@@ -16,7 +16,9 @@ use wizbrand::config::Config;
 use wizbrand::startup::Application;
 use wizbrand::web::session::SignedIn;
 
-use crate::helpers::{KeycloakAdmin, TestApp, base_env, claims, free_port, http_client, unique};
+use crate::helpers::{
+    KeycloakAdmin, TestApp, base_env, behind_traefik, claims, free_port, http_client, unique,
+};
 
 /// The test apps' session key (`helpers::base_env`).
 const TEST_KEY: &str = "tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt";
@@ -306,6 +308,7 @@ fn b64(bytes: &[u8]) -> String {
 async fn app_with_key(database_url: &str, pool: &sqlx::PgPool, key: &str) -> TestApp {
     let port = free_port();
     let mut env = base_env(database_url);
+    behind_traefik(&mut env);
     env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
     env.insert(
         "WIZBRAND_PUBLIC_URL".into(),
@@ -326,9 +329,9 @@ async fn app_with_key(database_url: &str, pool: &sqlx::PgPool, key: &str) -> Tes
 
 #[tokio::test]
 async fn bad_session_cookies_never_sign_anyone_in() {
-    use crate::signin::{person, set_cookie, sign_in, spawn_app};
+    use crate::signin::{person, set_cookie, sign_in, spawn_app_with};
     // App A (the test key) and app B (another key) on one database; one real sign-in on each.
-    let a = spawn_app().await;
+    let a = spawn_app_with(behind_traefik).await;
     let b = app_with_key(&a.database_url, &a.pool, OTHER_KEY).await;
     let username = person(&a.pool, &[("acme", "ORG_USER")]).await;
     sqlx::query("UPDATE orgs SET features = ARRAY['seo'] WHERE slug = 'acme'")
@@ -581,7 +584,7 @@ async fn bad_session_cookies_never_sign_anyone_in() {
 #[tokio::test]
 async fn bad_bearer_tokens_are_401_at_the_api_and_the_gate() {
     use crate::api::{PASSWORD, person};
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(behind_traefik).await;
     seed_orgs(&app).await;
     let kc = KeycloakAdmin::connect().await;
     let member = person(&kc, false).await;
@@ -799,7 +802,7 @@ async fn bad_bearer_tokens_are_401_at_the_api_and_the_gate() {
 #[tokio::test]
 async fn odd_forwarded_headers_at_the_gate() {
     use crate::api::person;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(behind_traefik).await;
     seed_orgs(&app).await;
     let kc = KeycloakAdmin::connect().await;
     let member = person(&kc, false).await;

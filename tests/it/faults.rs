@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::health::Cable;
 use crate::helpers::{
-    KeycloakAdmin, KillOnDrop, TestApp, TestTraefik, base_env, free_port, fresh_database, unique,
-    user_token,
+    KeycloakAdmin, KillOnDrop, TestApp, TestTraefik, base_env, behind_traefik, free_port,
+    fresh_database, unique, user_token,
 };
 
 async fn dana_token() -> String {
@@ -131,7 +131,7 @@ async fn postgres_cut_off_answers_503_fast_loses_nothing_and_the_pool_recovers()
 
 #[tokio::test]
 async fn traefik_restarted_serves_routes_and_the_gate_again_without_touching_wizbrand() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(behind_traefik).await;
     let port = free_port();
     let traefik = TestTraefik::start_on(port, &app.address).await;
     let client = traefik.client();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, unique, user_token};
+use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, unique, user_token};
 
 /// A Keycloak user with an access token, known to the test's Postgres.
 pub(crate) struct Member {
@@ -23,7 +23,7 @@ pub(crate) struct Gate {
 impl Gate {
     /// acme (pro: every app) and beta (free: seo only), as in the demo data.
     pub(crate) async fn new() -> Gate {
-        let app = TestApp::spawn().await;
+        let app = TestApp::spawn_with(behind_traefik).await;
         sqlx::raw_sql(
             "INSERT INTO orgs (slug, name, plan, features) VALUES \
              ('acme', 'Acme', 'pro', ARRAY['seo','music','files','photos']), \
@@ -301,7 +301,7 @@ async fn removing_a_member_or_a_feature_takes_effect_within_a_second() {
     within_a_second("refused", || status("acme", "photos"), 403).await;
 
     // Membership removed: refused within a second, on a second replica too.
-    let replica = gate.app.replica().await;
+    let replica = gate.app.replica_with(behind_traefik).await;
     sqlx::query("UPDATE orgs SET status = 'active' WHERE slug = 'acme'")
         .execute(&gate.app.pool)
         .await
@@ -353,6 +353,72 @@ async fn the_gate_refuses_callers_that_are_not_trusted_proxies() {
         problem["type"],
         "https://wizbrand.dev/problems/untrusted-proxy"
     );
+}
+
+#[tokio::test]
+async fn every_gate_answer_says_no_store() {
+    let gate = Gate::new().await;
+    let url = format!("{}/forward-auth", gate.app.address);
+    let ask = |host: Option<&str>, accept: &str| {
+        let mut request = gate.app.client.get(&url).header("Accept", accept);
+        if let Some(host) = host {
+            request = request
+                .header("X-Forwarded-Host", host)
+                .header("X-Forwarded-Uri", "/");
+        }
+        request
+    };
+    let seo = Some("acme.seo.wizbrand.localhost");
+    let unknown = Some("nope.unknown.wizbrand.localhost");
+    let cases = [
+        ("no credentials (script)", ask(seo, "application/json"), 401),
+        (
+            "a bad token",
+            ask(seo, "application/json").bearer_auth("not.a.jwt"),
+            401,
+        ),
+        ("no credentials (browser)", ask(seo, "text/html"), 302),
+        (
+            "an unknown host (script)",
+            ask(unknown, "application/json"),
+            403,
+        ),
+        ("an unknown host (browser)", ask(unknown, "text/html"), 403),
+        ("no X-Forwarded-Host", ask(None, "application/json"), 400),
+    ];
+    for (what, request, status) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{what}");
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what}"
+        );
+    }
+    // The refusal reaches the client through Traefik with it.
+    let xhr = gate
+        .get("acme", "seo", "/api")
+        .header("X-Requested-With", "XMLHttpRequest")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xhr.status(), 401);
+    assert_eq!(xhr.headers()["cache-control"], "no-store");
+
+    // With the default configuration no proxy is trusted, and that refusal says it too.
+    let untrusting = TestApp::spawn().await;
+    let refused = untrusting
+        .client
+        .get(format!("{}/forward-auth", untrusting.address))
+        .header("X-Forwarded-Host", "acme.seo.wizbrand.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.headers()["cache-control"], "no-store");
 }
 
 #[tokio::test]
@@ -497,6 +563,7 @@ async fn cached_keys_keep_verifying_while_keycloak_is_unreachable() {
         }
     });
     let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
         env.insert(
             "KEYCLOAK_INTERNAL_URL".into(),
             format!("http://127.0.0.1:{port}"),

@@ -110,6 +110,16 @@ pub fn base_env(database_url: &str) -> HashMap<String, String> {
     env
 }
 
+/// For tests that go through a Traefik of their own, or call `/forward-auth` as Traefik
+/// would from loopback: the app believes loopback's forwarded headers. wizbrand's default
+/// names no trusted proxy.
+pub fn behind_traefik(env: &mut HashMap<String, String>) {
+    env.insert(
+        "WIZBRAND_TRUSTED_PROXIES".into(),
+        "127.0.0.1/32,::1/128".into(),
+    );
+}
+
 pub struct TestApp {
     pub address: String,
     pub pool: PgPool,
@@ -129,7 +139,12 @@ impl TestApp {
 
     /// Another replica on this app's database.
     pub async fn replica(&self) -> TestApp {
-        Self::spawn_on(self.database_url.clone(), self.pool.clone(), |_| {}).await
+        self.replica_with(|_| {}).await
+    }
+
+    /// Another replica on this app's database, its environment changed by `change`.
+    pub async fn replica_with(&self, change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        Self::spawn_on(self.database_url.clone(), self.pool.clone(), change).await
     }
 
     async fn spawn_on(

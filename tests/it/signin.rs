@@ -1,6 +1,7 @@
 //! Sign-in, sessions, org selection and logout against the real Keycloak: plain HTTP
 //! (Keycloak's login form driven with reqwest) and a real headless Chromium.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -12,12 +13,17 @@ use wizbrand::startup::Application;
 
 use crate::browser::Browser;
 use crate::helpers::{
-    KeycloakAdmin, TestApp, TestTraefik, base_env, free_port, http_client, unique,
+    KeycloakAdmin, TestApp, TestTraefik, base_env, behind_traefik, free_port, http_client, unique,
 };
 
 /// The app on a known port whose public URL is its own address (so the OIDC redirect
 /// URI `http://127.0.0.1:<port>/auth/callback` comes back to it).
 pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// [`spawn_app`] with more changes to its environment.
+pub(crate) async fn spawn_app_with(change: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
     let port = free_port();
     TestApp::spawn_with(|env| {
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
@@ -25,6 +31,7 @@ pub(crate) async fn spawn_app() -> TestApp {
             "WIZBRAND_PUBLIC_URL".into(),
             format!("http://127.0.0.1:{port}"),
         );
+        change(env);
     })
     .await
 }
@@ -359,7 +366,7 @@ async fn foreign_rd_targets_end_at_home() {
 
 #[tokio::test]
 async fn a_member_of_two_orgs_picks_one_and_the_gate_follows() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(behind_traefik).await;
     let username = person(&app.pool, &[("acme", "ORG_USER"), ("beta", "ORG_ADMIN")]).await;
     let (_, done) = sign_in(&app, "/", &username).await;
     assert_eq!(done.status(), StatusCode::FOUND);
@@ -705,6 +712,138 @@ async fn keycloak_ending_the_session_signs_out_on_both_replicas_through_back_cha
     delete_client(&admin, &client_id).await;
 }
 
+/// A back-channel logout URL of the test's own that keeps the logout tokens Keycloak
+/// posts to it (answering 200), so a test can send a genuine one itself.
+async fn logout_token_catcher() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/auth/backchannel-logout",
+        listener.local_addr().unwrap()
+    );
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() < length {
+                        continue;
+                    }
+                    if let Some((_, token)) = url::form_urlencoded::parse(body.as_bytes())
+                        .find(|(k, _)| k == "logout_token")
+                    {
+                        tx.send(token.into_owned()).ok();
+                    }
+                    break;
+                }
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await
+                    .ok();
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn a_replayed_back_channel_logout_token_is_refused() {
+    // A genuine logout token from Keycloak, caught on its way, then posted twice.
+    let port = free_port();
+    let admin = KeycloakAdmin::connect().await;
+    let (catcher, mut caught) = logout_token_catcher().await;
+    let (client_id, secret) = own_web_client(&admin, "http://127.0.0.1", &catcher, 300).await;
+    let env = |env: &mut HashMap<String, String>| {
+        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
+    };
+    let app = TestApp::spawn_with(|e| {
+        e.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{port}"));
+        e.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        );
+        env(e);
+    })
+    .await;
+    let replica = app.replica_with(env).await;
+    let (username, keycloak_id) = person_with_id(&app.pool, &[]).await;
+    sign_in(&app, "/", &username).await;
+    admin
+        .send(
+            reqwest::Method::POST,
+            &format!("/users/{keycloak_id}/logout"),
+            None,
+        )
+        .await;
+    let token = tokio::time::timeout(Duration::from_secs(10), caught.recv())
+        .await
+        .expect("Keycloak sent no logout token")
+        .unwrap();
+    let claims = crate::helpers::claims(&token);
+    assert!(claims["jti"].is_string(), "{claims}");
+    assert!(claims["iat"].is_number(), "{claims}");
+
+    let post = |base: String| {
+        let form = [("logout_token", token.clone())];
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/auth/backchannel-logout"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(post(app.address.clone()).await.status(), StatusCode::OK);
+    let (_, home) = body(&app, "/").await;
+    assert!(home.contains("not signed in"), "{home}");
+    // Replayed, to the same replica and to another: refused, nothing more recorded.
+    for base in [app.address.clone(), replica.address.clone()] {
+        let replay = post(base.clone()).await;
+        assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "{base}");
+        assert_eq!(
+            replay.headers()["content-type"],
+            "application/problem+json",
+            "{base}"
+        );
+        let problem: Value = replay.json().await.unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains("already used"),
+            "{problem}"
+        );
+    }
+    let revocations: i64 = sqlx::query_scalar("SELECT count(*) FROM session_revocations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(revocations, 1);
+    delete_client(&admin, &client_id).await;
+}
+
 #[tokio::test]
 async fn forged_back_channel_logout_tokens_are_refused() {
     let app = spawn_app().await;
@@ -775,6 +914,7 @@ async fn sessions_keep_working_on_a_replica_that_cannot_reach_keycloak() {
     // Same database and session key, Keycloak nowhere.
     let port = free_port();
     let mut env = base_env(&app.database_url);
+    behind_traefik(&mut env);
     env.insert(
         "KEYCLOAK_URL".into(),
         format!("http://127.0.0.1:{}", free_port()),
@@ -908,6 +1048,7 @@ async fn through_traefik_one_sign_in_on_the_auth_host_opens_an_app_host() {
     )
     .await;
     let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
         env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
         env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
         env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
@@ -1029,6 +1170,59 @@ async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_
         oidc.refresh(&first_refresh).await,
         Err(wizbrand::oidc::client::SignInError::Refused(_))
     ));
+}
+
+/// A client secret rotated in Keycloak but not yet here: Keycloak refuses the refresh
+/// for the client, not for the person. The session must live on and the refresh work
+/// again once the secret is right.
+#[tokio::test]
+async fn a_refresh_refused_with_invalid_client_keeps_the_session() {
+    use wizbrand::oidc::client::OidcClient;
+    use wizbrand::web::refresh::{RefreshError, RefreshOutcome, refresh_session};
+    use wizbrand::web::revocations::Revocations;
+    let app = spawn_app().await;
+    let username = person(&app.pool, &[]).await;
+    sign_in(&app, "/", &username).await;
+    let handle = make_refresh_due(&app.pool).await;
+    let (_, first_refresh) = session_tokens(&app.pool).await;
+
+    let mut stale = base_env(&app.database_url);
+    stale.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), "rotated-away".into());
+    let stale = OidcClient::new(
+        reqwest::Client::new(),
+        &Config::from_source(&stale).unwrap(),
+    );
+    let revocations = Revocations::default();
+    let outcome = refresh_session(&app.pool, &stale, &revocations, &handle).await;
+    let Err(RefreshError::Refused(refused)) = &outcome else {
+        panic!("expected a refusal, got {outcome:?}");
+    };
+    // Keycloak says `unauthorized_client` for a wrong secret (RFC 6749: `invalid_client`).
+    assert!(
+        ["invalid_client", "unauthorized_client"].contains(&refused.code.as_str()),
+        "{refused}"
+    );
+    assert_eq!(outcome.as_ref().unwrap_err().metric_label(), "refused");
+
+    // Kept: no revocation, the tokens still there, the person still signed in.
+    let revoked: i64 = sqlx::query_scalar("SELECT count(*) FROM session_revocations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 0);
+    assert_eq!(session_tokens(&app.pool).await.1, first_refresh);
+    let (_, home) = body(&app, "/").await;
+    assert!(home.contains("Signed in as"), "{home}");
+
+    // The next try with the right secret refreshes the same session.
+    let config = Config::from_source(&base_env(&app.database_url)).unwrap();
+    let oidc = OidcClient::new(reqwest::Client::new(), &config);
+    assert_eq!(
+        refresh_session(&app.pool, &oidc, &revocations, &handle)
+            .await
+            .unwrap(),
+        RefreshOutcome::Refreshed
+    );
 }
 
 #[tokio::test]

@@ -96,6 +96,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Time limit for each readiness probe of a dependency.
     pub probe_timeout: Duration,
+    /// How long a web session's platform-admin flag is believed before the admin pages
+    /// read it from Keycloak again.
+    pub admin_recheck: Duration,
 }
 
 /// Looks a variable up; abstracted so tests can build a config from a map.
@@ -306,6 +309,7 @@ impl Config {
             },
             log_format,
             probe_timeout: Duration::from_millis(r.parse("WIZBRAND_PROBE_TIMEOUT_MS", "2000")?),
+            admin_recheck: Duration::from_secs(r.parse("WIZBRAND_ADMIN_RECHECK_SECONDS", "60")?),
         })
     }
 }

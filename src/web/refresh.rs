@@ -142,10 +142,68 @@ pub async fn refresh_session(
     revocations: &Revocations,
     handle: &str,
 ) -> Result<RefreshOutcome, RefreshError> {
+    refresh_within(pool, oidc, revocations, handle, REFRESH_MARGIN)
+        .await
+        .map(|(outcome, _)| outcome)
+}
+
+/// How a platform-admin re-check of a web session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminCheck {
+    /// Keycloak answered: the new access token says whether the person is one now.
+    Checked { platform_admin: bool },
+    /// Keycloak ended the session meanwhile.
+    Ended,
+    /// No answer this time (another refresh holds the session, no refresh token, an
+    /// error): the caller treats the person as no platform admin for this request.
+    Unknown,
+}
+
+/// Re-reads a web session's platform-admin role from Keycloak now: a refresh whatever
+/// the access token's expiry (the same locked, rotation-safe step as the background
+/// refresh), whose new access token says whether the realm role is still there.
+pub async fn recheck_admin(
+    pool: &PgPool,
+    oidc: &OidcClient,
+    verifier: &crate::oidc::jwks::TokenVerifier,
+    revocations: &Revocations,
+    handle: &str,
+) -> AdminCheck {
+    // Every access token is "due" within a margin as long as the session itself.
+    let margin = crate::web::session::SESSION_TTL;
+    match refresh_within(pool, oidc, revocations, handle, margin).await {
+        Ok((RefreshOutcome::Refreshed, Some(access_token))) => {
+            match verifier.verify(&access_token).await {
+                Ok(principal) => AdminCheck::Checked {
+                    platform_admin: principal.platform_admin,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "refreshed access token did not verify");
+                    AdminCheck::Unknown
+                }
+            }
+        }
+        Ok((RefreshOutcome::Ended, _)) => AdminCheck::Ended,
+        Ok(_) => AdminCheck::Unknown,
+        Err(e) => {
+            tracing::warn!(error = %e, "platform-admin re-check failed; not an admin for now");
+            AdminCheck::Unknown
+        }
+    }
+}
+
+/// [`refresh_session`] with the margin given; a refreshed session also hands back its
+/// new access token.
+async fn refresh_within(
+    pool: &PgPool,
+    oidc: &OidcClient,
+    revocations: &Revocations,
+    handle: &str,
+    margin: chrono::Duration,
+) -> Result<(RefreshOutcome, Option<String>), RefreshError> {
     let mut tx = pool.begin().await?;
-    let Some(due) = crate::db::sessions::lock_due_refresh(&mut tx, handle, REFRESH_MARGIN).await?
-    else {
-        return Ok(RefreshOutcome::Skipped);
+    let Some(due) = crate::db::sessions::lock_due_refresh(&mut tx, handle, margin).await? else {
+        return Ok((RefreshOutcome::Skipped, None));
     };
     match oidc.refresh(&due.refresh_token).await {
         Ok(tokens) => {
@@ -159,7 +217,7 @@ pub async fn refresh_session(
             )
             .await?;
             tx.commit().await?;
-            Ok(RefreshOutcome::Refreshed)
+            Ok((RefreshOutcome::Refreshed, Some(tokens.access_token)))
         }
         Err(reason) if after_failure(&reason) == AfterFailure::EndSession => {
             // The Keycloak session is over: so is this one, on every replica.
@@ -175,7 +233,7 @@ pub async fn refresh_session(
                 revoked_at,
             });
             tracing::info!(sub = %due.sub, %reason, "Keycloak refused the refresh; session ended");
-            Ok(RefreshOutcome::Ended)
+            Ok((RefreshOutcome::Ended, None))
         }
         // Kept: the transaction rolls back, the row stays due, the next tick retries.
         Err(SignInError::Refused(refused)) => Err(RefreshError::Refused(refused)),

@@ -41,6 +41,10 @@ pub struct SignedIn {
     pub org: Option<String>,
     #[serde(default)]
     pub admin: bool,
+    /// When (unix milliseconds) `admin` was last read from Keycloak; the admin pages
+    /// read it again once it is older than `WIZBRAND_ADMIN_RECHECK_SECONDS`.
+    #[serde(default)]
+    pub admin_checked: i64,
     /// Issued at, and expiry (unix milliseconds).
     pub iat: i64,
     pub exp: i64,
@@ -70,6 +74,12 @@ impl SignedIn {
             preferred_org: self.org.clone(),
             platform_admin: self.admin,
         }
+    }
+
+    /// Whether the platform-admin flag is older than `max_age` at `now_ms`.
+    pub fn admin_check_due(&self, now_ms: i64, max_age: std::time::Duration) -> bool {
+        let max_age = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.admin_checked) >= max_age
     }
 
     /// Constant-time comparison of a submitted CSRF token with the session's.
@@ -198,6 +208,7 @@ mod proptests {
             sid: Some("s1".into()),
             org: Some("acme".into()),
             admin: true,
+            admin_checked: now.timestamp_millis(),
             iat: now.timestamp_millis(),
             exp: (now + SESSION_TTL).timestamp_millis(),
             handle: "h".into(),
@@ -246,6 +257,24 @@ mod proptests {
 
     fn named(value: &[u8]) -> Vec<u8> {
         [format!("{COOKIE_NAME}=").as_bytes(), value].concat()
+    }
+
+    #[test]
+    fn the_admin_flag_is_believed_for_a_minute_only() {
+        let user: SignedIn = serde_json::from_str(
+            r#"{"sub":"u","iat":0,"exp":0,"handle":"h","csrf":"c","admin":true,"admin_checked":1000}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let minute = std::time::Duration::from_secs(60);
+        assert!(!user.admin_check_due(1000, minute));
+        assert!(!user.admin_check_due(60_999, minute));
+        assert!(user.admin_check_due(61_000, minute));
+        // A cookie from before the check existed is due at once.
+        let old: SignedIn = serde_json::from_str(
+            r#"{"sub":"u","iat":0,"exp":0,"handle":"h","csrf":"c","admin":true}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(old.admin_check_due(chrono::Utc::now().timestamp_millis(), minute));
     }
 
     #[test]

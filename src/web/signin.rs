@@ -221,6 +221,7 @@ async fn callback(
         sid: claims.sid.clone(),
         org: org.map(|o| o.slug.clone()),
         admin,
+        admin_checked: now.timestamp_millis(),
         iat: now.timestamp_millis(),
         exp: (now + SESSION_TTL).timestamp_millis(),
         handle: session::random_token(),

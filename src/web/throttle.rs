@@ -30,13 +30,22 @@ const MAX_TRACKED: usize = 10_000;
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// When it was last used, as a count of uses: unlike `Instant`s, never a tie, so
+    /// the least recently used are exactly the ones evicted.
+    used: u64,
+}
+
+#[derive(Default)]
+struct Table {
+    buckets: HashMap<IpAddr, Bucket>,
+    uses: u64,
 }
 
 pub struct SignInThrottle {
     /// Requests per minute per address; the burst is the same number. 0: no limit.
     per_minute: u32,
     /// Keyed by [`client_key`].
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<Table>,
     max_tracked: usize,
 }
 
@@ -44,14 +53,14 @@ impl SignInThrottle {
     pub fn new(per_minute: u32) -> Self {
         SignInThrottle {
             per_minute,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Table::default()),
             max_tracked: MAX_TRACKED,
         }
     }
 
     /// How many buckets are held (tests).
     pub fn tracked(&self) -> usize {
-        self.buckets.lock().map(|b| b.len()).unwrap_or(0)
+        self.buckets.lock().map(|t| t.buckets.len()).unwrap_or(0)
     }
 
     /// Takes one request from `client`'s bucket: `Err(wait)` when it is empty.
@@ -61,20 +70,25 @@ impl SignInThrottle {
         }
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
-        let Ok(mut buckets) = self.buckets.lock() else {
+        let Ok(mut table) = self.buckets.lock() else {
             return Ok(());
         };
+        table.uses += 1;
+        let used = table.uses;
+        let buckets = &mut table.buckets;
         let client = client_key(client);
         if buckets.len() >= self.max_tracked && !buckets.contains_key(&client) {
             buckets.retain(|_, b| {
                 b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_second < capacity
             });
-            evict_least_recently_used(&mut buckets, self.max_tracked - self.max_tracked / 10);
+            evict_least_recently_used(buckets, self.max_tracked - self.max_tracked / 10);
         }
         let bucket = buckets.entry(client).or_insert(Bucket {
             tokens: capacity,
             at: now,
+            used,
         });
+        bucket.used = used;
         let refilled = (bucket.tokens
             + now.saturating_duration_since(bucket.at).as_secs_f64() * per_second)
             .min(capacity);
@@ -91,7 +105,7 @@ impl SignInThrottle {
 
 /// Keeps the `keep` most recently used buckets.
 fn evict_least_recently_used(buckets: &mut HashMap<IpAddr, Bucket>, keep: usize) {
-    let mut by_age: Vec<(Instant, IpAddr)> = buckets.iter().map(|(k, b)| (b.at, *k)).collect();
+    let mut by_age: Vec<(u64, IpAddr)> = buckets.iter().map(|(k, b)| (b.used, *k)).collect();
     let drop = by_age.len().saturating_sub(keep);
     if drop == 0 {
         return;

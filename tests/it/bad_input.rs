@@ -236,6 +236,7 @@ fn signed_in(sub: &str, exp: chrono::DateTime<chrono::Utc>) -> SignedIn {
         sid: Some(unique("sid-")),
         org: Some("acme".into()),
         admin: false,
+        admin_checked: now.timestamp_millis(),
         iat: (now - chrono::Duration::hours(1)).timestamp_millis(),
         exp: exp.timestamp_millis(),
         handle: unique("h-"),

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::gate::{Gate, header};
 use crate::helpers::{KeycloakAdmin, claims, stack_var, unique, user_token};
-use crate::signin::{body, sign_in, spawn_app};
+use crate::signin::{body, sign_in, spawn_app, spawn_app_with};
 use crate::sync::SyncWorld;
 
 /// A Keycloak account made by an administrator, as the realm allows people to hold one:
@@ -435,4 +435,53 @@ async fn an_email_reaches_an_app_only_verified_and_well_formed() {
         // `only_verified_valid_addresses_are_proven` holds the rule on our side.
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
+}
+
+#[tokio::test]
+async fn a_platform_admin_removed_in_keycloak_loses_the_admin_pages_within_the_recheck() {
+    let app = spawn_app_with(|env| {
+        env.insert("WIZBRAND_ADMIN_RECHECK_SECONDS".into(), "1".into());
+    })
+    .await;
+    let admin = KeycloakAdmin::connect().await;
+    let name = unique("padm");
+    let id = account(&admin, &name, &format!("{name}@example.com"), true).await;
+    let role = admin.get("/roles/wizbrand-admin").await;
+    let mappings = format!("/users/{id}/role-mappings/realm");
+    let (status, _) = admin
+        .send(Method::POST, &mappings, Some(json!([role.clone()])))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, done) = sign_in(&app, "/admin/orgs", &name).await;
+    assert_eq!(done.status(), StatusCode::FOUND);
+    let (status, page) = body(&app, "/admin/orgs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"new-org\""), "a platform admin: {page}");
+
+    // Removed in Keycloak: within the re-check the pages say so, and the platform
+    // pages refuse.
+    let (status, _) = admin
+        .send(Method::DELETE, &mappings, Some(json!([role.clone()])))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, page) = body(&app, "/admin/orgs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("id=\"new-org\""),
+        "still a platform admin: {page}"
+    );
+    let (status, _) = body(&app, "/admin/orgs/new").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The new answer is kept in the session: the next page within the second agrees.
+    let (_, page) = body(&app, "/admin/orgs").await;
+    assert!(!page.contains("id=\"new-org\""));
+
+    // Given back: the pages follow the same way.
+    admin
+        .send(Method::POST, &mappings, Some(json!([role])))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, page) = body(&app, "/admin/orgs").await;
+    assert!(page.contains("id=\"new-org\""), "admin again: {page}");
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::public_path;
+use crate::web::refresh::AdminCheck;
 use crate::web::session::{self, SignedIn};
 
 const FLASH_KEY: &str = "flash";
@@ -72,23 +73,61 @@ impl Viewer {
 
 impl FromRequest for Viewer {
     type Error = actix_web::Error;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
-    /// Not signed in: to the sign-in, and back to this page afterwards.
+    /// Not signed in: to the sign-in, and back to this page afterwards. A platform-admin
+    /// flag older than `WIZBRAND_ADMIN_RECHECK_SECONDS` is read from Keycloak again first.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match session::current(req) {
-            Some(user) => Ok(Viewer {
+        let req = req.clone();
+        Box::pin(async move {
+            let sign_in = || {
+                actix_web::error::InternalError::from_response(
+                    "sign-in required",
+                    sign_in_first(&req),
+                )
+                .into()
+            };
+            let Some(mut user) = session::current(&req) else {
+                return Err(sign_in());
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            let max_age = req
+                .app_data::<web::Data<Config>>()
+                .map_or(std::time::Duration::from_secs(60), |c| c.admin_recheck);
+            if user.admin_check_due(now, max_age) {
+                match recheck_admin(&req, &user.handle).await {
+                    AdminCheck::Checked { platform_admin } => {
+                        if platform_admin != user.admin {
+                            tracing::info!(sub = %user.sub, platform_admin, "platform-admin role changed in Keycloak");
+                        }
+                        user.admin = platform_admin;
+                        user.admin_checked = now;
+                        session::store(&req.get_session(), &user)
+                            .map_err(|e| actix_web::Error::from(e.html()))?;
+                    }
+                    AdminCheck::Ended => return Err(sign_in()),
+                    // Not stored: the next request asks again.
+                    AdminCheck::Unknown => user.admin = false,
+                }
+            }
+            Ok(Viewer {
+                flash: take_flash(&req),
                 user,
-                flash: take_flash(req),
-            }),
-            None => Err(actix_web::error::InternalError::from_response(
-                "sign-in required",
-                sign_in_first(req),
-            )
-            .into()),
-        };
-        std::future::ready(result)
+            })
+        })
     }
+}
+
+async fn recheck_admin(req: &HttpRequest, handle: &str) -> AdminCheck {
+    let (Some(pool), Some(oidc), Some(verifier), Some(revocations)) = (
+        req.app_data::<web::Data<sqlx::PgPool>>(),
+        req.app_data::<web::Data<crate::oidc::client::OidcClient>>(),
+        req.app_data::<web::Data<crate::oidc::jwks::TokenVerifier>>(),
+        req.app_data::<web::Data<crate::web::revocations::Revocations>>(),
+    ) else {
+        return AdminCheck::Unknown;
+    };
+    crate::web::refresh::recheck_admin(pool, oidc, verifier, revocations, handle).await
 }
 
 fn sign_in_first(req: &HttpRequest) -> HttpResponse {

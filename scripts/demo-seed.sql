@@ -1,5 +1,5 @@
 -- Demo data for the dev stack (never for production): the orgs and memberships of
--- DESIGN.md. Idempotent: re-running puts the demo back the way it was.
+-- docs/design.md. Idempotent: re-running puts the demo back the way it was.
 BEGIN;
 
 INSERT INTO orgs (slug, name, plan, features) VALUES

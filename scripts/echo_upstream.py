@@ -2,7 +2,7 @@
 """A sidecar stand-in that echoes what it received, like traefik/whoami.
 
 The Go module proxy refuses github.com/traefik/whoami here, so the dev stack and the
-tests use this instead (DESIGN.md allows "a few-line echo upstream of the project's own").
+tests use this instead (docs/design.md allows "a few-line echo upstream of the project's own").
 GET /api... answers JSON {"name","method","path","host","headers":{name:[values]}};
 any other path answers whoami-style text.
 """

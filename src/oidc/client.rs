@@ -95,6 +95,8 @@ impl TokenResponse {
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdClaims {
     pub sub: String,
+    /// Required (no default): jsonwebtoken 9 does not enforce a required `iat`, serde does.
+    pub iat: i64,
     #[serde(default)]
     pub nonce: Option<String>,
     #[serde(default)]

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::{Email, OrgSlug, Role};
 
-/// Attribute names on org groups and users (DESIGN.md's Keycloak layout).
+/// Attribute names on org groups and users (docs/design.md's Keycloak layout).
 pub const ATTR_ORG_ID: &str = "org_id";
 pub const ATTR_PLAN: &str = "plan";
 pub const ATTR_FEATURES: &str = "features";

@@ -249,7 +249,7 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    // DESIGN.md puts FileBrowser at ORG_MANAGER and up: an ORG_USER is told so.
+    // docs/design.md puts FileBrowser at ORG_MANAGER and up: an ORG_USER is told so.
     let refused = page_shows(&member, "needs the role ORG_MANAGER").await;
     assert!(refused.contains("Access denied"), "{refused}");
     member.screenshot("gate-403").await;

@@ -1,4 +1,4 @@
-//! The realm export in keycloak-realm/ gives tokens the claims DESIGN.md promises,
+//! The realm export in keycloak-realm/ gives tokens the claims docs/design.md promises,
 //! and users cannot change those claims themselves.
 
 use reqwest::Method;

@@ -19,3 +19,18 @@ if ((${#need[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# The independent API tester (tests/it/conformance.rs), in a virtualenv of its own in the
+# cache, pinned; scripts/test.sh tells the tests where it is.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/versions.sh
+source "$ROOT/scripts/versions.sh"
+CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
+st_venv="$CACHE/schemathesis-$SCHEMATHESIS_VERSION"
+if [[ ! -x "$st_venv/bin/st" ]]; then
+  echo "[deps] installing schemathesis==$SCHEMATHESIS_VERSION into $st_venv"
+  mkdir -p "$CACHE"
+  rm -rf "$st_venv"
+  python3 -m venv "$st_venv"
+  "$st_venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi

@@ -6,5 +6,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}/target}"
 export WIZBRAND_REPO_ROOT="$ROOT"
 cd "$ROOT"
+source "$ROOT/scripts/versions.sh"
+CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
+export WIZBRAND_SCHEMATHESIS="$CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st"
+[[ -x "$WIZBRAND_SCHEMATHESIS" ]] || scripts/install-deps.sh
 scripts/stack.sh up --infra
 cargo test --locked --all-targets "$@"

@@ -42,6 +42,8 @@ pub struct RouteDoc {
     pub body: Option<&'static str>,
     /// Status and schema name of the successful answer (`None`: no body).
     pub success: (u16, Option<&'static str>),
+    /// Another success status with the same body (a PUT that creates: `201`).
+    pub also: Option<u16>,
     /// Takes `limit` and `offset`.
     pub paged: bool,
     /// Needs a bearer token.
@@ -62,6 +64,7 @@ impl RouteDoc {
             summary,
             body: None,
             success: (200, None),
+            also: None,
             paged: false,
             auth: true,
         }
@@ -74,6 +77,11 @@ impl RouteDoc {
 
     fn ok(mut self, status: u16, schema: Option<&'static str>) -> Self {
         self.success = (status, schema);
+        self
+    }
+
+    fn or(mut self, status: u16) -> Self {
+        self.also = Some(status);
         self
     }
 
@@ -113,6 +121,23 @@ impl Table {
                 .push((relative, web::resource(relative).route(route))),
         }
         self.docs.push(doc);
+    }
+}
+
+impl Table {
+    /// The methods a resource (path relative to the API prefix) takes, for `Allow`.
+    fn allowed(&self, relative: &str) -> String {
+        let mut methods: Vec<&str> = self
+            .docs
+            .iter()
+            .filter(|d| d.path.strip_prefix(PREFIX).unwrap_or(d.path) == relative)
+            .map(|d| d.method.as_str())
+            .collect();
+        if methods.contains(&"GET") {
+            // actix answers HEAD for a GET route.
+            methods.push("HEAD");
+        }
+        methods.join(", ")
     }
 }
 
@@ -205,7 +230,8 @@ pub fn table() -> Table {
             "Set a member's roles; idempotent (ORG_ADMIN; ORG_MANAGER for ORG_USER only)",
         )
         .body("MemberPut")
-        .ok(200, Some("Member")),
+        .ok(200, Some("Member"))
+        .or(201),
         members::put,
     );
     t.add(
@@ -325,8 +351,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .default_service(web::to(not_found));
-    for (_, resource) in table().resources {
-        scope = scope.service(resource.default_service(web::to(method_not_allowed)));
+    let table = table();
+    let allows: Vec<String> = table
+        .resources
+        .iter()
+        .map(|(p, _)| table.allowed(p))
+        .collect();
+    for ((_, resource), allow) in table.resources.into_iter().zip(allows) {
+        // RFC 9110: a 405 names the methods the resource takes.
+        scope = scope.service(resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { method_not_allowed(allow) }
+        })));
     }
     cfg.service(scope);
 }
@@ -336,8 +372,15 @@ async fn not_found() -> ApiResult {
 }
 
 /// A route that exists, asked with a method it does not take.
-async fn method_not_allowed() -> ApiResult {
-    Err(problem(AppError::MethodNotAllowed))
+fn method_not_allowed(allow: String) -> HttpResponse {
+    let mut response =
+        actix_web::ResponseError::error_response(&problem(AppError::MethodNotAllowed));
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }
 
 /// Bodies that cannot be read become problem+json naming the problem, e.g. the unknown

@@ -14,8 +14,22 @@ pub fn document() -> &'static Value {
     DOC.get_or_init(|| build(&table().docs))
 }
 
-pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(document())
+/// The document as served: `hidden_apps` may only name apps that exist now, so their
+/// keys are listed from Postgres (the rest is built once).
+pub async fn serve(pool: actix_web::web::Data<sqlx::PgPool>) -> super::ApiResult {
+    let keys = crate::db::apps::keys(&pool).await.map_err(super::problem)?;
+    Ok(HttpResponse::Ok().json(with_app_keys(document(), &keys)))
+}
+
+fn with_app_keys(doc: &Value, keys: &[String]) -> Value {
+    let mut doc = doc.clone();
+    let items = &mut doc["components"]["schemas"]["OrgPatch"]["properties"]["hidden_apps"];
+    if keys.is_empty() {
+        items["maxItems"] = json!(0);
+    } else {
+        items["items"]["enum"] = json!(keys);
+    }
+    doc
 }
 
 fn build(docs: &[RouteDoc]) -> Value {
@@ -50,14 +64,21 @@ fn build(docs: &[RouteDoc]) -> Value {
 fn operation(doc: &RouteDoc) -> Value {
     let mut parameters: Vec<Value> = path_params(doc.path)
         .map(|name| {
-            json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}})
+            let schema = match name {
+                "slug" => json!({"type": "string", "pattern": SLUG_PATTERN}),
+                "email" => json!({"type": "string", "format": "email", "maxLength": 254,
+                    "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)"}),
+                "key" => json!({"type": "string", "pattern": SLUG_PATTERN}),
+                _ => json!({"type": "string"}),
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
         })
         .collect();
     if doc.paged {
         parameters.push(json!({"name": "limit", "in": "query", "required": false,
             "schema": {"type": "integer", "minimum": 1, "maximum": super::MAX_LIMIT, "default": super::DEFAULT_LIMIT}}));
         parameters.push(json!({"name": "offset", "in": "query", "required": false,
-            "schema": {"type": "integer", "minimum": 0, "default": 0}}));
+            "schema": {"type": "integer", "minimum": 0, "maximum": i64::MAX, "default": 0}}));
     }
     let (status, schema) = doc.success;
     let success = match schema {
@@ -69,11 +90,16 @@ fn operation(doc: &RouteDoc) -> Value {
         None => json!({"description": "Done; no body"}),
     };
     let problem = json!({"description": "Problem", "content": {"application/problem+json": {"schema": reference("Problem")}}});
+    let mut responses =
+        json!({status.to_string(): success.clone(), "4XX": problem.clone(), "5XX": problem});
+    if let (Some(also), Value::Object(map)) = (doc.also, &mut responses) {
+        map.insert(also.to_string(), success);
+    }
     let mut op = json!({
         "operationId": doc.operation_id,
         "summary": doc.summary,
         "parameters": parameters,
-        "responses": {status.to_string(): success, "4XX": problem.clone(), "5XX": problem},
+        "responses": responses,
         "security": if doc.auth { json!([{"bearer": []}]) } else { json!([]) },
     });
     if let (Some(body), Value::Object(map)) = (doc.body, &mut op) {
@@ -101,9 +127,23 @@ fn page_of(item: &str) -> Value {
         "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}})
 }
 
+/// The rules the code holds, written as the document states them (the database's
+/// CHECK constraints and the checks in `manage`): a schema-valid request is accepted.
+const SLUG_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+const PLAN_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,39}$";
+const FEATURE_PATTERN: &str = "^[a-z0-9_-]{1,40}$";
+const HOST_PATTERN: &str = "^(\\{org\\}\\.)?[a-z0-9.-]+$";
+/// A display name: 1 to 200 characters once trimmed, no control characters.
+const NAME_PATTERN: &str =
+    "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$";
+
 fn schemas() -> Value {
     let role = json!({"type": "string", "enum": ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"]});
     let strings = json!({"type": "array", "items": {"type": "string"}});
+    let features =
+        json!({"type": "array", "items": {"type": "string", "pattern": FEATURE_PATTERN}});
+    let name = json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN});
+    let plan = json!({"type": "string", "pattern": PLAN_PATTERN});
     let time = json!({"type": "string", "format": "date-time"});
     json!({
         "Problem": {"type": "object", "properties": {
@@ -124,16 +164,16 @@ fn schemas() -> Value {
             "created_at": time, "updated_at": time}},
         "OrgPage": page_of("Org"),
         "OrgCreate": {"type": "object", "additionalProperties": false, "required": ["slug", "name"], "properties": {
-            "slug": {"type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+            "slug": {"type": "string", "pattern": SLUG_PATTERN,
                 "description": "A DNS label, not reserved (www, auth, api, admin, …)"},
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "plan": {"type": "string", "default": "free"}, "features": strings}},
+            "name": name.clone(),
+            "plan": {"type": "string", "pattern": PLAN_PATTERN, "default": "free"}, "features": features.clone()}},
         "OrgPatch": {"type": "object", "additionalProperties": false, "properties": {
-            "name": {"type": "string", "description": "ORG_ADMIN or platform admin"},
-            "plan": {"type": "string", "description": "platform admin"},
-            "features": {"type": "array", "items": {"type": "string"}, "description": "platform admin"},
+            "name": {"allOf": [name], "description": "ORG_ADMIN or platform admin"},
+            "plan": {"allOf": [plan], "description": "platform admin"},
+            "features": {"allOf": [features], "description": "platform admin"},
             "status": {"type": "string", "enum": ["active", "suspended"], "description": "platform admin"},
-            "hidden_apps": {"type": "array", "items": {"type": "string"}, "description": "app keys closed for this org; ORG_ADMIN or platform admin"}}},
+            "hidden_apps": {"type": "array", "items": {"type": "string", "pattern": SLUG_PATTERN}, "description": "keys of existing apps (listed as served), closed for this org; ORG_ADMIN or platform admin"}}},
         "Member": {"type": "object", "properties": {
             "email": {"type": "string"}, "keycloak_id": {"type": ["string", "null"]},
             "roles": {"type": "array", "items": reference("Role")}}},
@@ -153,12 +193,12 @@ fn schemas() -> Value {
         "AppPage": page_of("App"),
         "AppCreate": {"type": "object", "additionalProperties": false,
             "required": ["key", "name", "host_pattern", "required_feature"], "properties": {
-            "key": {"type": "string"}, "name": {"type": "string"},
-            "host_pattern": {"type": "string", "description": "e.g. {org}.files.wizbrand.localhost"},
-            "required_feature": {"type": "string"}, "min_role": reference("Role")}},
+            "key": {"type": "string", "pattern": SLUG_PATTERN}, "name": {"type": "string", "minLength": 1},
+            "host_pattern": {"type": "string", "pattern": HOST_PATTERN, "description": "e.g. {org}.files.wizbrand.localhost"},
+            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role")}},
         "AppPatch": {"type": "object", "additionalProperties": false, "properties": {
-            "name": {"type": "string"}, "host_pattern": {"type": "string"},
-            "required_feature": {"type": "string"}, "min_role": reference("Role")}},
+            "name": {"type": "string", "minLength": 1}, "host_pattern": {"type": "string", "pattern": HOST_PATTERN},
+            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role")}},
         "SyncRequested": {"type": "object", "properties": {
             "requested": {"type": "boolean"}, "scope": {"type": "string"}}},
         "SyncRun": {"type": "object", "properties": {

@@ -12,6 +12,7 @@ mod api;
 mod attacks;
 mod bad_input;
 mod check;
+mod conformance;
 mod faults;
 mod gate;
 mod health;

@@ -18,5 +18,6 @@ mod health;
 mod identity;
 mod keycloak_realm;
 mod schema;
+mod sibling;
 mod signin;
 mod sync;

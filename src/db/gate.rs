@@ -10,6 +10,7 @@ pub struct AppRow {
     pub host_pattern: String,
     pub required_feature: String,
     pub min_role: String,
+    pub pass_authorization: bool,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -30,7 +31,8 @@ pub struct MemberRow {
 
 pub async fn apps(pool: &PgPool) -> Result<Vec<AppRow>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT key, name, host_pattern, required_feature, min_role FROM apps ORDER BY key",
+        "SELECT key, name, host_pattern, required_feature, min_role, pass_authorization \
+         FROM apps ORDER BY key",
     )
     .fetch_all(pool)
     .await

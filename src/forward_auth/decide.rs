@@ -16,6 +16,8 @@ pub struct AppRule {
     pub host: HostPattern,
     pub required_feature: String,
     pub min_role: Role,
+    /// The app gets the caller's `Authorization` header, Bearer token and all.
+    pub pass_authorization: bool,
 }
 
 /// `{org}.files.example.com` (org from the host) or an exact host.
@@ -157,6 +159,8 @@ pub struct Grant {
     pub org_slug: String,
     pub roles: Vec<Role>,
     pub app: String,
+    /// See [`AppRule::pass_authorization`].
+    pub pass_authorization: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +251,7 @@ pub fn decide(state: &GateSnapshot, host: &str, who: Option<&Principal>) -> Outc
         org_slug: org_slug.to_owned(),
         roles,
         app: app.key.clone(),
+        pass_authorization: app.pass_authorization,
     })
 }
 
@@ -261,6 +266,7 @@ mod tests {
             host: HostPattern::parse(&format!("{{org}}.{key}.wizbrand.localhost")),
             required_feature: feature.into(),
             min_role,
+            pass_authorization: false,
         };
         let org = |slug: &str, features: &[&str], active| OrgEntry {
             id: Uuid::nil(),
@@ -362,6 +368,7 @@ mod tests {
             host: HostPattern::parse("panel.wizbrand.localhost"),
             required_feature: "seo".into(),
             min_role: Role::User,
+            pass_authorization: false,
         });
         assert_eq!(
             decide(&s, "panel.wizbrand.localhost", Some(&who("bob", None))),

@@ -5,6 +5,7 @@
 
 pub mod decide;
 pub mod state;
+pub mod upstream;
 
 use std::time::Instant;
 
@@ -250,7 +251,8 @@ async fn gate_request(
             if let Some(email) = grant.email.as_deref() {
                 response.insert_header((HEADER_USER_EMAIL, email));
             }
-            let response = response.finish();
+            let mut response = response.finish();
+            hand_on_credentials(req, grant.pass_authorization, response.headers_mut());
             (response, "allow", grant.app)
         }
         Outcome::SignIn if html => (
@@ -276,6 +278,40 @@ async fn gate_request(
             String::new(),
         ),
         Outcome::Deny(denial) => (deny(&denial, html), "deny", String::new()),
+    }
+}
+
+/// Puts on the 200 answer the `Cookie` and `Authorization` the app may have: Traefik
+/// replaces the request's headers of those names with these (`authResponseHeaders`),
+/// and drops them when the answer has none.
+fn hand_on_credentials(
+    req: &HttpRequest,
+    pass_authorization: bool,
+    out: &mut actix_web::http::header::HeaderMap,
+) {
+    let cookies = req.headers().get_all(header::COOKIE);
+    match upstream::app_cookies(cookies.clone().map(HeaderValue::as_bytes)) {
+        upstream::AppCookies::Absent => {}
+        upstream::AppCookies::Unchanged => {
+            for value in cookies {
+                out.append(header::COOKIE, value.clone());
+            }
+        }
+        upstream::AppCookies::Filtered(kept) => {
+            // Made of the request's own header bytes, so always a valid value.
+            if let Ok(value) = HeaderValue::from_maybe_shared(web::Bytes::from(kept)) {
+                out.insert(header::COOKIE, value);
+            }
+        }
+    }
+    let authorization = req.headers().get_all(header::AUTHORIZATION);
+    if upstream::pass_authorization(
+        pass_authorization,
+        authorization.clone().map(HeaderValue::as_bytes),
+    ) {
+        for value in authorization {
+            out.append(header::AUTHORIZATION, value.clone());
+        }
     }
 }
 

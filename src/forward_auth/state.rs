@@ -60,6 +60,7 @@ pub async fn load(pool: &PgPool) -> Result<GateSnapshot, sqlx::Error> {
                 name: app.name,
                 required_feature: app.required_feature,
                 min_role,
+                pass_authorization: app.pass_authorization,
             }),
             Err(e) => tracing::warn!(app = app.key, error = %e, "app skipped"),
         }

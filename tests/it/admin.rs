@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::browser::Browser;
 use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, unique};
-use crate::signin::{body, csrf_of, delete_client, own_web_client, person, sign_in, spawn_app};
+use crate::signin::{
+    body, csrf_of, delete_client, own_web_client, person, person_with_id, sign_in, spawn_app,
+};
 
 /// Polls `check` every 200 ms until it gives a value, failing after `limit`.
 async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
@@ -176,7 +178,14 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
                 let public = public.clone();
                 let wanted = wanted.clone();
                 async move {
-                    browser.goto(&format!("{public}/admin/sync?plan=1")).await;
+                    // The dry run is a form post (CSRF token and all), not a link.
+                    browser.goto(&format!("{public}/admin/sync")).await;
+                    browser.click("#show-plan").await;
+                    // The click returns before the answer: wait for it, or the next
+                    // goto would cancel the dry run's page.
+                    browser
+                        .wait_for_url(&format!("{public}/admin/sync/plan"))
+                        .await;
                     let text = browser.text().await;
                     text.contains(&wanted).then_some(text)
                 }
@@ -367,6 +376,56 @@ async fn an_org_manager_gets_403_on_the_edit_plan_page_and_its_form() {
         .unwrap();
     let (status, _) = body(&app, "/admin/orgs/other").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_dry_run_refuses_get_and_runs_only_as_a_post_with_its_csrf_token() {
+    let app = spawn_app().await;
+    // A platform admin of the test's own (the shared dana signs in elsewhere meanwhile).
+    let (username, keycloak_id) = person_with_id(&app.pool, &[]).await;
+    let kc = KeycloakAdmin::connect().await;
+    let role = kc.get("/roles/wizbrand-admin").await;
+    kc.send(
+        Method::POST,
+        &format!("/users/{keycloak_id}/role-mappings/realm"),
+        Some(json!([role])),
+    )
+    .await;
+    sign_in(&app, "/", &username).await;
+    let runs = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sync_runs WHERE dry_run")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    // A link from any site (the session cookie is SameSite=Lax) runs nothing.
+    let (status, page) = body(&app, "/admin/sync?plan=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("id=\"plan") && page.contains("id=\"show-plan\""),
+        "{page}"
+    );
+    assert_eq!(runs().await, 0, "a GET ran the dry run");
+    // A post without the token, or with a wrong one, neither.
+    let post = |fields: Vec<(&'static str, String)>| {
+        app.client
+            .post(format!("{}/admin/sync/plan", app.address))
+            .form(&fields)
+            .send()
+    };
+    for fields in [vec![], vec![("csrf", "wrong".to_owned())]] {
+        let refused = post(fields).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert!(refused.text().await.unwrap().contains("CSRF check failed"));
+    }
+    assert_eq!(runs().await, 0, "a forged post ran the dry run");
+    // The page's own form: the plan, and one dry run recorded.
+    let csrf = csrf_of(&page);
+    let shown = post(vec![("csrf", csrf)]).await.unwrap();
+    assert_eq!(shown.status(), StatusCode::OK);
+    let shown = shown.text().await.unwrap();
+    assert!(shown.contains("What would change now</h2>"), "{shown}");
+    assert_eq!(runs().await, 1);
 }
 
 #[tokio::test]

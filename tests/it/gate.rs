@@ -683,3 +683,175 @@ async fn an_org_admin_closes_an_app_for_the_org_through_the_api() {
         200
     );
 }
+
+/// The `Cookie` and `Authorization` headers the echo app received.
+fn credentials(echo: &Value) -> (Option<Vec<String>>, Option<Vec<String>>) {
+    (header(echo, "Cookie"), header(echo, "Authorization"))
+}
+
+async fn echo_of(request: reqwest::RequestBuilder) -> Value {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_app_gets_its_own_cookies_but_no_wizbrand_cookie_and_no_consumed_bearer() {
+    let gate = Gate::new().await;
+    let alice = gate.member(&[("acme", "ORG_USER")]).await;
+    let api = |cookies: &[&str]| {
+        let mut request = gate.get("acme", "seo", "/api").bearer_auth(&alice.token);
+        for cookie in cookies {
+            request = request.header("Cookie", *cookie);
+        }
+        request
+    };
+
+    // Ours among the app's: the app gets the rest, in order, and no Bearer token.
+    let echo = echo_of(api(&[
+        "theme=dark; wizbrand_session=stolen; __Host-wizbrand-app=x; lang=de",
+    ]))
+    .await;
+    assert_eq!(
+        credentials(&echo),
+        (Some(vec!["theme=dark; lang=de".to_owned()]), None),
+        "{echo}"
+    );
+    // Split over two headers, ours in one: the same.
+    let echo = echo_of(api(&["wizbrand_session=stolen", "theme=dark"])).await;
+    assert_eq!(
+        credentials(&echo),
+        (Some(vec!["theme=dark".to_owned()]), None),
+        "{echo}"
+    );
+    // Only ours: Traefik drops the client's Cookie as the gate's answer has none.
+    let echo = echo_of(api(&["wizbrand_session=stolen"])).await;
+    assert_eq!(credentials(&echo), (None, None), "{echo}");
+    // None of ours: the app's cookies as they came.
+    let echo = echo_of(api(&["theme=dark;lang=de"])).await;
+    assert_eq!(
+        credentials(&echo),
+        (Some(vec!["theme=dark;lang=de".to_owned()]), None),
+        "{echo}"
+    );
+    // The identity headers still arrive.
+    assert_eq!(header(&echo, "X-User-Id"), Some(vec![alice.sub.clone()]));
+}
+
+#[tokio::test]
+async fn an_app_configured_for_it_gets_the_callers_authorization() {
+    let gate = Gate::new().await;
+    let bob = gate.member(&[("acme", "ORG_MANAGER")]).await;
+    sqlx::query("UPDATE apps SET pass_authorization = true WHERE key = 'files'")
+        .execute(&gate.app.pool)
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", bob.token);
+    let authorization_at = |app: &'static str| {
+        let request = gate.get("acme", app, "/api").bearer_auth(&bob.token);
+        async move { header(&echo_of(request).await, "Authorization") }
+    };
+    let started = Instant::now();
+    while authorization_at("files").await != Some(vec![bearer.clone()]) {
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "files did not get the Authorization within 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another app of the same caller still does not.
+    assert_eq!(authorization_at("seo").await, None);
+}
+
+#[tokio::test]
+async fn client_forwarded_and_x_original_headers_do_not_reach_the_apps() {
+    let gate = Gate::new().await;
+    let carol = gate.member(&[("acme", "ORG_USER")]).await;
+    let forged = [
+        ("Forwarded", "for=10.0.0.1;host=admin.internal;proto=https"),
+        ("X-Original-Host", "admin.internal"),
+        ("X-Original-URL", "/admin/delete-everything"),
+        ("X-Original-URI", "/admin"),
+        ("X-Original-Method", "DELETE"),
+        ("X-Original-Forwarded-For", "10.0.0.1"),
+        ("X-Rewrite-URL", "/admin"),
+        // A name nobody listed: the ForwardAuth regex removes every X-Original-*.
+        ("X-Original-Whatever", "forged"),
+    ];
+    let mut request = gate.get("acme", "seo", "/api").bearer_auth(&carol.token);
+    for (name, value) in forged {
+        request = request.header(name, value);
+    }
+    let echo = echo_of(request).await;
+    for (name, _) in forged {
+        assert_eq!(header(&echo, name), None, "{name} reached the app: {echo}");
+    }
+    // The auth host's router has the middleware too and still answers.
+    let auth = reqwest::Client::builder()
+        .resolve(
+            "auth.wizbrand.localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], gate.traefik.port)),
+        )
+        .build()
+        .unwrap();
+    let mut request = auth.get(format!(
+        "http://auth.wizbrand.localhost:{}/healthz",
+        gate.traefik.port
+    ));
+    for (name, value) in forged {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    // Traefik takes the configuration without a complaint.
+    let log = gate.traefik.log();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(" WRN ") || l.contains(" ERR ")),
+        "Traefik complained:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_cookie_a_sibling_sets_for_the_cookie_domain_never_reaches_an_app() {
+    let gate = Gate::new().await;
+    let dave = gate.member(&[("acme", "ORG_USER")]).await;
+    let sibling = crate::sibling::Sibling::start().await;
+    // One browser-like client with a cookie jar: the sibling's host and the app's.
+    let client = sibling
+        .resolve(
+            reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none()),
+        )
+        .resolve(
+            "acme.seo.wizbrand.localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], gate.traefik.port)),
+        )
+        .build()
+        .unwrap();
+    let planted = client
+        .get(sibling.set_cookie_url(
+            &[
+                "wizbrand_session=planted; Domain=wizbrand.localhost; Path=/",
+                "wizbrand_pending=planted; Domain=wizbrand.localhost; Path=/api",
+                "gallery=mine; Domain=wizbrand.localhost; Path=/",
+            ],
+            None,
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(planted.status(), 200);
+    let echo = echo_of(
+        client
+            .get(gate.traefik.url("acme", "seo", "/api"))
+            .bearer_auth(&dave.token),
+    )
+    .await;
+    let cookies = header(&echo, "Cookie").unwrap_or_default().join("; ");
+    assert!(
+        cookies.contains("gallery=mine"),
+        "the jar sent nothing: {echo}"
+    );
+    assert!(!cookies.contains("wizbrand"), "{echo}");
+}

@@ -534,6 +534,11 @@ impl TestTraefik {
         );
     }
 
+    /// What Traefik logged so far (configuration warnings and errors land here).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.0.join("traefik.log")).unwrap_or_default()
+    }
+
     /// `http://<org>.<app>.wizbrand.localhost:<port><path>`
     pub fn url(&self, org: &str, app: &str, path: &str) -> String {
         format!("http://{org}.{app}.wizbrand.localhost:{}{path}", self.port)

@@ -19,5 +19,6 @@ mod health;
 mod identity;
 mod keycloak_realm;
 mod schema;
+mod sibling;
 mod signin;
 mod sync;

@@ -6,7 +6,6 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, get, post, web};
 use askama::Template;
-use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::{Layout, PageResult, Posted, Viewer, done, error_page, render};
@@ -23,11 +22,6 @@ use crate::web::page::html_err;
 /// How long "sync now" waits for its run before saying it is still going.
 const WAIT_FOR_RUN: Duration = Duration::from_secs(20);
 
-#[derive(Deserialize)]
-struct SyncQuery {
-    plan: Option<String>,
-}
-
 #[derive(Template)]
 #[template(path = "sync.html")]
 struct SyncPage {
@@ -38,62 +32,75 @@ struct SyncPage {
     plan: Option<Vec<String>>,
 }
 
+/// The page, without a plan. A GET never runs anything: `?plan=1` (a link from any site
+/// reaches a signed-in admin with the Lax cookie) shows the page as it is.
 #[get("/admin/sync")]
 async fn page(
     viewer: Viewer,
     pool: web::Data<PgPool>,
     config: web::Data<Config>,
     handle: web::Data<Option<SyncHandle>>,
-    q: web::Query<SyncQuery>,
 ) -> PageResult {
     if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
         return error_page(&viewer, e);
     }
-    let plan = if q.plan.is_some() {
-        let directory = KeycloakDirectory::new(
-            &config.keycloak,
-            config.sync_concurrency,
-            Duration::from_secs(10),
-        );
-        let options = RunOptions {
-            scope: Scope::All,
-            trigger: Trigger::Api,
-            dry_run: true,
-            root: config.sync_group_root.clone(),
-            full_read_every: None,
-        };
-        match crate::sync::run(&pool, &directory, &options, &|_, _| {}).await {
-            Ok(report) if report.status == "skipped" => {
-                return error_page(
-                    &viewer,
-                    AppError::Conflict(
-                        "A sync is running right now, so the dry run could not read a settled \
-                         state. Ask again in a moment; the run's result appears below."
-                            .to_owned(),
-                    ),
-                );
-            }
-            Ok(report) if report.errors.is_empty() => Some(report.plan),
-            Ok(report) => {
-                return error_page(
-                    &viewer,
-                    AppError::Conflict(format!(
-                        "The dry run could not read everything: {}",
-                        report.errors.join("; ")
-                    )),
-                );
-            }
-            Err(e) => {
-                return error_page(
-                    &viewer,
-                    AppError::Conflict(format!("The dry run failed: {e}")),
-                );
-            }
-        }
-    } else {
-        None
+    sync_page(&viewer, &pool, &config, &handle, None).await
+}
+
+/// "What would change now": a dry run (it records a run and takes the sync lock), so a
+/// POST with the form's CSRF token, answered with the page and its plan.
+#[post("/admin/sync/plan")]
+async fn show_plan(
+    Posted { viewer, .. }: Posted,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
+    handle: web::Data<Option<SyncHandle>>,
+) -> PageResult {
+    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+        return error_page(&viewer, e);
+    }
+    match dry_run(&pool, &config).await {
+        Ok(plan) => sync_page(&viewer, &pool, &config, &handle, Some(plan)).await,
+        Err(e) => error_page(&viewer, e),
+    }
+}
+
+async fn dry_run(pool: &PgPool, config: &Config) -> Result<Vec<String>, AppError> {
+    let directory = KeycloakDirectory::new(
+        &config.keycloak,
+        config.sync_concurrency,
+        Duration::from_secs(10),
+    );
+    let options = RunOptions {
+        scope: Scope::All,
+        trigger: Trigger::Api,
+        dry_run: true,
+        root: config.sync_group_root.clone(),
+        full_read_every: None,
     };
-    let runs = crate::db::sync_state::recent_runs(&pool, 20)
+    match crate::sync::run(pool, &directory, &options, &|_, _| {}).await {
+        Ok(report) if report.status == "skipped" => Err(AppError::Conflict(
+            "A sync is running right now, so the dry run could not read a settled \
+             state. Ask again in a moment; the run's result appears below."
+                .to_owned(),
+        )),
+        Ok(report) if report.errors.is_empty() => Ok(report.plan),
+        Ok(report) => Err(AppError::Conflict(format!(
+            "The dry run could not read everything: {}",
+            report.errors.join("; ")
+        ))),
+        Err(e) => Err(AppError::Conflict(format!("The dry run failed: {e}"))),
+    }
+}
+
+async fn sync_page(
+    viewer: &Viewer,
+    pool: &PgPool,
+    config: &Config,
+    handle: &Option<SyncHandle>,
+    plan: Option<Vec<String>>,
+) -> PageResult {
+    let runs = crate::db::sync_state::recent_runs(pool, 20)
         .await
         .map_err(html_err)?;
     let schedule = if handle.is_some() {
@@ -188,5 +195,5 @@ async fn sync_now(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(page).service(sync_now);
+    cfg.service(page).service(show_plan).service(sync_now);
 }

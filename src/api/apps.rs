@@ -38,6 +38,10 @@ pub struct AppCreate {
     pub required_feature: String,
     #[serde(default = "user")]
     pub min_role: Role,
+    /// Hand the app the caller's `Authorization` header (default: the gate drops a
+    /// Bearer token it consumed).
+    #[serde(default)]
+    pub pass_authorization: bool,
 }
 
 fn user() -> Role {
@@ -58,6 +62,7 @@ pub async fn create(
         &body.host_pattern,
         &body.required_feature,
         body.min_role.as_str(),
+        body.pass_authorization,
     )
     .await
     .map_err(problem)?;
@@ -84,6 +89,7 @@ pub struct AppPatch {
     pub host_pattern: Option<String>,
     pub required_feature: Option<String>,
     pub min_role: Option<Role>,
+    pub pass_authorization: Option<bool>,
 }
 
 pub async fn update(
@@ -105,6 +111,7 @@ pub async fn update(
         body.host_pattern.as_deref(),
         body.required_feature.as_deref(),
         body.min_role.map(Role::as_str),
+        body.pass_authorization,
     )
     .await
     .map_err(problem)?;

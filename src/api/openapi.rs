@@ -189,16 +189,19 @@ fn schemas() -> Value {
         "App": {"type": "object", "properties": {
             "key": {"type": "string"}, "name": {"type": "string"}, "host_pattern": {"type": "string"},
             "required_feature": {"type": "string"}, "min_role": reference("Role"),
+            "pass_authorization": {"type": "boolean"},
             "created_at": time, "updated_at": time}},
         "AppPage": page_of("App"),
         "AppCreate": {"type": "object", "additionalProperties": false,
             "required": ["key", "name", "host_pattern", "required_feature"], "properties": {
             "key": {"type": "string", "pattern": SLUG_PATTERN}, "name": {"type": "string", "minLength": 1},
             "host_pattern": {"type": "string", "pattern": HOST_PATTERN, "description": "e.g. {org}.files.wizbrand.localhost"},
-            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role")}},
+            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role"),
+            "pass_authorization": {"type": "boolean", "default": false, "description": "hand the app the caller's Authorization header"}}},
         "AppPatch": {"type": "object", "additionalProperties": false, "properties": {
             "name": {"type": "string", "minLength": 1}, "host_pattern": {"type": "string", "pattern": HOST_PATTERN},
-            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role")}},
+            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role"),
+            "pass_authorization": {"type": "boolean"}}},
         "SyncRequested": {"type": "object", "properties": {
             "requested": {"type": "boolean"}, "scope": {"type": "string"}}},
         "SyncRun": {"type": "object", "properties": {

@@ -9,11 +9,13 @@ pub struct App {
     pub host_pattern: String,
     pub required_feature: String,
     pub min_role: String,
+    /// The gate hands the app the caller's `Authorization` header (else it is dropped).
+    pub pass_authorization: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-const COLUMNS: &str = "key, name, host_pattern, required_feature, min_role, created_at, updated_at";
+const COLUMNS: &str = "key, name, host_pattern, required_feature, min_role, pass_authorization, created_at, updated_at";
 
 pub async fn list(pool: &PgPool, limit: i64, offset: i64) -> Result<(Vec<App>, i64), sqlx::Error> {
     let rows = sqlx::query_as(&format!(
@@ -52,16 +54,18 @@ pub async fn insert(
     host_pattern: &str,
     required_feature: &str,
     min_role: &str,
+    pass_authorization: bool,
 ) -> Result<App, sqlx::Error> {
     sqlx::query_as(&format!(
-        "INSERT INTO apps (key, name, host_pattern, required_feature, min_role) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO apps (key, name, host_pattern, required_feature, min_role, pass_authorization) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     ))
     .bind(key)
     .bind(name)
     .bind(host_pattern)
     .bind(required_feature)
     .bind(min_role)
+    .bind(pass_authorization)
     .fetch_one(conn)
     .await
 }
@@ -74,10 +78,12 @@ pub async fn update(
     host_pattern: Option<&str>,
     required_feature: Option<&str>,
     min_role: Option<&str>,
+    pass_authorization: Option<bool>,
 ) -> Result<App, sqlx::Error> {
     sqlx::query_as(&format!(
         "UPDATE apps SET name = COALESCE($2, name), host_pattern = COALESCE($3, host_pattern), \
-         required_feature = COALESCE($4, required_feature), min_role = COALESCE($5, min_role) \
+         required_feature = COALESCE($4, required_feature), min_role = COALESCE($5, min_role), \
+         pass_authorization = COALESCE($6, pass_authorization), updated_at = now() \
          WHERE key = $1 RETURNING {COLUMNS}"
     ))
     .bind(key)
@@ -85,6 +91,7 @@ pub async fn update(
     .bind(host_pattern)
     .bind(required_feature)
     .bind(min_role)
+    .bind(pass_authorization)
     .fetch_one(conn)
     .await
 }

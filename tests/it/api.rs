@@ -1380,3 +1380,42 @@ async fn key_rotation_needs_no_restart_and_removed_keys_stop_verifying() {
 
     send(Method::DELETE, format!("/{realm}"), None).await;
 }
+
+#[tokio::test]
+async fn a_platform_admin_lets_an_app_have_the_callers_authorization_audited() {
+    let world = World::new().await;
+    let body = json!({"pass_authorization": true});
+    let (status, _) = world
+        .call(Who::Admin, Method::PATCH, "/api/v1/apps/files", Some(&body))
+        .await;
+    assert_eq!(status, 403, "an ORG_ADMIN may not");
+    let (status, app) = world
+        .call(
+            Who::Platform,
+            Method::PATCH,
+            "/api/v1/apps/files",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 200, "{app}");
+    assert_eq!(app["pass_authorization"], true);
+    let (_, listed) = world
+        .call(Who::User, Method::GET, "/api/v1/apps/files", None)
+        .await;
+    assert_eq!(listed["pass_authorization"], true);
+    let (actor, after): (String, Value) = sqlx::query_as(
+        "SELECT actor, after FROM audit_log WHERE action = 'app.update' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&world.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(actor, world.platform.keycloak_id);
+    assert_eq!(after["pass_authorization"], true);
+    // The gate follows: its snapshot carries the flag (tests/it/gate.rs shows the header).
+    let enabled: bool =
+        sqlx::query_scalar("SELECT pass_authorization FROM apps WHERE key = 'files'")
+            .fetch_one(&world.app.pool)
+            .await
+            .unwrap();
+    assert!(enabled);
+}

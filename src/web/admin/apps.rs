@@ -106,6 +106,7 @@ mod tests {
             host_pattern: "{org}.files.wizbrand.localhost".into(),
             required_feature: "files".into(),
             min_role: "ORG_USER".into(),
+            pass_authorization: false,
             created_at: chrono::DateTime::default(),
             updated_at: chrono::DateTime::default(),
         }

@@ -6,7 +6,6 @@ use askama::Template;
 use sqlx::PgPool;
 use url::Url;
 
-use super::orgs::AppRow;
 use super::{Layout, Viewer, render};
 use crate::db::apps::App;
 use crate::db::orgs::Org;
@@ -14,6 +13,15 @@ use crate::domain::Role;
 use crate::error::SurfacedError;
 use crate::policy::{self, OrgAccess};
 use crate::web::page::html_err;
+
+/// One app as a member of this org sees it.
+pub struct AppRow {
+    pub key: String,
+    pub name: String,
+    pub status: String,
+    pub url: Option<String>,
+    pub hidden: bool,
+}
 
 /// The app's address for an org: its host pattern with the org's slug, on the public
 /// URL's scheme and port (Traefik serves every host on one entry point).

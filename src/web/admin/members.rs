@@ -4,59 +4,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, post, web};
 use sqlx::PgPool;
 
-use super::form::Fields;
-use super::orgs::org_page;
+use super::org_page::{AddForm, org_page, parse_role_fields};
 use super::{PageResult, Posted, done, error_page};
 use crate::config::Config;
-use crate::domain::{Email, Role};
+use crate::domain::Role;
 use crate::error::AppError;
-
-/// The add-member form as typed, with what is wrong next to each field.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct AddForm {
-    pub email: String,
-    pub roles: Vec<String>,
-    pub errors: AddErrors,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct AddErrors {
-    pub email: Option<String>,
-    pub roles: Option<String>,
-}
-
-/// Roles named in a form; unknown names are an error, not silently dropped.
-pub fn parse_role_fields(raw: &[String]) -> Result<Vec<Role>, String> {
-    let roles = raw
-        .iter()
-        .map(|r| r.parse::<Role>().map_err(|e| e.to_string()))
-        .collect::<Result<Vec<_>, _>>()?;
-    if roles.is_empty() {
-        return Err("Choose at least one role.".to_owned());
-    }
-    Ok(roles)
-}
-
-impl AddForm {
-    fn from_fields(fields: &Fields) -> AddForm {
-        AddForm {
-            email: fields.text("email"),
-            roles: fields.all("roles"),
-            errors: AddErrors::default(),
-        }
-    }
-
-    /// The email and roles, or the form with its errors filled in.
-    pub fn validate(&mut self) -> Option<(Email, Vec<Role>)> {
-        let email = Email::parse_new(&self.email)
-            .map_err(|e| self.errors.email = Some(e.to_string()))
-            .ok();
-        let roles = parse_role_fields(&self.roles)
-            .map_err(|e| self.errors.roles = Some(e))
-            .ok();
-        email.zip(roles)
-    }
-}
 
 fn org_url(slug: &str) -> String {
     format!("/admin/orgs/{slug}")

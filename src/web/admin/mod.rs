@@ -10,6 +10,7 @@ pub mod audit;
 pub mod form;
 pub mod home;
 pub mod members;
+pub mod org_page;
 pub mod orgs;
 pub mod sync;
 

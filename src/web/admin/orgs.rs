@@ -8,18 +8,18 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::form::Fields;
-use super::members::AddForm;
+use super::org_page::{AddForm, org_page};
 use super::{
     Layout, PAGE_SIZE, PageResult, Pager, Posted, Viewer, done, error_page, page_number, render,
 };
 use crate::config::Config;
 use crate::db;
 use crate::db::orgs::Org;
-use crate::domain::{OrgSlug, Role};
+use crate::domain::OrgSlug;
 use crate::error::AppError;
+use crate::manage::authorized_org;
 use crate::manage::orgs::{OrgCreate, OrgPatch, check_name, normalise_features};
-use crate::manage::{authorized_org, parse_roles};
-use crate::policy::{self, OrgAction, Verdict};
+use crate::policy::{self, OrgAction};
 use crate::web::page::html_err;
 
 #[derive(Deserialize)]
@@ -277,106 +277,6 @@ async fn create(
         }
         Err(e) => error_page(&viewer, e),
     }
-}
-
-/// One app as a member of this org sees it.
-pub struct AppRow {
-    pub key: String,
-    pub name: String,
-    pub status: String,
-    pub url: Option<String>,
-    pub hidden: bool,
-}
-
-pub struct MemberRow {
-    pub email: String,
-    pub roles: Vec<String>,
-    /// The only ORG_ADMIN: cannot be demoted or removed.
-    pub last_admin: bool,
-    /// The viewer may remove this member.
-    pub removable: bool,
-}
-
-#[derive(Template)]
-#[template(path = "org.html")]
-struct OrgPage {
-    layout: Layout,
-    org: Org,
-    roles: Vec<String>,
-    csrf: String,
-    platform_admin: bool,
-    apps: Vec<AppRow>,
-    may_hide: bool,
-    members: Option<Vec<MemberRow>>,
-    all_roles: Vec<String>,
-    grantable: Vec<String>,
-    add: AddForm,
-}
-
-/// The org's page; `add` is the add-member form as posted (empty on a plain visit).
-pub async fn org_page(
-    viewer: &Viewer,
-    pool: &PgPool,
-    config: &Config,
-    slug: &str,
-    status: StatusCode,
-    add: AddForm,
-) -> PageResult {
-    let who = viewer.user.principal();
-    let (org, access) = match authorized_org(pool, &who, slug, OrgAction::Read).await {
-        Ok(found) => found,
-        Err(e) => return error_page(viewer, e),
-    };
-    let (registry, _) = db::apps::list(pool, 1000, 0).await.map_err(html_err)?;
-    let apps = registry
-        .iter()
-        .map(|app| super::apps::app_row(app, &org, &access, &config.public_url))
-        .collect();
-    let members = if policy::org_verdict(&access, OrgAction::ReadMembers) == Verdict::Allow {
-        let (rows, _) = db::members::list(pool, org.id, 1000, 0)
-            .await
-            .map_err(html_err)?;
-        let admins = rows
-            .iter()
-            .filter(|m| m.roles.iter().any(|r| r == Role::Admin.as_str()))
-            .count();
-        Some(
-            rows.into_iter()
-                .map(|m| {
-                    let held = parse_roles(&m.roles);
-                    MemberRow {
-                        last_admin: admins == 1 && held.contains(&Role::Admin),
-                        removable: policy::may_change_member(&access, &held, &[]) == Verdict::Allow,
-                        email: m.email,
-                        roles: m.roles,
-                    }
-                })
-                .collect(),
-        )
-    } else {
-        None
-    };
-    let grantable = Role::ALL
-        .into_iter()
-        .filter(|r| policy::may_grant(access.platform_admin, &access.roles, &[*r]))
-        .map(|r| r.as_str().to_owned())
-        .collect();
-    render(
-        status,
-        &OrgPage {
-            layout: viewer.layout(org.name.clone()),
-            roles: access.roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            may_hide: policy::org_verdict(&access, OrgAction::Rename) == Verdict::Allow,
-            csrf: viewer.user.csrf.clone(),
-            platform_admin: viewer.user.admin,
-            apps,
-            members,
-            all_roles: Role::ALL.iter().map(|r| r.as_str().to_owned()).collect(),
-            grantable,
-            add,
-            org,
-        },
-    )
 }
 
 #[get("/admin/orgs/{slug}")]

@@ -178,7 +178,7 @@ impl ResponseError for SurfacedError {
                 }),
             Surface::Html => response
                 .insert_header(ContentType::html())
-                .body(crate::web::page::error_page(title, &detail)),
+                .body(crate::web::html::error_page(title, &detail)),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Server-rendered pages for people: sign-in, org selection, admin.
 pub mod admin;
+pub mod html;
 pub mod orgs;
 pub mod page;
 pub mod rd;

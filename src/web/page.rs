@@ -1,5 +1,5 @@
-//! The page frame of the plain pages (sign-in, errors), HTML escaping, the stylesheet,
-//! and the security headers of every HTML response.
+//! The stylesheet, the security headers of every HTML response, and errors as pages.
+//! The frame and escaping live in the leaf [`super::html`] (re-exported here).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpResponse, get, web};
 
+pub use super::html::{error_page, escape, frame};
 use crate::config::Config;
 use crate::error::{AppError, SurfacedError};
 
@@ -14,42 +15,6 @@ use crate::error::{AppError, SurfacedError};
 /// `sqlx` errors go through `AppError`'s mapping: a lost database is a 503.
 pub fn html_err(e: impl Into<AppError>) -> SurfacedError {
     e.into().html()
-}
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A complete page around already-escaped `body_html`.
-pub fn frame(title: &str, body_html: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · wizbrand</title>\
-         <link rel=\"stylesheet\" href=\"/static/wizbrand.css\"></head>\
-         <body><main id=\"main\">{body_html}</main></body></html>",
-        title = escape(title),
-    )
-}
-
-/// The page people see when a request cannot be served.
-pub fn error_page(title: &str, detail: &str) -> String {
-    frame(
-        title,
-        &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(detail)),
-    )
 }
 
 /// `GET /static/wizbrand.css`: the one stylesheet, built in (nothing from a CDN).

@@ -22,7 +22,7 @@ pub struct Caller {
 impl Caller {
     /// Who is written to the audit log.
     pub fn actor(&self) -> crate::db::audit::Actor<'_> {
-        crate::db::audit::Actor::of(&self.principal)
+        crate::manage::actor_name(&self.principal)
     }
 
     pub fn sub(&self) -> &str {

@@ -11,19 +11,12 @@ pub struct Actor<'a> {
     pub email: Option<&'a str>,
 }
 
-impl<'a> Actor<'a> {
+impl Actor<'_> {
     /// The sync and sign-in, when they link a member to an account.
     pub const SYSTEM: Actor<'static> = Actor {
         sub: "wizbrand",
         email: None,
     };
-
-    pub fn of(who: &'a crate::forward_auth::decide::Principal) -> Self {
-        Actor {
-            sub: &who.sub,
-            email: who.email.as_deref(),
-        }
-    }
 }
 
 pub struct Entry<'a> {

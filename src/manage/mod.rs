@@ -18,7 +18,10 @@ use crate::policy::{self, OrgAccess, OrgAction, Verdict};
 
 /// Who is written to the audit log.
 pub fn actor_name(who: &Principal) -> db::audit::Actor<'_> {
-    db::audit::Actor::of(who)
+    db::audit::Actor {
+        sub: &who.sub,
+        email: who.email.as_deref(),
+    }
 }
 
 /// A policy verdict as an error: strangers learn nothing (404), members are told no (403).

@@ -63,7 +63,7 @@ async fn page(
             full_read_every: None,
         };
         match crate::sync::run(&pool, &directory, &options, &|_, _| {}).await {
-            Ok(report) if report.status == "skipped" => {
+            Ok(report) if report.status == crate::sync::RunStatus::Skipped => {
                 return error_page(
                     &viewer,
                     AppError::Conflict(
@@ -119,7 +119,7 @@ pub fn run_summary(run: &SyncRunRow) -> String {
         "Sync run #{} {}: {} created, {} updated, {} deleted, {} unchanged, {} failed.",
         run.id, run.status, run.created, run.updated, run.deleted, run.unchanged, run.failed
     );
-    if run.checked_by.as_deref() == Some("events") {
+    if run.checked_by == Some(crate::sync::CheckedBy::Events) {
         text.push_str(
             " Checked by Keycloak's admin event log: nothing changed in Postgres, and nobody \
              else changed anything in Keycloak since the last verified run.",
@@ -168,7 +168,7 @@ async fn sync_now(
             && run.id > before
             && run.finished_at.is_some()
         {
-            let kind = if run.status == "succeeded" {
+            let kind = if run.status == crate::sync::RunStatus::Succeeded {
                 "ok"
             } else {
                 "error"

@@ -91,6 +91,7 @@ async fn sync_once(
     use std::io::Write;
 
     use crate::sync::plan::Scope;
+    use crate::sync::{CheckedBy, RunStatus};
 
     let scope = match org {
         Some(raw) => Scope::Orgs([crate::domain::OrgSlug::parse(&raw)?].into()),
@@ -128,7 +129,7 @@ async fn sync_once(
     };
     let report = crate::sync::run(&pool, &directory, &options, &progress).await?;
     let mut out = std::io::stdout().lock();
-    if report.checked_by() == Some(crate::sync::CheckedBy::Events) {
+    if report.checked_by() == Some(CheckedBy::Events) {
         writeln!(
             out,
             "plan: nothing to do (Postgres unchanged, and Keycloak's admin event log shows no \
@@ -188,7 +189,6 @@ async fn sync_once(
     for error in &report.errors {
         writeln!(out, "  error: {error}")?;
     }
-    use crate::sync::RunStatus;
     match report.status {
         RunStatus::Succeeded => Ok(()),
         RunStatus::Skipped => {

@@ -91,6 +91,7 @@ async fn sync_once(
     use std::io::Write;
 
     use crate::sync::plan::Scope;
+    use crate::sync::{CheckedBy, RunStatus};
 
     let scope = match org {
         Some(raw) => Scope::Orgs([crate::domain::OrgSlug::parse(&raw)?].into()),
@@ -128,7 +129,7 @@ async fn sync_once(
     };
     let report = crate::sync::run(&pool, &directory, &options, &progress).await?;
     let mut out = std::io::stdout().lock();
-    if report.checked_by() == Some("events") {
+    if report.checked_by() == Some(CheckedBy::Events) {
         writeln!(
             out,
             "plan: nothing to do (Postgres unchanged, and Keycloak's admin event log shows no \
@@ -152,10 +153,14 @@ async fn sync_once(
         }
     }
     let c = &report.counts;
+    // A dry run has no `sync_runs` row to name.
+    let run = match report.run_id {
+        Some(id) => format!("run {id}"),
+        None => "dry run".to_owned(),
+    };
     writeln!(
         out,
-        "run {}: {} (created {}, updated {}, deleted {}, unchanged {}, failed {}) in {:.2}s, {} Keycloak writes",
-        report.run_id.unwrap_or_default(),
+        "{run}: {} (created {}, updated {}, deleted {}, unchanged {}, failed {}) in {:.2}s, {} Keycloak writes",
         report.status,
         c.created,
         c.updated,
@@ -185,8 +190,8 @@ async fn sync_once(
         writeln!(out, "  error: {error}")?;
     }
     match report.status {
-        "succeeded" => Ok(()),
-        "skipped" => {
+        RunStatus::Succeeded => Ok(()),
+        RunStatus::Skipped => {
             writeln!(out, "another runner holds the sync lock; nothing was done")?;
             Ok(())
         }

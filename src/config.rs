@@ -400,7 +400,7 @@ mod tests {
     fn a_complete_environment_is_accepted() {
         let config = Config::from_source(&base());
         assert!(config.is_ok(), "{config:?}");
-        let config = config.unwrap_or_else(|_| unreachable!());
+        let config = config.unwrap();
         assert_eq!(
             config.keycloak.issuer(),
             "http://localhost:8180/realms/wizbrand"

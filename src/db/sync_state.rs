@@ -1,7 +1,34 @@
 //! The SQL the sync needs: desired state and the `sync_runs` journal.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::{PgTypeInfo, PgValueRef};
+use sqlx::{Decode, PgConnection, PgPool, Postgres, Type};
 use uuid::Uuid;
+
+use crate::sync::{CheckedBy, RunStatus, Trigger};
+
+/// The journal's enums are text columns (with CHECK constraints): read back through
+/// their parsers, so a row with an unknown value is an error, not a string.
+macro_rules! text_column {
+    ($($name:ty),+) => {$(
+        impl Type<Postgres> for $name {
+            fn type_info() -> PgTypeInfo {
+                <String as Type<Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &PgTypeInfo) -> bool {
+                <String as Type<Postgres>>::compatible(ty)
+            }
+        }
+
+        impl<'r> Decode<'r, Postgres> for $name {
+            fn decode(value: PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<&str as Decode<'r, Postgres>>::decode(value)?.parse()?)
+            }
+        }
+    )+};
+}
+
+text_column!(Trigger, RunStatus, CheckedBy);
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct OrgRow {
@@ -77,14 +104,14 @@ pub async fn unlock(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
 
 pub async fn start_run(
     pool: &PgPool,
-    trigger: &str,
+    trigger: Trigger,
     scope: Option<&str>,
     dry_run: bool,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO sync_runs (trigger, scope, dry_run) VALUES ($1, $2, $3) RETURNING id",
     )
-    .bind(trigger)
+    .bind(trigger.as_str())
     .bind(scope)
     .bind(dry_run)
     .fetch_one(pool)
@@ -103,7 +130,7 @@ pub struct RunCounts {
 pub async fn finish_run(
     pool: &PgPool,
     id: i64,
-    status: &str,
+    status: RunStatus,
     counts: &RunCounts,
     errors: &serde_json::Value,
 ) -> Result<(), sqlx::Error> {
@@ -112,7 +139,7 @@ pub async fn finish_run(
          deleted = $5, unchanged = $6, failed = $7, errors = $8 WHERE id = $1",
     )
     .bind(id)
-    .bind(status)
+    .bind(status.as_str())
     .bind(counts.created)
     .bind(counts.updated)
     .bind(counts.deleted)
@@ -160,7 +187,7 @@ pub async fn record_check(
     pool: &PgPool,
     id: i64,
     desired_digest: &str,
-    checked_by: &str,
+    checked_by: CheckedBy,
     checked_from: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -168,7 +195,7 @@ pub async fn record_check(
     )
     .bind(id)
     .bind(desired_digest)
-    .bind(checked_by)
+    .bind(checked_by.as_str())
     .bind(checked_from)
     .execute(pool)
     .await
@@ -178,10 +205,10 @@ pub async fn record_check(
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct SyncRunRow {
     pub id: i64,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub scope: Option<String>,
     pub dry_run: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created: i32,
@@ -190,7 +217,7 @@ pub struct SyncRunRow {
     pub unchanged: i32,
     pub failed: i32,
     pub errors: serde_json::Value,
-    pub checked_by: Option<String>,
+    pub checked_by: Option<CheckedBy>,
 }
 
 pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<SyncRunRow>, sqlx::Error> {

@@ -1,8 +1,8 @@
-//! The Keycloak side of the sync, behind a small trait of our own so the reconcile
-//! logic does not depend on the admin API's shape. The real implementation uses the
-//! `keycloak` crate, bounds concurrency, retries transient failures and counts calls.
+//! Keycloak as the sync's [`Directory`] (the port is the sync's own): the `keycloak`
+//! crate's admin API, with bounded concurrency, retries of transient failures, and
+//! call counts ([`CountsCalls`]) for the run report.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -16,144 +16,21 @@ use tokio::sync::Semaphore;
 use super::token::CachedServiceToken;
 use crate::config::KeycloakConfig;
 use crate::domain::Email;
-use crate::sync::plan::ATTR_WIZBRAND_USER;
-use crate::sync::plan::Attributes;
+use crate::sync::directory::{
+    ATTR_WIZBRAND_USER, Attributes, CallStats, CountsCalls, Directory, DirectoryError, GroupInfo,
+    UserInfo,
+};
 
-#[derive(Debug, thiserror::Error)]
-pub enum DirectoryError {
-    #[error("Keycloak: {call} failed: {message}")]
-    Call {
-        call: &'static str,
-        status: Option<u16>,
-        message: String,
-    },
-    #[error("Keycloak: {0}")]
-    Unexpected(String),
-}
-
-impl DirectoryError {
-    fn from_crate(call: &'static str, e: CrateError) -> Self {
-        let status = match &e {
-            CrateError::HttpFailure { status, .. } => Some(*status),
-            CrateError::ReqwestFailure(r) => r.status().map(|s| s.as_u16()),
-        };
-        DirectoryError::Call {
-            call,
-            status,
-            message: e.to_string(),
-        }
-    }
-
-    /// Worth another try: rate limiting, server errors, time-outs, refused connections.
-    fn is_transient(&self) -> bool {
-        match self {
-            DirectoryError::Call { status, .. } => match status {
-                Some(s) => *s == 429 || *s >= 500,
-                None => true,
-            },
-            DirectoryError::Unexpected(_) => false,
-        }
-    }
-
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            DirectoryError::Call { status, .. } => *status,
-            DirectoryError::Unexpected(_) => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupInfo {
-    pub id: String,
-    pub name: String,
-    pub attributes: Attributes,
-    /// Role mappings, as full group representations carry them (names only).
-    pub realm_roles: BTreeSet<String>,
-    pub client_roles: BTreeMap<String, BTreeSet<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserInfo {
-    pub id: String,
-    pub username: Option<String>,
-    pub email: Option<Email>,
-    pub email_verified: bool,
-    pub attributes: Attributes,
-}
-
-/// What the sync needs from Keycloak.
-#[allow(async_fn_in_trait)]
-pub trait Directory {
-    async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError>;
-    async fn child_groups(&self, parent_id: &str) -> Result<Vec<GroupInfo>, DirectoryError>;
-    async fn group_members(&self, group_id: &str) -> Result<Vec<UserInfo>, DirectoryError>;
-    async fn all_users(&self) -> Result<Vec<UserInfo>, DirectoryError>;
-    async fn user_by_id(&self, id: &str) -> Result<Option<UserInfo>, DirectoryError>;
-    /// Every account whose email or username is `email` (exact matches).
-    async fn users_claiming(&self, email: &Email) -> Result<Vec<UserInfo>, DirectoryError>;
-
-    async fn create_top_group(&self, name: &str) -> Result<String, DirectoryError>;
-    async fn create_child_group(
-        &self,
-        parent_id: &str,
-        name: &str,
-        attributes: &Attributes,
-    ) -> Result<String, DirectoryError>;
-    async fn update_group(
-        &self,
-        group_id: &str,
-        name: &str,
-        attributes: &Attributes,
-    ) -> Result<(), DirectoryError>;
-    async fn delete_group(&self, group_id: &str) -> Result<(), DirectoryError>;
-    /// Creates the account of a member; `member` (the Postgres user id) goes into the
-    /// admin-only attribute `wizbrand_user`, so a run that dies before it records the
-    /// new id still knows the account as its own next time.
-    async fn create_user(&self, email: &Email, member: &str) -> Result<String, DirectoryError>;
-    async fn add_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError>;
-    async fn remove_member(&self, user_id: &str, group_id: &str) -> Result<(), DirectoryError>;
-    /// Read-modify-write of a user's attributes: every other field and attribute is
-    /// kept (Keycloak's PUT replaces the whole user).
-    async fn update_user_attributes(
-        &self,
-        user_id: &str,
-        change: &(dyn Fn(&Attributes) -> Attributes + Sync),
-    ) -> Result<(), DirectoryError>;
-    /// Maps realm roles (by name) to a group.
-    async fn map_realm_roles(
-        &self,
-        group_id: &str,
-        roles: &BTreeSet<String>,
-    ) -> Result<(), DirectoryError>;
-    /// Removes realm-role mappings (by name) from a group.
-    async fn unmap_realm_roles(
-        &self,
-        group_id: &str,
-        roles: &BTreeSet<String>,
-    ) -> Result<(), DirectoryError>;
-    /// Removes client-role mappings (client by `clientId`, roles by name) from a group.
-    async fn unmap_client_roles(
-        &self,
-        group_id: &str,
-        client: &str,
-        roles: &BTreeSet<String>,
-    ) -> Result<(), DirectoryError>;
-
-    /// Whether anyone but this service account changed anything in the realm since
-    /// `since`, by Keycloak's admin event log; `None` when the log is off and cannot say.
-    async fn changed_by_others_since(
-        &self,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<bool>, DirectoryError>;
-
-    /// Calls made since the last time this was asked, by name (`read:…`, `write:…`).
-    fn take_calls(&self) -> BTreeMap<&'static str, u64>;
-
-    /// Seconds spent waiting for Keycloak's answers since the last time this was asked,
-    /// by call name, summed over calls that ran side by side: where a run's time goes.
-    fn take_call_seconds(&self) -> BTreeMap<&'static str, f64> {
-        BTreeMap::new()
+/// A failed call of the `keycloak` crate, named by our call name.
+fn call_error(call: &'static str, e: CrateError) -> DirectoryError {
+    let status = match &e {
+        CrateError::HttpFailure { status, .. } => Some(*status),
+        CrateError::ReqwestFailure(r) => r.status().map(|s| s.as_u16()),
+    };
+    DirectoryError::Call {
+        call,
+        status,
+        message: e.to_string(),
     }
 }
 
@@ -170,8 +47,7 @@ pub struct KeycloakDirectory {
     token: CachedServiceToken,
     realm: String,
     permits: Semaphore,
-    calls: Mutex<BTreeMap<&'static str, u64>>,
-    call_seconds: Mutex<BTreeMap<&'static str, f64>>,
+    stats: Mutex<CallStats>,
     /// Realm roles by name, as `…/role-mappings/realm/available` lists them: the
     /// service account may not read `/roles` (that needs `view-realm`), and a mapping
     /// must name the role's id. Filled once, refilled when a role is not found.
@@ -191,8 +67,7 @@ impl KeycloakDirectory {
             token,
             realm: config.realm.clone(),
             permits: Semaphore::new(concurrency.max(1)),
-            calls: Mutex::new(BTreeMap::new()),
-            call_seconds: Mutex::new(BTreeMap::new()),
+            stats: Mutex::new(CallStats::default()),
             realm_roles: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -213,13 +88,13 @@ impl KeycloakDirectory {
                     .acquire()
                     .await
                     .map_err(|e| DirectoryError::Unexpected(e.to_string()))?;
-                if let Ok(mut calls) = self.calls.lock() {
-                    *calls.entry(name).or_default() += 1;
+                if let Ok(mut stats) = self.stats.lock() {
+                    *stats.calls.entry(name).or_default() += 1;
                 }
                 let started = std::time::Instant::now();
-                let result = f().await.map_err(|e| DirectoryError::from_crate(name, e));
-                if let Ok(mut seconds) = self.call_seconds.lock() {
-                    *seconds.entry(name).or_default() += started.elapsed().as_secs_f64();
+                let result = f().await.map_err(|e| call_error(name, e));
+                if let Ok(mut stats) = self.stats.lock() {
+                    *stats.seconds.entry(name).or_default() += started.elapsed().as_secs_f64();
                 }
                 result
             };
@@ -827,18 +702,13 @@ impl Directory for KeycloakDirectory {
             first += EVENTS_PAGE;
         }
     }
+}
 
-    fn take_calls(&self) -> BTreeMap<&'static str, u64> {
-        self.calls
+impl CountsCalls for KeycloakDirectory {
+    fn take_call_stats(&self) -> CallStats {
+        self.stats
             .lock()
-            .map(|mut c| std::mem::take(&mut *c))
-            .unwrap_or_default()
-    }
-
-    fn take_call_seconds(&self) -> BTreeMap<&'static str, f64> {
-        self.call_seconds
-            .lock()
-            .map(|mut c| std::mem::take(&mut *c))
+            .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default()
     }
 }

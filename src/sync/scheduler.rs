@@ -11,12 +11,12 @@ use tokio::sync::mpsc;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tracing::Instrument;
 
+use super::directory::{CountsCalls, Directory};
 use super::plan::Scope;
-use super::{RunOptions, Trigger};
+use super::{RunOptions, RunStatus, Trigger};
 use crate::db::changes::{Change, follow};
 use crate::domain::OrgSlug;
-use crate::keycloak::directory::KeycloakDirectory;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, SyncRunFigures};
 
 /// Changes that arrive within this window are handled by one run.
 const COALESCE: Duration = Duration::from_millis(300);
@@ -46,10 +46,10 @@ pub struct SyncSettings {
 }
 
 /// Starts the runner, the change listener and the cron job.
-pub async fn spawn(
+pub async fn spawn<D: Directory + CountsCalls + 'static>(
     pool: PgPool,
     database_url: String,
-    directory: Arc<KeycloakDirectory>,
+    directory: Arc<D>,
     metrics: Metrics,
     settings: SyncSettings,
 ) -> anyhow::Result<SyncHandle> {
@@ -88,9 +88,9 @@ fn merge(into: &mut Scope, next: Scope) {
     }
 }
 
-async fn runner(
+async fn runner<D: Directory + CountsCalls>(
     pool: PgPool,
-    directory: Arc<KeycloakDirectory>,
+    directory: Arc<D>,
     metrics: Metrics,
     root: String,
     full_read_every: Option<std::time::Duration>,
@@ -116,9 +116,15 @@ async fn runner(
         let _enter = span.enter();
         match outcome {
             Ok(report) => {
-                metrics.record_sync(&report);
+                metrics.record_sync(&SyncRunFigures {
+                    status: report.status.as_str(),
+                    succeeded: report.status == RunStatus::Succeeded,
+                    seconds: report.seconds,
+                    ops: &report.ops,
+                    failed: u64::try_from(report.counts.failed).unwrap_or(0),
+                });
                 tracing::info!(
-                    status = report.status,
+                    status = report.status.as_str(),
                     created = report.counts.created,
                     updated = report.counts.updated,
                     deleted = report.counts.deleted,

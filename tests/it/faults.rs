@@ -263,7 +263,11 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
     let report = wizbrand::sync::run(&pool, &directory, &options, &|_, _| {})
         .await
         .unwrap();
-    assert_eq!(report.status, "succeeded", "{report:#?}");
+    assert_eq!(
+        report.status,
+        wizbrand::sync::RunStatus::Succeeded,
+        "{report:#?}"
+    );
     let again = wizbrand::sync::run(&pool, &directory, &options, &|_, _| {})
         .await
         .unwrap();

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use wizbrand::config::Config;
 use wizbrand::keycloak::directory::KeycloakDirectory;
 use wizbrand::sync::plan::Scope;
-use wizbrand::sync::{RunOptions, RunReport, Trigger};
+use wizbrand::sync::{CheckedBy, RunOptions, RunReport, RunStatus, Trigger};
 
 use crate::helpers::{KeycloakAdmin, base_env, claims, fresh_database, unique, user_token};
 
@@ -58,12 +58,21 @@ impl SyncWorld {
     }
 
     async fn sync_with(&self, full_read_every: Option<std::time::Duration>) -> RunReport {
+        self.run(false, full_read_every).await
+    }
+
+    /// A full dry run: the plan, read from both sides.
+    pub(crate) async fn dry_run(&self) -> RunReport {
+        self.run(true, None).await
+    }
+
+    async fn run(&self, dry_run: bool, full_read_every: Option<std::time::Duration>) -> RunReport {
         let directory =
             KeycloakDirectory::new(&self.config.keycloak, 8, std::time::Duration::from_secs(5));
         let options = RunOptions {
             scope: Scope::All,
             trigger: Trigger::Cli,
-            dry_run: false,
+            dry_run,
             root: self.root.clone(),
             full_read_every,
         };
@@ -150,7 +159,7 @@ pub(crate) fn realm_roles(access: &Value) -> Vec<String> {
 }
 
 fn assert_clean(report: &RunReport) {
-    assert_eq!(report.status, "succeeded", "{report:#?}");
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:#?}");
     assert!(report.errors.is_empty(), "{report:#?}");
 }
 
@@ -422,7 +431,7 @@ async fn role_mappings_removed_or_added_by_hand_are_put_back_or_reported() {
     );
     // The realm roles are put right. The client role is reported, not removed: the
     // service account may not see client ids (no view-clients).
-    assert_eq!(repair.status, "partial", "{repair:#?}");
+    assert_eq!(repair.status, RunStatus::Partial, "{repair:#?}");
     assert_eq!(repair.counts.failed, 1, "{repair:#?}");
     assert!(
         repair.errors[0].contains("client roles of wizbrand-api")
@@ -462,8 +471,22 @@ async fn a_run_skips_while_another_runner_holds_the_lock() {
             .await
             .unwrap()
     );
+    // A dry run only reads: it neither waits for the lock nor writes a row.
+    let dry = w.dry_run().await;
+    assert_eq!(dry.status, RunStatus::Succeeded, "{dry:#?}");
+    assert_eq!(dry.run_id, None);
+    assert!(
+        dry.plan.contains(&format!("create group /{}/acme", w.root)),
+        "{dry:#?}"
+    );
+    assert_eq!(dry.writes(), 0);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "a dry run wrote a sync_runs row");
     let report = w.sync().await;
-    assert_eq!(report.status, "skipped");
+    assert_eq!(report.status, RunStatus::Skipped);
     assert!(w.admin.find_group(&w.path("/acme")).await.is_none());
     let status: String = sqlx::query_scalar("SELECT status FROM sync_runs WHERE id = $1")
         .bind(report.run_id.unwrap())
@@ -484,7 +507,7 @@ async fn keycloak_down_fails_the_run_with_the_reason_and_the_next_run_converges(
     down.add_org("acme", "pro", &["seo"]).await;
     down.set_member("acme", "ann", &["ORG_ADMIN"]).await;
     let report = down.sync().await;
-    assert_eq!(report.status, "failed");
+    assert_eq!(report.status, RunStatus::Failed);
     let (status, errors): (String, Value) =
         sqlx::query_as("SELECT status, errors FROM sync_runs WHERE id = $1")
             .bind(report.run_id.unwrap())
@@ -572,6 +595,12 @@ async fn the_command_line_prints_the_plan_and_dry_run_changes_nothing() {
         String::from_utf8_lossy(&dry.stderr)
     );
     assert!(out.contains("not applied: --dry-run"), "{out}");
+    assert!(out.contains("dry run: succeeded"), "{out}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "a dry run wrote a sync_runs row");
     assert!(
         out.contains(&format!("create group /{}/acme", w.root)),
         "{out}"
@@ -633,13 +662,18 @@ async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group(
     );
     let verify = w.sync_with(every).await;
     assert_eq!(verify.writes(), 0);
-    assert_eq!(checked_by(&verify), Some("read"));
+    assert_eq!(checked_by(&verify), Some(CheckedBy::Read));
 
     // Nothing changed: two calls instead of reading groups, members and users. The
     // first run's own writes are in the log and do not count.
     let quiet = w.sync_with(every).await;
     assert_clean(&quiet);
-    assert_eq!(checked_by(&quiet), Some("events"), "{:?}", quiet.calls);
+    assert_eq!(
+        checked_by(&quiet),
+        Some(CheckedBy::Events),
+        "{:?}",
+        quiet.calls
+    );
     assert_eq!(quiet.writes(), 0);
     assert!(
         quiet
@@ -659,7 +693,7 @@ async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group(
     assert_eq!(row, ("succeeded".into(), Some("events".into())));
     assert_eq!(
         checked_by(&w.sync_with(every).await),
-        Some("events"),
+        Some(CheckedBy::Events),
         "checks chain"
     );
 
@@ -677,8 +711,11 @@ async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group(
     assert_eq!(repair.counts.updated, 1, "{:?}", repair.plan);
     let acme = w.admin.get(&format!("/groups/{acme_id}")).await;
     assert_eq!(acme["attributes"]["plan"], json!(["pro"]));
-    assert_eq!(checked_by(&w.sync_with(every).await), Some("read"));
-    assert_eq!(checked_by(&w.sync_with(every).await), Some("events"));
+    assert_eq!(checked_by(&w.sync_with(every).await), Some(CheckedBy::Read));
+    assert_eq!(
+        checked_by(&w.sync_with(every).await),
+        Some(CheckedBy::Events)
+    );
 
     // A change in Postgres makes it read too.
     w.set_member("acme", "bob", &["ORG_USER"]).await;
@@ -688,11 +725,11 @@ async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group(
         w.admin.member_emails(&w.path("/acme/ORG_USER")).await,
         [w.email("bob")]
     );
-    assert_eq!(checked_by(&w.sync_with(every).await), Some("read"));
+    assert_eq!(checked_by(&w.sync_with(every).await), Some(CheckedBy::Read));
 
     // The last full read too old: read.
     let aged = w.sync_with(Some(std::time::Duration::from_millis(1))).await;
-    assert_eq!(checked_by(&aged), Some("read"));
+    assert_eq!(checked_by(&aged), Some(CheckedBy::Read));
 
     // The log turned off: it cannot vouch for anything, so every run reads.
     let mut events = w.admin.get("/events/config").await;
@@ -700,8 +737,8 @@ async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group(
     w.admin
         .send(Method::PUT, "/events/config", Some(events))
         .await;
-    assert_eq!(checked_by(&w.sync_with(every).await), Some("read"));
-    assert_eq!(checked_by(&w.sync_with(every).await), Some("read"));
+    assert_eq!(checked_by(&w.sync_with(every).await), Some(CheckedBy::Read));
+    assert_eq!(checked_by(&w.sync_with(every).await), Some(CheckedBy::Read));
 
     master.delete_realm(&realm).await;
 }

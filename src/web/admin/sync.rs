@@ -47,8 +47,9 @@ async fn page(
     sync_page(&viewer, &pool, &config, &handle, None).await
 }
 
-/// "What would change now": a dry run (it records a run and takes the sync lock), so a
-/// POST with the form's CSRF token, answered with the page and its plan.
+/// "What would change now": a dry run. It only reads, but it reads all of Keycloak, so it
+/// is a POST with the form's CSRF token (no other site can make an admin's browser start
+/// one), answered with the page and its plan.
 #[post("/admin/sync/plan")]
 async fn show_plan(
     Posted { viewer, .. }: Posted,
@@ -78,12 +79,8 @@ async fn dry_run(pool: &PgPool, config: &Config) -> Result<Vec<String>, AppError
         root: config.sync_group_root.clone(),
         full_read_every: None,
     };
+    // A dry run only reads: no run row, no lock (it may see a run's writes half-done).
     match crate::sync::run(pool, &directory, &options, &|_, _| {}).await {
-        Ok(report) if report.status == "skipped" => Err(AppError::Conflict(
-            "A sync is running right now, so the dry run could not read a settled \
-             state. Ask again in a moment; the run's result appears below."
-                .to_owned(),
-        )),
         Ok(report) if report.errors.is_empty() => Ok(report.plan),
         Ok(report) => Err(AppError::Conflict(format!(
             "The dry run could not read everything: {}",
@@ -126,7 +123,7 @@ pub fn run_summary(run: &SyncRunRow) -> String {
         "Sync run #{} {}: {} created, {} updated, {} deleted, {} unchanged, {} failed.",
         run.id, run.status, run.created, run.updated, run.deleted, run.unchanged, run.failed
     );
-    if run.checked_by.as_deref() == Some("events") {
+    if run.checked_by == Some(crate::sync::CheckedBy::Events) {
         text.push_str(
             " Checked by Keycloak's admin event log: nothing changed in Postgres, and nobody \
              else changed anything in Keycloak since the last verified run.",
@@ -175,7 +172,7 @@ async fn sync_now(
             && run.id > before
             && run.finished_at.is_some()
         {
-            let kind = if run.status == "succeeded" {
+            let kind = if run.status == crate::sync::RunStatus::Succeeded {
                 "ok"
             } else {
                 "error"

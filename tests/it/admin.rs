@@ -419,13 +419,18 @@ async fn the_dry_run_refuses_get_and_runs_only_as_a_post_with_its_csrf_token() {
         assert!(refused.text().await.unwrap().contains("CSRF check failed"));
     }
     assert_eq!(runs().await, 0, "a forged post ran the dry run");
-    // The page's own form: the plan, and one dry run recorded.
+    // The page's own form: the plan, read only (a dry run records no run).
     let csrf = csrf_of(&page);
     let shown = post(vec![("csrf", csrf)]).await.unwrap();
     assert_eq!(shown.status(), StatusCode::OK);
     let shown = shown.text().await.unwrap();
     assert!(shown.contains("What would change now</h2>"), "{shown}");
-    assert_eq!(runs().await, 1);
+    assert_eq!(runs().await, 0);
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM sync_runs")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(all, 0, "a dry run wrote a sync_runs row");
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod gate;
 mod health;
 mod identity;
 mod keycloak_realm;
+mod layers;
 mod schema;
 mod sibling;
 mod signin;

@@ -12,6 +12,7 @@ mod api;
 mod attacks;
 mod bad_input;
 mod check;
+mod cookies;
 mod faults;
 mod gate;
 mod health;

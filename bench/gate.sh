@@ -10,8 +10,8 @@
 # The upstream is the do-nothing
 # server too, so Traefik's and the gates' costs are what differ. Release builds go to a
 # target folder of their own so they never wait on the debug builds' lock.
-# Identity: a session cookie from a real sign-in through Keycloak's form (and, for
-# comparison, a Bearer access token).
+# Identity: an app-host cookie (docs/cookies.md), handed over from a session made by a
+# real sign-in through Keycloak's form (and, for comparison, a Bearer access token).
 OAUTH2_PROXY_VERSION=v7.15.6
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,7 +49,9 @@ INSERT INTO users (email, keycloak_id) VALUES ('gatebench@bench.example.com', '$
 INSERT INTO memberships (org_id, user_id, roles) SELECT o.id, u.id, ARRAY['ORG_USER'] FROM orgs o, users u;
 SQL
 sleep 1
-SESSION="$(python3 "$ROOT/bench/kc.py" browser-login "http://127.0.0.1:$P_GATE/login?rd=http://127.0.0.1:$P_GATE/" wizbrand_session gatebench)"
+SESSION="$(python3 "$ROOT/bench/kc.py" browser-login "http://127.0.0.1:$P_GATE/login?rd=http://127.0.0.1:$P_GATE/" __Host-wizbrand_session gatebench)"
+# What the gate reads: acme.seo's own cookie, from the ticket hand-over.
+APP_COOKIE="$(python3 "$ROOT/bench/kc.py" host-cookie "http://127.0.0.1:$P_GATE" "$SESSION" acme.seo.wizbrand.localhost)"
 
 O2P="$CACHE/bin/oauth2-proxy"
 if [[ ! -x "$O2P" ]]; then
@@ -97,10 +99,10 @@ check() { local code; code="$(curl -s -o /dev/null -w '%{http_code}' "$@")"; [[ 
 AUTH="Authorization: Bearer $TOKEN"
 FWD=(-H "X-Forwarded-Host: acme.seo.wizbrand.localhost" -H "X-Forwarded-Proto: http" -H "X-Forwarded-Uri: /" -H "X-Forwarded-Method: GET")
 check -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
-check -H "Cookie: $SESSION" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+check -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 check -H "Cookie: $O2P_COOKIE" "http://127.0.0.1:$P_O2P/oauth2/auth"
 check -H "$AUTH" "http://127.0.0.1:$P_O2P/oauth2/auth"
-check -H "Cookie: $SESSION" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+check -H "Cookie: $APP_COOKIE" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 
 measure() {
   local label="$1"; shift
@@ -113,13 +115,13 @@ measure() {
   printf '%-46s %10s req/s   p50 %8s   p99 %8s   %s\n' "$label" "$rps" "$p50" "$p99" "$errors"
 }
 echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s each"
-measure "1 wizbrand /forward-auth, session cookie" -H "Cookie: $SESSION" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+measure "1 wizbrand /forward-auth, app-host cookie" -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 measure "1b wizbrand /forward-auth, Bearer token" -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 measure "2 do-nothing gate (direct)" "http://127.0.0.1:$P_NOOP/"
 measure "3 oauth2-proxy /oauth2/auth, its session cookie" -H "Cookie: $O2P_COOKIE" "http://127.0.0.1:$P_O2P/oauth2/auth"
 measure "3b oauth2-proxy /oauth2/auth, Bearer token" -H "$AUTH" "http://127.0.0.1:$P_O2P/oauth2/auth"
 measure "4 Traefik -> upstream" -H "Host: plain.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 measure "5 Traefik -> ForwardAuth(do-nothing) -> up" -H "Host: noopfa.bench.localhost" "http://127.0.0.1:$P_TRAEFIK/"
-measure "6 Traefik -> wizbrand gate -> upstream" -H "Cookie: $SESSION" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
+measure "6 Traefik -> wizbrand gate -> upstream" -H "Cookie: $APP_COOKIE" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 rss() { awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$1/status"; }
 echo "peak RSS: wizbrand $(rss "$GATE_PID"), do-nothing gate $(rss "$NOOP_PID"), oauth2-proxy $(rss "$O2P_PID")"

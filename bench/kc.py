@@ -11,6 +11,10 @@
   kc.py token NAME                         a wizbrand-test access token for that user
   kc.py ensure-client ID SECRET            a code-flow client for a bench peer
   kc.py browser-login URL COOKIE NAME      sign in through Keycloak's form; prints COOKIE=value
+  kc.py host-cookie BASE SESSION HOST       hand a wizbrand session (the auth host's cookie,
+                                          `name=value`) over to app host HOST as a browser
+                                          does (nonce, /auth/hand-off, /_wizbrand/session
+                                          sent to BASE with that Host); prints its cookie
 Environment: KEYCLOAK_URL, WIZBRAND_STACK_KC_ADMIN, WIZBRAND_STACK_KC_ADMIN_PASSWORD.
 """
 import base64
@@ -206,6 +210,46 @@ def browser_login(start_url, cookie_name, username):
     sys.exit(f"no {cookie_name} cookie after signing in; cookies: {[c.name for c in jar]}")
 
 
+def host_cookie(base, session, host):
+    """The app-host cookie (`name=value`) of `session` for `host` (docs/cookies.md)."""
+    import hashlib
+    import secrets
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+
+    def location_and_cookies(req):
+        try:
+            opener.open(req)
+        except urllib.error.HTTPError as e:
+            if e.code in (302, 303):
+                return e.headers["Location"], e.headers.get_all("Set-Cookie") or []
+            sys.exit(f"{req.full_url}: {e.code}")
+        sys.exit(f"{req.full_url}: no redirect")
+
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    nonce = b64(secrets.token_bytes(32))
+    bind = b64(hashlib.sha256(nonce.encode()).digest())
+    port = urllib.parse.urlsplit(base).port
+    query = urllib.parse.urlencode({"rd": f"http://{host}:{port}/", "bind": bind})
+    to, _ = location_and_cookies(urllib.request.Request(
+        f"{base}/auth/hand-off?{query}", headers={"Cookie": session}))
+    parts = urllib.parse.urlsplit(to)
+    if parts.path != "/_wizbrand/session":
+        sys.exit(f"the hand-off did not issue a ticket: {to}")
+    _, cookies = location_and_cookies(urllib.request.Request(
+        f"{base}{parts.path}?{parts.query}",
+        headers={"Host": parts.netloc, "Cookie": f"__Host-wizbrand_bind={nonce}"}))
+    for cookie in cookies:
+        if cookie.startswith("__Host-wizbrand_app="):
+            print(cookie.split(";")[0])
+            return
+    sys.exit(f"no app-host cookie from the exchange: {cookies}")
+
+
 def delete_user(a, user_id):
     try:
         a.call("DELETE", f"/users/{user_id}")
@@ -237,4 +281,5 @@ if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     {"naive-replay": naive_replay, "activate": activate, "wait-claim": wait_claim,
      "cleanup": cleanup, "bench-user": bench_user, "token": token,
-     "ensure-client": ensure_client, "browser-login": browser_login}[cmd](*args)
+     "ensure-client": ensure_client, "browser-login": browser_login,
+     "host-cookie": host_cookie}[cmd](*args)

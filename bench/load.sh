@@ -59,11 +59,12 @@ while read -r i sub; do
 done <"$TMP/users.txt" | psql "$DB" -q
 sleep 1
 seq 0 $((USERS - 1)) | xargs -P 4 -I{} sh -c \
-  'echo "{} $(python3 "$1/bench/kc.py" browser-login "http://127.0.0.1:$2/login?rd=http://127.0.0.1:$2/" wizbrand_session loaduser{})"' \
-  _ "$ROOT" "$P_GATE" >"$TMP/sessions.txt"
+  'session="$(python3 "$1/bench/kc.py" browser-login "http://127.0.0.1:$2/login?rd=http://127.0.0.1:$2/" __Host-wizbrand_session loaduser{})" &&
+   echo "{} $(python3 "$1/bench/kc.py" host-cookie "http://127.0.0.1:$2" "$session" "load$(({} % $3)).seo.wizbrand.localhost")"' \
+  _ "$ROOT" "$P_GATE" "$ORGS" >"$TMP/sessions.txt"
 [[ "$(wc -l <"$TMP/sessions.txt")" == "$USERS" ]] || { echo "not every sign-in worked" >&2; exit 1; }
 
-# wrk: each request takes the next (session, org host) pair.
+# wrk: each request takes the next (app-host cookie, org host) pair.
 {
   echo "local pairs = {"
   # Cookie values are base64url and `=`: nothing to escape in a Lua string.

@@ -72,7 +72,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where people reach wizbrand's own pages, e.g. `http://auth.wizbrand.localhost:8000`.
     pub public_url: Url,
-    /// Domain the session cookie is set for, shared by every sidecar host under it.
+    /// The parent domain of the app hosts: where `rd` may point. No cookie is set for
+    /// it any more (each host has its own; docs/cookies.md).
     pub cookie_domain: String,
     pub database_url: SecretString,
     pub database_max_connections: u32,
@@ -251,6 +252,18 @@ impl Config {
             });
         }
 
+        // The session cookie is `__Host-`, hence `Secure`: browsers store it over http
+        // only from hosts they treat as secure contexts (loopback, `*.localhost`).
+        if public_url.scheme() == "http" && !is_local_host(&public_url) {
+            return Err(ConfigError::Malformed {
+                var: "WIZBRAND_PUBLIC_URL",
+                reason: format!(
+                    "`{public_url}` is plain http on a host browsers do not treat as secure; \
+                     use https (http is only for localhost, *.localhost and loopback addresses)"
+                ),
+            });
+        }
+
         let keycloak_url = r.url(
             "KEYCLOAK_URL",
             "set it to Keycloak's base URL as in its --hostname, e.g. http://localhost:8180",
@@ -315,6 +328,20 @@ impl Config {
 }
 
 /// `true` when `host` equals `domain` or is a sub-domain of it.
+/// Loopback, `localhost` or a name under `.localhost`: browsers treat http there as a
+/// secure context (and keep `Secure` cookies it sets).
+pub fn is_local_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name.eq_ignore_ascii_case("localhost") || host_is_under(name, "localhost")
+        }
+        None => false,
+    }
+}
+
 pub fn host_is_under(host: &str, domain: &str) -> bool {
     let domain = domain.trim_start_matches('.');
     // Bytes, not `str` slices: a cut inside a multi-byte character must not panic.
@@ -462,6 +489,36 @@ mod tests {
             "wizbrand.localhost"
         ));
         assert!(!host_is_under("localhost", "wizbrand.localhost"));
+    }
+
+    #[test]
+    fn plain_http_is_only_for_hosts_browsers_treat_as_secure() {
+        for ok in [
+            "http://127.0.0.1:4000",
+            "http://[::1]:4000",
+            "http://auth.wizbrand.localhost:8000",
+            "https://auth.wizbrand.localhost",
+        ] {
+            let mut env = base();
+            env.insert("WIZBRAND_PUBLIC_URL".into(), ok.into());
+            assert!(Config::from_source(&env).is_ok(), "{ok}");
+        }
+        let mut env = base();
+        env.insert("WIZBRAND_COOKIE_DOMAIN".into(), "example.com".into());
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            "http://auth.example.com".into(),
+        );
+        let refused = Config::from_source(&env)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("WIZBRAND_PUBLIC_URL"), "{refused}");
+        env.insert(
+            "WIZBRAND_PUBLIC_URL".into(),
+            "https://auth.example.com".into(),
+        );
+        assert!(Config::from_source(&env).is_ok());
     }
 
     #[test]

@@ -126,6 +126,7 @@ fn run(
     revocations: Arc<Revocations>,
 ) -> anyhow::Result<Server> {
     let sessions = SessionSettings::from_config(&config)?;
+    let host_cookies = web::Data::new(crate::web::app_host::HostCookies::from_config(&config)?);
     let security_headers = web::Data::new(crate::web::page::SecurityHeaders::new(&config)?);
     let throttle = web::Data::new(crate::web::throttle::SignInThrottle::new(
         config.signin_rate_per_minute,
@@ -160,11 +161,14 @@ fn run(
         App::new()
             .wrap(from_fn(crate::web::page::security_headers))
             .wrap(sessions.middleware())
+            // Outside the session middleware: it must not see a duplicated cookie.
+            .wrap(from_fn(crate::web::cookie_guard::refuse_duplicates))
             .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .app_data(metrics.clone())
             .app_data(security_headers.clone())
+            .app_data(host_cookies.clone())
             .app_data(throttle.clone())
             .app_data(readiness.clone())
             .app_data(http.clone())

@@ -4,6 +4,7 @@ pub mod apps;
 pub mod audit;
 pub mod changes;
 pub mod gate;
+pub mod host_tickets;
 pub mod logout_jtis;
 pub mod members;
 pub mod orgs;

@@ -174,6 +174,11 @@ pub enum Outcome {
 }
 
 impl GateSnapshot {
+    /// Whether `host` (normalised) is an app host behind the gate.
+    pub fn serves(&self, host: &str) -> bool {
+        self.app_for(host).is_some()
+    }
+
     fn app_for<'h>(&self, host: &'h str) -> Option<(&AppRule, Option<&'h str>)> {
         self.apps
             .iter()

@@ -9,6 +9,7 @@ pub mod upstream;
 
 use std::time::Instant;
 
+use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
@@ -18,6 +19,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::oidc::jwks::TokenVerifier;
+use crate::web::app_host;
 use decide::{Denial, Outcome, Principal};
 use state::GateState;
 
@@ -145,6 +147,26 @@ fn with_rd(config: &Config, path: &str, rd: &str) -> String {
     url.to_string()
 }
 
+/// Where a browser gets (or renews) this app host's cookie: the auth host's hand-off,
+/// bound to a nonce cookie set here on the app host. Returns that cookie, if new, and
+/// the URL.
+fn hand_off(req: &HttpRequest, config: &Config, url: &str) -> (Option<Cookie<'static>>, String) {
+    let (cookie, bind_hash) = app_host::bind_for(req);
+    (
+        cookie,
+        app_host::hand_off_url(&config.public_url, url, &bind_hash),
+    )
+}
+
+fn with_cookie(mut response: HttpResponse, cookie: Option<Cookie<'static>>) -> HttpResponse {
+    if let Some(cookie) = cookie
+        && let Ok(value) = HeaderValue::from_str(&cookie.to_string())
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
 /// Every answer of the gate says `no-store`: whether a request may pass depends on who
 /// asks, so no cache (Traefik's, a browser's) may replay one for the next caller. Set
 /// here, around the handler, so refusals, errors and any new branch carry it too.
@@ -233,7 +255,9 @@ async fn gate_request(
                 return (response, "invalid_token", String::new());
             }
         },
-        None => crate::web::session::principal(req),
+        // Only this host's own cookie: the auth host's session never reaches an app
+        // host, and another host's cookie is refused (docs/cookies.md).
+        None => app_host::gate_user(req, &fwd.host).map(|user| user.principal()),
     };
     let snapshot = gate.snapshot();
     match decide::decide(&snapshot, &fwd.host, principal.as_ref()) {
@@ -255,11 +279,14 @@ async fn gate_request(
             hand_on_credentials(req, grant.pass_authorization, response.headers_mut());
             (response, "allow", grant.app)
         }
-        Outcome::SignIn if html => (
-            redirect(req, &fwd.method, &with_rd(config, "/login", &fwd.url)),
-            "sign_in",
-            String::new(),
-        ),
+        Outcome::SignIn if html => {
+            let (cookie, to) = hand_off(req, config, &fwd.url);
+            (
+                with_cookie(redirect(req, &fwd.method, &to), cookie),
+                "sign_in",
+                String::new(),
+            )
+        }
         Outcome::SignIn => {
             let mut response = problem(
                 StatusCode::UNAUTHORIZED,
@@ -272,12 +299,26 @@ async fn gate_request(
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             (response, "unauthenticated", String::new())
         }
-        Outcome::ChooseOrg => (
-            redirect(req, &fwd.method, &with_rd(config, "/orgs/select", &fwd.url)),
-            "choose_org",
-            String::new(),
-        ),
-        Outcome::Deny(denial) => (deny(&denial, html), "deny", String::new()),
+        // After the choice, through the hand-off: this host's cookie holds the org.
+        Outcome::ChooseOrg => {
+            let (cookie, back) = hand_off(req, config, &fwd.url);
+            let to = with_rd(config, "/orgs/select", &back);
+            (
+                with_cookie(redirect(req, &fwd.method, &to), cookie),
+                "choose_org",
+                String::new(),
+            )
+        }
+        Outcome::Deny(denial) if html && !matches!(denial, Denial::UnknownHost { .. }) => {
+            let (cookie, back) = hand_off(req, config, &fwd.url);
+            let switch = with_rd(config, "/orgs/select", &back);
+            (
+                with_cookie(deny(&denial, html, Some(&switch)), cookie),
+                "deny",
+                String::new(),
+            )
+        }
+        Outcome::Deny(denial) => (deny(&denial, html, None), "deny", String::new()),
     }
 }
 
@@ -315,15 +356,20 @@ fn hand_on_credentials(
     }
 }
 
-fn deny(denial: &Denial, html: bool) -> HttpResponse {
+/// `switch`: the org selection on the auth host (absolute: this page shows on the app
+/// host, whose own paths belong to the app).
+fn deny(denial: &Denial, html: bool, switch: Option<&str>) -> HttpResponse {
     let detail = denial.explain();
     if html {
         let mut body = format!(
             "<h1>Access denied</h1><p>{}</p>",
             crate::web::page::escape(&detail)
         );
-        if !matches!(denial, Denial::UnknownHost { .. }) {
-            body.push_str("<p><a href=\"/orgs/select\">Switch organization</a></p>");
+        if let Some(switch) = switch {
+            body.push_str(&format!(
+                "<p><a href=\"{}\">Switch organization</a></p>",
+                crate::web::page::escape(switch)
+            ));
         }
         HttpResponse::Forbidden()
             .content_type("text/html; charset=utf-8")

@@ -1,5 +1,7 @@
 //! Server-rendered pages for people: sign-in, org selection, admin.
 pub mod admin;
+pub mod app_host;
+pub mod cookie_guard;
 pub mod html;
 pub mod orgs;
 pub mod page;
@@ -14,6 +16,7 @@ use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(signin::routes)
+        .configure(app_host::routes)
         .configure(orgs::routes)
         .configure(admin::routes)
         .service(page::stylesheet);

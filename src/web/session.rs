@@ -1,6 +1,10 @@
 //! Browser sessions: a signed and encrypted cookie (actix-session's `CookieSessionStore`)
 //! holding a few fields; tokens stay server-side (`session_tokens`). A session ends when
 //! its `exp` passes or a revocation names its Keycloak `sid` (or its user).
+//!
+//! The cookie belongs to the auth host alone (`__Host-`: `Secure`, `Path=/`, no
+//! `Domain`), so no app host under the cookie domain can read, plant or shadow it; app
+//! hosts get cookies of their own ([`crate::web::app_host`]). docs/cookies.md.
 
 use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::storage::CookieSessionStore;
@@ -11,12 +15,14 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, host_is_under};
+use crate::config::Config;
 use crate::forward_auth::decide::Principal;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 
-pub const COOKIE_NAME: &str = "wizbrand_session";
+/// `__Host-`: browsers keep it only when set `Secure`, `Path=/` and without `Domain`,
+/// so a sibling host cannot set one (docs/cookies.md).
+pub const COOKIE_NAME: &str = "__Host-wizbrand_session";
 /// How long a sign-in lasts here (Keycloak's own session may end it sooner, through
 /// back-channel logout).
 pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(10);
@@ -134,46 +140,40 @@ pub fn principal(req: &HttpRequest) -> Option<Principal> {
     current(req).map(|u| u.principal())
 }
 
+/// The key that seals wizbrand's cookies, from `WIZBRAND_SESSION_KEY`.
+pub fn cookie_key(config: &Config) -> anyhow::Result<Key> {
+    Key::try_from(config.session_key.expose_secret().as_bytes())
+        .map_err(|e| anyhow::anyhow!("WIZBRAND_SESSION_KEY cannot be used: {e}"))
+}
+
 /// How the session cookie is set, fixed at start-up.
 #[derive(Clone)]
 pub struct SessionSettings {
     key: Key,
-    domain: Option<String>,
-    secure: bool,
 }
 
 impl SessionSettings {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
-        let key = Key::try_from(config.session_key.expose_secret().as_bytes())
-            .map_err(|e| anyhow::anyhow!("WIZBRAND_SESSION_KEY cannot be used: {e}"))?;
         Ok(SessionSettings {
-            key,
-            domain: cookie_domain(config),
-            secure: config.public_url.scheme() == "https",
+            key: cookie_key(config)?,
         })
     }
 
+    /// Always `Secure`, even for an http public URL: the prefix demands it, and
+    /// browsers accept it from `http://localhost`, `http://*.localhost` and loopback
+    /// addresses (the only http public URLs the configuration allows).
     pub fn middleware(&self) -> SessionMiddleware<CookieSessionStore> {
         SessionMiddleware::builder(CookieSessionStore::default(), self.key.clone())
             .cookie_name(COOKIE_NAME.to_owned())
-            .cookie_secure(self.secure)
+            .cookie_secure(true)
             .cookie_http_only(true)
             .cookie_same_site(SameSite::Lax)
             .cookie_path("/".to_owned())
-            .cookie_domain(self.domain.clone())
+            .cookie_domain(None)
             .cookie_content_security(CookieContentSecurity::Private)
             .session_lifecycle(BrowserSession::default())
             .build()
     }
-}
-
-/// The cookie's `Domain`: the cookie domain when the public host is a name under it,
-/// else none (a host-only cookie, e.g. for `127.0.0.1` in tests).
-pub fn cookie_domain(config: &Config) -> Option<String> {
-    let host = config.public_url.host_str()?;
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[');
-    let domain = config.cookie_domain.trim_start_matches('.');
-    (!is_ip && !domain.is_empty() && host_is_under(host, domain)).then(|| domain.to_owned())
 }
 
 /// Cookie decoding as a property: arbitrary bytes, and every mangling of a genuine
@@ -193,8 +193,6 @@ mod proptests {
     fn settings() -> SessionSettings {
         SessionSettings {
             key: Key::from(&KEY),
-            domain: None,
-            secure: false,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use actix_session::Session;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use chrono::Utc;
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -14,6 +14,7 @@ use crate::domain::Email;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
+use crate::web::cookie_guard::DuplicateCookies;
 use crate::web::page::html_err;
 use crate::web::page::{escape, frame};
 use crate::web::rd::safe_redirect;
@@ -154,6 +155,14 @@ async fn callback(
         .map_err(|_| bad_request("The sign-in answer is malformed."))?;
     // Taken out at once: a state is good for one callback only.
     let pending: Option<PendingLogin> = session.remove_as(LOGIN_KEY).and_then(Result::ok);
+    if req.extensions().get::<DuplicateCookies>().is_some() {
+        // Two session cookies: which one holds this browser's sign-in is unknown, so
+        // neither counts; the guard has told the browser to drop them.
+        return Err(bad_request(&format!(
+            "Your browser sent two wizbrand sign-in cookies, so this sign-in cannot be \
+             trusted; they have been cleared. {START_AGAIN}"
+        )));
+    }
     let Some(pending) = pending else {
         return Err(bad_request(&format!(
             "No sign-in is in progress in this browser (the link was already used, or it \

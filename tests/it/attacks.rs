@@ -150,7 +150,7 @@ async fn secrets_never_reach_the_logs() {
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix("wizbrand_session="))
+        .find_map(|v| v.strip_prefix("__Host-wizbrand_session="))
         .and_then(|v| v.split(';').next())
         .unwrap()
         .to_owned();

@@ -14,6 +14,7 @@ use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 use wizbrand::config::Config;
 use wizbrand::startup::Application;
+use wizbrand::web::app_host::HostPass;
 use wizbrand::web::session::SignedIn;
 
 use crate::helpers::{
@@ -220,10 +221,10 @@ fn gate(client: &reqwest::Client, app: &TestApp, host: &str) -> RequestBuilder {
 fn sealed_cookie(key: &str, state: &str) -> String {
     let mut jar = CookieJar::new();
     jar.private_mut(&Key::from(key.as_bytes()))
-        .add(Cookie::new("wizbrand_session", state.to_owned()));
+        .add(Cookie::new("__Host-wizbrand_session", state.to_owned()));
     format!(
-        "wizbrand_session={}",
-        jar.get("wizbrand_session").unwrap().value()
+        "__Host-wizbrand_session={}",
+        jar.get("__Host-wizbrand_session").unwrap().value()
     )
 }
 
@@ -243,6 +244,23 @@ fn signed_in(sub: &str, exp: chrono::DateTime<chrono::Utc>) -> SignedIn {
         csrf: unique("c-"),
         refresh_at: 0,
     }
+}
+
+/// An app-host cookie as the app with `key` would seal it, holding `state` (a
+/// [`HostPass`] as JSON).
+fn sealed_app_cookie(key: &str, state: &str) -> String {
+    let mut jar = CookieJar::new();
+    jar.private_mut(&Key::from(key.as_bytes()))
+        .add(Cookie::new("__Host-wizbrand_app", state.to_owned()));
+    format!(
+        "__Host-wizbrand_app={}",
+        jar.get("__Host-wizbrand_app").unwrap().value()
+    )
+}
+
+/// `user`'s pass for acme.seo, as JSON ([`sealed_app_cookie`]'s `state`).
+fn pass_state(user: &impl serde::Serialize) -> String {
+    json!({"host": SEO, "user": user}).to_string()
 }
 
 fn session_state(user: &impl serde::Serialize) -> String {
@@ -340,7 +358,7 @@ async fn bad_session_cookies_never_sign_anyone_in() {
         .await
         .unwrap();
     let cookie_of = |response: &reqwest::Response| {
-        set_cookie(response, "wizbrand_session")
+        set_cookie(response, "__Host-wizbrand_session")
             .expect("a session cookie")
             .split(';')
             .next()
@@ -349,10 +367,14 @@ async fn bad_session_cookies_never_sign_anyone_in() {
     };
     let (_, done) = sign_in(&a, &format!("{}/", a.address), &username).await;
     assert_eq!(done.status(), 302);
-    let genuine = cookie_of(&done);
+    let genuine_session = cookie_of(&done);
+    // The gate reads only the app host's own cookie, handed over from the session.
+    let genuine = crate::helpers::app_host_cookie(&a, SEO).await;
     let (_, done) = sign_in(&b, &format!("{}/", b.address), &username).await;
     assert_eq!(done.status(), 302);
-    let other_key = cookie_of(&done);
+    let other_key_session = cookie_of(&done);
+    let other_key = crate::helpers::app_host_cookie(&b, SEO).await;
+    let other_host = crate::helpers::app_host_cookie(&a, "acme.files.wizbrand.localhost").await;
     let sub: String = sqlx::query_scalar("SELECT keycloak_id FROM users WHERE email = $1")
         .bind(format!("{username}@example.com"))
         .fetch_one(&a.pool)
@@ -368,7 +390,9 @@ async fn bad_session_cookies_never_sign_anyone_in() {
     };
     until_allowed(|| at(&a, &genuine)).await;
 
-    let value = genuine.trim_start_matches("wizbrand_session=").to_owned();
+    let value = genuine
+        .trim_start_matches("__Host-wizbrand_app=")
+        .to_owned();
     let mut flipped: Vec<u8> = value.clone().into_bytes();
     let mid = flipped.len() / 2;
     flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
@@ -376,9 +400,9 @@ async fn bad_session_cookies_never_sign_anyone_in() {
     let random_sealed_size = b64(&[7u8; 300]);
     let future = chrono::Utc::now() + chrono::Duration::hours(1);
     let past = chrono::Utc::now() - chrono::Duration::minutes(1);
-    let forged = |state: &str| sealed_cookie(TEST_KEY, state);
+    let forged = |state: &str| sealed_app_cookie(TEST_KEY, state);
     let raw = |bytes: &[u8]| {
-        let mut v = b"wizbrand_session=".to_vec();
+        let mut v = b"__Host-wizbrand_app=".to_vec();
         v.extend_from_slice(bytes);
         v
     };
@@ -396,15 +420,19 @@ async fn bad_session_cookies_never_sign_anyone_in() {
         ),
         case(
             "control: a cookie sealed with the test key, not expired",
-            at(&a, &forged(&session_state(&signed_in(&sub, future)))),
+            at(&a, &forged(&pass_state(&signed_in(&sub, future)))),
             s("200"),
         ),
         case("no cookie", gate(&client, &a, SEO), s("401")),
-        case("empty value", at(&a, "wizbrand_session="), s("401")),
-        case("garbage", at(&a, "wizbrand_session=not-a-cookie"), s("401")),
+        case("empty value", at(&a, "__Host-wizbrand_app="), s("401")),
+        case(
+            "garbage",
+            at(&a, "__Host-wizbrand_app=not-a-cookie"),
+            s("401"),
+        ),
         case(
             "garbage with cookie syntax",
-            at(&a, "wizbrand_session=\"a;b=c\"; =; ;;"),
+            at(&a, "__Host-wizbrand_app=\"a;b=c\"; =; ;;"),
             s("401"),
         ),
         case(
@@ -419,12 +447,12 @@ async fn bad_session_cookies_never_sign_anyone_in() {
         ),
         case(
             "one character changed",
-            at(&a, &format!("wizbrand_session={flipped}")),
+            at(&a, &format!("__Host-wizbrand_app={flipped}")),
             s("401"),
         ),
         case(
             "random bytes of a sealed cookie's size",
-            at(&a, &format!("wizbrand_session={random_sealed_size}")),
+            at(&a, &format!("__Host-wizbrand_app={random_sealed_size}")),
             s("401"),
         ),
         case(
@@ -434,17 +462,20 @@ async fn bad_session_cookies_never_sign_anyone_in() {
         ),
         case(
             "oversized: 8 KiB",
-            at(&a, &format!("wizbrand_session={}", "A".repeat(8 << 10))),
+            at(&a, &format!("__Host-wizbrand_app={}", "A".repeat(8 << 10))),
             s("401"),
         ),
         case(
             "oversized: 64 KiB",
-            at(&a, &format!("wizbrand_session={}", "A".repeat(64 << 10))),
+            at(&a, &format!("__Host-wizbrand_app={}", "A".repeat(64 << 10))),
             s("401"),
         ),
         case(
             "oversized: 200 KiB (past the request-head limit)",
-            at(&a, &format!("wizbrand_session={}", "A".repeat(200 << 10))),
+            at(
+                &a,
+                &format!("__Host-wizbrand_app={}", "A".repeat(200 << 10)),
+            ),
             Expect::TooLarge,
         ),
         case(
@@ -464,14 +495,14 @@ async fn bad_session_cookies_never_sign_anyone_in() {
         ),
         case(
             "expired (sealed with the right key, exp a minute ago)",
-            at(&a, &forged(&session_state(&signed_in(&sub, past)))),
+            at(&a, &forged(&pass_state(&signed_in(&sub, past)))),
             s("401"),
         ),
         case(
             "exp at the epoch",
             at(
                 &a,
-                &forged(&session_state(&SignedIn {
+                &forged(&pass_state(&SignedIn {
                     exp: 0,
                     ..signed_in(&sub, future)
                 })),
@@ -480,14 +511,17 @@ async fn bad_session_cookies_never_sign_anyone_in() {
         ),
         case(
             "sealed, the user is not JSON",
-            at(&a, &forged(r#"{"user":"not json"}"#)),
+            at(
+                &a,
+                &forged(&json!({"host": SEO, "user": "not json"}).to_string()),
+            ),
             s("401"),
         ),
         case(
             "sealed, the user with wrong types",
             at(
                 &a,
-                &forged(&session_state(
+                &forged(&pass_state(
                     &json!({"sub": 5, "iat": "x", "exp": [], "handle": null, "csrf": {}}),
                 )),
             ),
@@ -497,7 +531,7 @@ async fn bad_session_cookies_never_sign_anyone_in() {
             "sealed, the user without exp",
             at(
                 &a,
-                &forged(&session_state(
+                &forged(&pass_state(
                     &json!({"sub": sub, "iat": 0, "handle": "h", "csrf": "c"}),
                 )),
             ),
@@ -517,7 +551,7 @@ async fn bad_session_cookies_never_sign_anyone_in() {
             "sealed, exp beyond any date",
             at(
                 &a,
-                &forged(&session_state(&SignedIn {
+                &forged(&pass_state(&SignedIn {
                     exp: i64::MAX,
                     iat: i64::MIN,
                     ..signed_in(&sub, future)
@@ -526,8 +560,49 @@ async fn bad_session_cookies_never_sign_anyone_in() {
             s("401"),
         ),
         case(
+            "a genuine cookie of another app host (acme.files) at acme.seo",
+            at(&a, &other_host),
+            s("401"),
+        ),
+        case(
+            "sealed with the right key for another host",
+            at(
+                &a,
+                &sealed_app_cookie(
+                    TEST_KEY,
+                    &serde_json::to_string(&HostPass {
+                        host: "acme.files.wizbrand.localhost".into(),
+                        user: signed_in(&sub, future),
+                    })
+                    .unwrap(),
+                ),
+            ),
+            s("401"),
+        ),
+        case(
+            "the auth host's session cookie sent to the gate",
+            at(&a, &genuine_session),
+            s("401"),
+        ),
+        case(
+            "the session cookie's value under the app cookie's name",
+            at(
+                &a,
+                &format!(
+                    "__Host-wizbrand_app={}",
+                    genuine_session.trim_start_matches("__Host-wizbrand_session=")
+                ),
+            ),
+            s("401"),
+        ),
+        case(
+            "two genuine app cookies",
+            at(&a, &format!("{genuine}; {genuine}")),
+            s("401"),
+        ),
+        case(
             "two session cookies, a forged one first",
-            at(&a, &format!("wizbrand_session=forged; {genuine}")),
+            at(&a, &format!("__Host-wizbrand_app=forged; {genuine}")),
             s("401"),
         ),
     ];
@@ -543,18 +618,18 @@ async fn bad_session_cookies_never_sign_anyone_in() {
     let cases = vec![
         case(
             "home with another key's cookie",
-            page(&other_key, "/"),
+            page(&other_key_session, "/"),
             s("200"),
         ),
         case(
             "org selection with another key's cookie: sign in first",
-            page(&other_key, "/orgs/select"),
+            page(&other_key_session, "/orgs/select"),
             Expect::RedirectPrefix(302, format!("{}/login", a.address)),
         ),
         case(
             "org selection with an expired cookie: sign in first",
             page(
-                &forged(&session_state(&signed_in(&sub, past))),
+                &sealed_cookie(TEST_KEY, &session_state(&signed_in(&sub, past))),
                 "/orgs/select",
             ),
             Expect::RedirectPrefix(302, format!("{}/login", a.address)),
@@ -563,7 +638,7 @@ async fn bad_session_cookies_never_sign_anyone_in() {
             "logout with a garbage cookie",
             client
                 .post(format!("{}/logout", a.address))
-                .header("cookie", "wizbrand_session=garbage")
+                .header("cookie", "__Host-wizbrand_session=garbage")
                 .form(&[("csrf", "x")]),
             Expect::Redirect(303, format!("{}/signed-out", a.address)),
         ),
@@ -571,7 +646,7 @@ async fn bad_session_cookies_never_sign_anyone_in() {
     count += run("session cookies on pages", cases).await;
     let home = client
         .get(format!("{}/", a.address))
-        .header("cookie", other_key.as_str())
+        .header("cookie", other_key_session.as_str())
         .send()
         .await
         .unwrap()
@@ -828,7 +903,8 @@ async fn odd_forwarded_headers_at_the_gate() {
             .header("X-Forwarded-Host", host)
             .header("accept", "text/html,application/xhtml+xml")
     };
-    let login = "http://auth.wizbrand.localhost:8000/login?rd=";
+    // The hand-off to the auth host, bound to a fresh nonce (`&bind=…`).
+    let login = "http://auth.wizbrand.localhost:8000/auth/hand-off?rd=";
     let long_uri = format!("/{}", "a".repeat(16 << 10));
     let mut many_headers = bare().header("X-Forwarded-Host", SEO);
     for i in 0..100 {
@@ -980,9 +1056,9 @@ async fn odd_forwarded_headers_at_the_gate() {
         case(
             "browser, no session: to sign-in with the original URL",
             browser(SEO).header("X-Forwarded-Uri", "/x?y=1"),
-            Expect::Redirect(
+            Expect::RedirectPrefix(
                 302,
-                format!("{login}http%3A%2F%2Facme.seo.wizbrand.localhost%2Fx%3Fy%3D1"),
+                format!("{login}http%3A%2F%2Facme.seo.wizbrand.localhost%2Fx%3Fy%3D1&bind="),
             ),
         ),
         case(
@@ -995,9 +1071,9 @@ async fn odd_forwarded_headers_at_the_gate() {
         case(
             "browser, no session, an absolute X-Forwarded-Uri is not followed",
             browser(SEO).header("X-Forwarded-Uri", "https://evil.example/x"),
-            Expect::Redirect(
+            Expect::RedirectPrefix(
                 302,
-                format!("{login}http%3A%2F%2Facme.seo.wizbrand.localhost%2F"),
+                format!("{login}http%3A%2F%2Facme.seo.wizbrand.localhost%2F&bind="),
             ),
         ),
         case(
@@ -1010,9 +1086,9 @@ async fn odd_forwarded_headers_at_the_gate() {
             browser(SEO)
                 .header("X-Forwarded-Uri", "/")
                 .header("X-Forwarded-Proto", "javascript"),
-            Expect::Redirect(
+            Expect::RedirectPrefix(
                 302,
-                format!("{login}http%3A%2F%2Facme.seo.wizbrand.localhost%2F"),
+                format!("{login}http%3A%2F%2Facme.seo.wizbrand.localhost%2F&bind="),
             ),
         ),
         case(

@@ -170,7 +170,7 @@ async fn traefik_restarted_serves_routes_and_the_gate_again_without_touching_wiz
         after.headers()["location"]
             .to_str()
             .unwrap()
-            .contains("/login?rd="),
+            .contains("/auth/hand-off?rd="),
         "{:?}",
         after.headers()
     );

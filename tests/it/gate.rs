@@ -232,15 +232,29 @@ async fn without_credentials_browsers_are_sent_to_sign_in_and_scripts_get_401() 
     let location = browser.headers()["location"].to_str().unwrap().to_owned();
     let location = url::Url::parse(&location).expect("absolute Location");
     assert_eq!(location.host_str(), Some("auth.wizbrand.localhost"));
-    assert_eq!(location.path(), "/login");
-    let rd = location
-        .query_pairs()
-        .find(|(k, _)| k == "rd")
-        .map(|(_, v)| v.into_owned());
+    // The auth host's hand-off (which signs in first when needed), bound to a nonce
+    // cookie that the gate sets on the app host (Traefik passes it on).
+    assert_eq!(location.path(), "/auth/hand-off");
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
     assert_eq!(
-        rd.as_deref(),
+        param("rd").as_deref(),
         Some(gate.traefik.url("acme", "seo", "/reports?page=2").as_str())
     );
+    let nonce = browser
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("__Host-wizbrand_bind="))
+        .and_then(|v| v.split(';').next())
+        .expect("the nonce cookie reaches the browser")
+        .to_owned();
+    assert_eq!(param("bind"), Some(wizbrand::web::app_host::digest(&nonce)));
 
     let form_post = gate
         .client

@@ -51,21 +51,74 @@ pub fn stack_var(name: &str) -> String {
         .clone()
 }
 
-/// An HTTP client that follows no redirects, keeps cookies, and sends `*.localhost`
-/// hosts to loopback (this machine's resolver does not).
+/// reqwest's cookie jar, seeing `http://*.localhost` as a browser does: a secure
+/// context. (reqwest sends `Secure` cookies over http only to `localhost` and loopback
+/// addresses; Chromium and Firefox also to every `*.localhost` host, which the dev
+/// stack and the Traefik tests use. wizbrand's `__Host-` cookies are always `Secure`.)
+pub struct BrowserJar(reqwest::cookie::Jar);
+
+impl BrowserJar {
+    fn as_browser_sees(url: &url::Url) -> url::Url {
+        let mut url = url.clone();
+        if url.scheme() == "http"
+            && url
+                .host_str()
+                .is_some_and(|h| h == "localhost" || h.ends_with(".localhost"))
+        {
+            let _ = url.set_scheme("https");
+        }
+        url
+    }
+}
+
+impl reqwest::cookie::CookieStore for BrowserJar {
+    fn set_cookies(
+        &self,
+        headers: &mut dyn Iterator<Item = &reqwest::header::HeaderValue>,
+        url: &url::Url,
+    ) {
+        self.0.set_cookies(headers, &Self::as_browser_sees(url))
+    }
+
+    fn cookies(&self, url: &url::Url) -> Option<reqwest::header::HeaderValue> {
+        self.0.cookies(&Self::as_browser_sees(url))
+    }
+}
+
+/// An HTTP client that follows no redirects, keeps cookies (as a browser would, see
+/// [`BrowserJar`]), and sends `*.localhost` hosts to loopback (this machine's resolver
+/// does not).
 pub fn http_client() -> reqwest::Client {
+    http_client_with_jar().0
+}
+
+/// [`http_client`] and its cookie jar (to read what a browser would hold).
+pub fn http_client_with_jar() -> (reqwest::Client, std::sync::Arc<BrowserJar>) {
+    let jar = std::sync::Arc::new(BrowserJar(reqwest::cookie::Jar::default()));
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true);
+        .cookie_provider(std::sync::Arc::clone(&jar));
     for host in [
         "auth.wizbrand.localhost",
         "acme.seo.wizbrand.localhost",
         "acme.files.wizbrand.localhost",
+        "acme.photos.wizbrand.localhost",
+        "acme.music.wizbrand.localhost",
         "beta.files.wizbrand.localhost",
     ] {
         builder = builder.resolve(host, SocketAddr::from(([127, 0, 0, 1], 0)));
     }
-    builder.build().unwrap()
+    (builder.build().unwrap(), jar)
+}
+
+impl BrowserJar {
+    /// The `Cookie` header this jar sends to `url`.
+    pub fn header_for(&self, url: &str) -> String {
+        use reqwest::cookie::CookieStore;
+        self.cookies(&url::Url::parse(url).unwrap())
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
 }
 
 /// A fresh database with the migrations applied.
@@ -574,4 +627,62 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The `name=value` of cookie `name` in a response's `Set-Cookie` headers.
+pub fn cookie_pair(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The hand-over of `app.client`'s session to app host `host`, as a browser does it:
+/// the nonce cookie the gate would set, the auth host's hand-off, the exchange on the
+/// app host (sent straight to the app with that `Host`). Returns the app-host cookie as
+/// `name=value`.
+pub async fn app_host_cookie(app: &TestApp, host: &str) -> String {
+    let port = url::Url::parse(&app.address).unwrap().port().unwrap();
+    let nonce = wizbrand::web::session::random_token();
+    let bind = wizbrand::web::app_host::digest(&nonce);
+    let rd = format!("http://{host}:{port}/");
+    let hand_off = app
+        .client
+        .get(format!("{}/auth/hand-off", app.address))
+        .query(&[("rd", rd.as_str()), ("bind", bind.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hand_off.status(), 302, "hand-off");
+    let to = url::Url::parse(hand_off.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(to.host_str(), Some(host), "{to}");
+    assert_eq!(to.path(), "/_wizbrand/session", "{to}");
+    let address = url::Url::parse(&app.address).unwrap();
+    let exchanged = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        // The app's address may be a Traefik at auth.wizbrand.localhost.
+        .resolve(
+            address.host_str().unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}{}?{}",
+            app.address,
+            to.path(),
+            to.query().unwrap()
+        ))
+        .header("host", format!("{host}:{port}"))
+        .header("cookie", format!("__Host-wizbrand_bind={nonce}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchanged.status(), 302, "exchange");
+    assert_eq!(exchanged.headers()["location"].to_str().unwrap(), rd);
+    cookie_pair(&exchanged, "__Host-wizbrand_app").expect("an app-host cookie")
 }

@@ -13,6 +13,7 @@ mod attacks;
 mod bad_input;
 mod check;
 mod conformance;
+mod cookies;
 mod faults;
 mod gate;
 mod health;

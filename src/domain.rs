@@ -121,6 +121,17 @@ impl fmt::Display for Role {
     }
 }
 
+/// Who is asking, as proven by a session or a verified token: their Keycloak `sub`
+/// (the identity), their proven email (`Email::proven`), their chosen org, and whether
+/// they are a platform administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub sub: String,
+    pub email: Option<String>,
+    pub preferred_org: Option<String>,
+    pub platform_admin: bool,
+}
+
 /// An email address, normalised: trimmed and lower-cased (Keycloak lower-cases
 /// usernames and emails too, so this is the form both sides agree on).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

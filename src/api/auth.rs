@@ -6,8 +6,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use futures_util::future::LocalBoxFuture;
 
 use crate::config::Config;
+use crate::domain::Principal;
 use crate::error::{AppError, SurfacedError};
-use crate::forward_auth::decide::Principal;
 use crate::oidc::jwks::{TokenError, TokenVerifier};
 
 /// A caller whose token was verified.

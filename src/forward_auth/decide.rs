@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use crate::domain::Principal;
 use crate::domain::{OrgSlug, Role};
 use crate::policy;
 
@@ -71,15 +72,6 @@ pub struct GateSnapshot {
     /// Memberships by Keycloak user id (`sub`), then org slug. Never by email: a person
     /// can change their email in Keycloak, not their `sub`.
     pub members_by_sub: HashMap<String, HashMap<String, Vec<Role>>>,
-}
-
-/// Who is asking, as proven by a session or a verified token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub sub: String,
-    pub email: Option<String>,
-    pub preferred_org: Option<String>,
-    pub platform_admin: bool,
 }
 
 /// Why the gate refuses a signed-in user.

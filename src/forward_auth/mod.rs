@@ -17,10 +17,11 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
 use crate::config::Config;
+use crate::domain::Principal;
 use crate::metrics::Metrics;
 use crate::oidc::jwks::TokenVerifier;
 use crate::web::app_host;
-use decide::{Denial, Outcome, Principal};
+use decide::{Denial, Outcome};
 use state::GateState;
 
 pub const HEADER_USER_ID: &str = "X-User-Id";

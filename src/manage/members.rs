@@ -6,9 +6,9 @@ use sqlx::PgPool;
 use super::{actor_name, authorized_org, commit_audited, enforce, parse_roles};
 use crate::db;
 use crate::db::audit::Entry;
+use crate::domain::Principal;
 use crate::domain::{Email, Role};
 use crate::error::AppError;
-use crate::forward_auth::decide::Principal;
 use crate::policy::{self, OrgAction};
 
 pub const LAST_ADMIN: &str =

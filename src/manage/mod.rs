@@ -11,9 +11,9 @@ use sqlx::{PgPool, Postgres, Transaction};
 use crate::db;
 use crate::db::audit::Entry;
 use crate::db::orgs::Org;
+use crate::domain::Principal;
 use crate::domain::{OrgSlug, Role};
 use crate::error::AppError;
-use crate::forward_auth::decide::Principal;
 use crate::policy::{self, OrgAccess, OrgAction, Verdict};
 
 /// Who is written to the audit log.

@@ -9,8 +9,8 @@ use crate::db;
 use crate::db::audit::Entry;
 use crate::db::orgs::Org;
 use crate::domain::OrgSlug;
+use crate::domain::Principal;
 use crate::error::AppError;
-use crate::forward_auth::decide::Principal;
 use crate::policy::{self, OrgAction};
 
 #[derive(Debug, Clone, Deserialize)]

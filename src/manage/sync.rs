@@ -4,8 +4,8 @@ use sqlx::PgPool;
 
 use super::{actor_name, commit_audited, enforce};
 use crate::db::audit::Entry;
+use crate::domain::Principal;
 use crate::error::AppError;
-use crate::forward_auth::decide::Principal;
 use crate::policy;
 use crate::sync::Trigger;
 use crate::sync::plan::Scope;

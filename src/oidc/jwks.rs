@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::config::KeycloakConfig;
 use crate::domain::Email;
-use crate::forward_auth::decide::Principal;
+use crate::domain::Principal;
 
 /// The claims of a JWT's payload, read without checking anything: only for a token
 /// already verified, or one this process just got from Keycloak itself.

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::forward_auth::decide::Principal;
+use crate::domain::Principal;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 

@@ -46,31 +46,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "reads its own token's claims with oidc::jwks::unverified_claims",
     ),
     (
-        "src/oidc/jwks.rs",
-        "forward_auth",
-        "Principal still lives in forward_auth::decide",
-    ),
-    (
-        "src/manage/mod.rs",
-        "forward_auth",
-        "Principal still lives in forward_auth::decide",
-    ),
-    (
-        "src/manage/members.rs",
-        "forward_auth",
-        "Principal still lives in forward_auth::decide",
-    ),
-    (
-        "src/manage/orgs.rs",
-        "forward_auth",
-        "Principal still lives in forward_auth::decide",
-    ),
-    (
-        "src/manage/sync.rs",
-        "forward_auth",
-        "Principal still lives in forward_auth::decide",
-    ),
-    (
         "src/forward_auth/mod.rs",
         "web",
         "the gate reads the app-host cookie with web::session's sealing",

@@ -35,7 +35,7 @@ KC_ADMIN=admin
 KC_ADMIN_PASSWORD=admin
 # Keycloak keeps its data in the stack's Postgres, in a database of its own owned by a
 # login role of its own (not the superuser), as in production; dev mode's embedded H2
-# closed itself for good when a long transaction was interrupted (README, warnings).
+# closed itself for good when a long transaction was interrupted (docs/operations.md, warnings).
 # Its pool is capped at 40 of the cluster's 400 connections, the rest being the tests'.
 KC_DB=keycloak
 KC_DB_USER=keycloak

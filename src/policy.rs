@@ -137,7 +137,7 @@ pub struct Quotas {
     pub storage_gb: Option<u32>,
 }
 
-/// The fixed quota table (README, "API"). Unknown plans get the `free` quotas.
+/// The fixed quota table (docs/api.md, "Quotas"). Unknown plans get the `free` quotas.
 pub fn quotas(plan: &str) -> Quotas {
     match plan {
         "pro" => Quotas {

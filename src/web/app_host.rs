@@ -35,17 +35,14 @@ use crate::forward_auth::decide::normalise_host;
 use crate::forward_auth::state::GateState;
 use crate::oidc::client::public_path;
 use crate::web::cookie_guard;
+use crate::web::html::{html, redirect};
 use crate::web::page::{escape, html_err};
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 use crate::web::session::{self, SignedIn, constant_time_eq, random_token};
-use crate::web::signin::{html, redirect};
 
-/// The session of one app host, sealed.
-pub const APP_COOKIE: &str = "__Host-wizbrand_app";
-/// The nonce that binds a hand-over to the browser that asked for it, on the app host.
-pub const BIND_COOKIE: &str = "__Host-wizbrand_bind";
+pub use crate::web::cookie_guard::{APP_COOKIE, BIND_COOKIE};
 /// The reserved path on every app host (Traefik sends it to wizbrand, not the app).
 pub const EXCHANGE_PATH: &str = "/_wizbrand/session";
 pub const HAND_OFF_PATH: &str = "/auth/hand-off";
@@ -156,7 +153,7 @@ pub fn gate_user(req: &HttpRequest, host: &str) -> Option<SignedIn> {
     })?;
     // Use on an app host keeps the session (and Keycloak's) alive, as on the auth host.
     if let Some(refresher) = req.app_data::<web::Data<SessionRefresher>>() {
-        refresher.note_active(&user);
+        refresher.note_active(&user.handle, user.refresh_at);
     }
     Some(user)
 }

@@ -15,8 +15,12 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpRequest};
 
-use crate::web::app_host::{APP_COOKIE, BIND_COOKIE};
 use crate::web::session::COOKIE_NAME;
+
+/// The session of one app host, sealed (`web::app_host`).
+pub const APP_COOKIE: &str = "__Host-wizbrand_app";
+/// The nonce that binds a hand-over to the browser that asked for it, on the app host.
+pub const BIND_COOKIE: &str = "__Host-wizbrand_bind";
 
 /// Every cookie name wizbrand reads.
 pub const OUR_COOKIES: [&str; 3] = [COOKIE_NAME, APP_COOKIE, BIND_COOKIE];

@@ -1,5 +1,9 @@
 //! HTML building blocks with no dependency on the rest of the crate (a leaf: errors,
-//! pages and the gate all use it): escaping, the frame of the plain pages, the error page.
+//! pages and the gate all use it): escaping, the frame of the plain pages, the error
+//! page, HTML and redirect answers, the sign-out form.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -34,5 +38,28 @@ pub fn error_page(title: &str, detail: &str) -> String {
     frame(
         title,
         &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(detail)),
+    )
+}
+
+pub fn redirect(status: actix_web::http::StatusCode, location: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+pub fn html(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(frame(title, body))
+}
+
+/// The sign-out button, carrying the session's CSRF token.
+pub fn logout_form(csrf: &str) -> String {
+    format!(
+        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button id=\"sign-out\" type=\"submit\">Sign out</button></form>",
+        escape(csrf)
     )
 }

@@ -10,11 +10,11 @@ use crate::config::Config;
 use crate::db::sessions::UserOrgRow;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::public_path;
+use crate::web::html::{html, logout_form, redirect};
 use crate::web::page::escape;
 use crate::web::page::html_err;
 use crate::web::rd::safe_redirect;
 use crate::web::session::{self, SignedIn};
-use crate::web::signin::{html, logout_form, redirect};
 
 /// The org a fresh session starts with: the token's `preferred_org` if the user still
 /// belongs to it, else the one stored in Postgres, else the only one.
@@ -120,7 +120,7 @@ async fn select_page(
                  organization yet. Ask an administrator of your organization (an ORG_ADMIN) to \
                  add you, then sign in again.</p>{}",
                 escape(user.email.as_deref().unwrap_or(&user.sub)),
-                logout_form(&user)
+                logout_form(&user.csrf)
             ),
         )),
         Selection::Only(org) => choose(&session, &pool, user, org, &rd).await,
@@ -149,7 +149,7 @@ async fn select_page(
                      <input type=\"hidden\" name=\"rd\" value=\"{rd}\"><ul>{options}</ul></form>{logout}",
                     csrf = escape(&user.csrf),
                     rd = escape(&rd),
-                    logout = logout_form(&user),
+                    logout = logout_form(&user.csrf),
                 ),
             ))
         }

@@ -21,7 +21,6 @@ use sqlx::PgPool;
 use crate::db::sessions::RevocationRow;
 use crate::oidc::client::{GrantRefused, OidcClient, SignInError};
 use crate::web::revocations::Revocations;
-use crate::web::session::SignedIn;
 
 /// Refresh when the access token has less than this left.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
@@ -109,21 +108,22 @@ pub struct SessionRefresher {
 }
 
 impl SessionRefresher {
-    /// Called on every request with a session; allocates only the first time a due
+    /// Called on every request with a session (its handle, and from when, in unix
+    /// milliseconds, its refresh may be due); allocates only the first time a due
     /// session is seen between two ticks.
-    pub fn note_active(&self, user: &SignedIn) {
-        if user.refresh_at > Utc::now().timestamp_millis() {
+    pub fn note_active(&self, handle: &str, refresh_at: i64) {
+        if refresh_at > Utc::now().timestamp_millis() {
             return;
         }
         if self
             .active
             .read()
-            .is_ok_and(|active| active.contains(&user.handle))
+            .is_ok_and(|active| active.contains(handle))
         {
             return;
         }
         if let Ok(mut active) = self.active.write() {
-            active.insert(user.handle.clone());
+            active.insert(handle.to_owned());
         }
     }
 
@@ -168,9 +168,10 @@ pub async fn recheck_admin(
     verifier: &crate::oidc::jwks::TokenVerifier,
     revocations: &Revocations,
     handle: &str,
+    session_ttl: chrono::Duration,
 ) -> AdminCheck {
     // Every access token is "due" within a margin as long as the session itself.
-    let margin = crate::web::session::SESSION_TTL;
+    let margin = session_ttl;
     match refresh_within(pool, oidc, revocations, handle, margin).await {
         Ok((RefreshOutcome::Refreshed, Some(access_token))) => {
             match verifier.verify(&access_token).await {

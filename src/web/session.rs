@@ -123,7 +123,7 @@ pub fn current(req: &HttpRequest) -> Option<SignedIn> {
     let revocations = req.app_data::<web::Data<Revocations>>();
     let user = signed_in(&req.get_session(), revocations.map(|r| r.as_ref()))?;
     if let Some(refresher) = req.app_data::<web::Data<SessionRefresher>>() {
-        refresher.note_active(&user);
+        refresher.note_active(&user.handle, user.refresh_at);
     }
     Some(user)
 }

@@ -15,8 +15,8 @@ use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
 use crate::web::cookie_guard::DuplicateCookies;
+use crate::web::html::{html, redirect};
 use crate::web::page::html_err;
-use crate::web::page::{escape, frame};
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::REFRESH_MARGIN;
 use crate::web::revocations::Revocations;
@@ -28,35 +28,12 @@ pub struct RdQuery {
     pub rd: Option<String>,
 }
 
-pub fn redirect(status: actix_web::http::StatusCode, location: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
-}
-
-pub fn html(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(frame(title, body))
-}
-
 fn bad_request(detail: &str) -> SurfacedError {
     AppError::BadRequest(detail.to_owned()).html()
 }
 
 fn rd_of(config: &Config, rd: Option<&str>) -> String {
     safe_redirect(rd, &config.public_url, &config.cookie_domain)
-}
-
-/// The sign-out button, carrying the session's CSRF token.
-pub fn logout_form(user: &SignedIn) -> String {
-    format!(
-        "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <button id=\"sign-out\" type=\"submit\">Sign out</button></form>",
-        escape(&user.csrf)
-    )
 }
 
 /// `GET /login?rd=`: starts the code flow (PKCE S256, state, nonce).

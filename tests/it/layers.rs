@@ -169,6 +169,101 @@ fn every_import_goes_down_the_layers() {
     }
 }
 
+/// `super::a::b` in module `web::admin::orgs` → `web::admin::a::b`; `self::x` in
+/// `web::admin` (a `mod.rs`) → `web::admin::x`.
+fn super_paths(module: &str, line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    // `super` is the parent module: for `web/admin/orgs.rs` (`web::admin::orgs`) and
+    // for `web/admin/mod.rs` (`web::admin`) alike, the path without its last part.
+    let base = module.rsplit_once("::").map_or("", |(p, _)| p).to_owned();
+    for (i, _) in line.match_indices("super::") {
+        if i > 0 && line[..i].ends_with("::") {
+            continue;
+        }
+        let rest = &line[i + "super::".len()..];
+        let prefix = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{base}::")
+        };
+        if let Some(group) = rest.strip_prefix('{') {
+            for item in group.split('}').next().unwrap_or("").split(',') {
+                let item = item.trim().split(['{', ' ']).next().unwrap_or("");
+                if !item.is_empty() && item != "self" {
+                    out.push(format!("{prefix}{item}"));
+                }
+            }
+            continue;
+        }
+        let path: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+            .collect();
+        out.push(format!("{prefix}{}", path.trim_end_matches(':')));
+    }
+    out
+}
+
+/// The file (as a module path) a path points into: its longest prefix that is a module.
+fn owning_module<'a>(path: &str, modules: &'a BTreeSet<String>) -> Option<&'a String> {
+    let mut candidate = path.to_owned();
+    loop {
+        if let Some(m) = modules.get(&candidate) {
+            return Some(m);
+        }
+        candidate = candidate.rsplit_once("::")?.0.to_owned();
+    }
+}
+
+/// No two files import each other (a parent `mod.rs` and its children excepted: Rust's
+/// module tree is built that way), `crate::` and `super::` paths alike.
+#[test]
+fn no_two_files_import_each_other() {
+    let root = repo_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    let modules: BTreeSet<String> = files
+        .iter()
+        .map(|f| module_of(f.strip_prefix(&root).unwrap()))
+        .collect();
+    let mut edges: BTreeSet<(String, String)> = BTreeSet::new();
+    for file in &files {
+        let relative = file.strip_prefix(&root).unwrap();
+        let module = module_of(relative);
+        let text = std::fs::read_to_string(file).unwrap();
+        // Only the code before the unit tests: a test module may use what it likes.
+        let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+        for line in code.lines() {
+            let line = line.trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            let mut paths = crate_paths(line);
+            paths.extend(super_paths(&module, line));
+            for path in paths {
+                if let Some(to) = owning_module(&path, &modules)
+                    && *to != module
+                {
+                    edges.insert((module.clone(), to.clone()));
+                }
+            }
+        }
+    }
+    let nested =
+        |a: &str, b: &str| a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"));
+    let mut cycles = Vec::new();
+    for (a, b) in &edges {
+        if a < b && edges.contains(&(b.clone(), a.clone())) && !nested(a, b) {
+            cycles.push(format!("{a} <-> {b}"));
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "files that import each other (move what both need into a module of its own):\n{}",
+        cycles.join("\n")
+    );
+}
+
 #[test]
 fn the_reader_sees_the_paths_a_line_uses() {
     assert_eq!(

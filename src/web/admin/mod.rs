@@ -128,13 +128,21 @@ async fn recheck_admin(req: &HttpRequest, handle: &str) -> AdminCheck {
     ) else {
         return AdminCheck::Unknown;
     };
-    crate::web::refresh::recheck_admin(pool, oidc, verifier, revocations, handle).await
+    crate::web::refresh::recheck_admin(
+        pool,
+        oidc,
+        verifier,
+        revocations,
+        handle,
+        session::SESSION_TTL,
+    )
+    .await
 }
 
 fn sign_in_first(req: &HttpRequest) -> HttpResponse {
     let config = req.app_data::<web::Data<Config>>();
     let Some(config) = config else {
-        return crate::web::signin::redirect(StatusCode::FOUND, "/login");
+        return crate::web::html::redirect(StatusCode::FOUND, "/login");
     };
     let mut back = url::Url::parse(&public_path(&config.public_url, req.path()))
         .unwrap_or_else(|_| config.public_url.clone());
@@ -145,7 +153,7 @@ fn sign_in_first(req: &HttpRequest) -> HttpResponse {
     let mut login = url::Url::parse(&public_path(&config.public_url, "/login"))
         .unwrap_or_else(|_| config.public_url.clone());
     login.query_pairs_mut().append_pair("rd", back.as_str());
-    crate::web::signin::redirect(StatusCode::FOUND, login.as_str())
+    crate::web::html::redirect(StatusCode::FOUND, login.as_str())
 }
 
 /// The message left for this page, if any (shown once).
@@ -169,7 +177,7 @@ pub fn flash(req: &HttpRequest, kind: &str, text: impl Into<String>) {
 /// After a change: a message, then back to a page (Post/Redirect/Get).
 pub fn done(req: &HttpRequest, kind: &str, text: impl Into<String>, to: &str) -> HttpResponse {
     flash(req, kind, text);
-    crate::web::signin::redirect(StatusCode::SEE_OTHER, to)
+    crate::web::html::redirect(StatusCode::SEE_OTHER, to)
 }
 
 pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, SurfacedError> {

@@ -40,7 +40,7 @@ struct OrgsPage {
 
 #[get("/admin")]
 async fn admin_root() -> HttpResponse {
-    crate::web::signin::redirect(StatusCode::FOUND, "/admin/orgs")
+    crate::web::html::redirect(StatusCode::FOUND, "/admin/orgs")
 }
 
 /// Platform admins see and search every org; others the orgs they belong to.

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod forward_auth;
 pub mod health;
+pub mod jwt;
 pub mod keycloak;
 pub mod manage;
 pub mod metrics;

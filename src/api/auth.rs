@@ -45,7 +45,7 @@ impl Caller {
 /// The client roles `client` holds in a token's `resource_access`. Only called on a
 /// token whose signature and claims were verified, so reading the payload is safe.
 pub fn client_roles(token: &str, client: &str) -> Vec<String> {
-    crate::oidc::jwks::unverified_claims(token)
+    crate::jwt::unverified_claims(token)
         .as_ref()
         .and_then(|c| c["resource_access"][client]["roles"].as_array())
         .map(|roles| {

@@ -47,7 +47,7 @@ impl CachedServiceToken {
 /// The `sub` of a token this process just obtained from Keycloak itself: which user
 /// id the service account acts as.
 pub fn subject_of(token: &str) -> Option<String> {
-    let claims = crate::oidc::jwks::unverified_claims(token)?;
+    let claims = crate::jwt::unverified_claims(token)?;
     claims.get("sub")?.as_str().map(str::to_owned)
 }
 

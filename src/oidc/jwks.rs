@@ -16,17 +16,6 @@ use crate::config::KeycloakConfig;
 use crate::domain::Email;
 use crate::domain::Principal;
 
-/// The claims of a JWT's payload, read without checking anything: only for a token
-/// already verified, or one this process just got from Keycloak itself.
-pub fn unverified_claims(token: &str) -> Option<serde_json::Value> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
 const LEEWAY_SECONDS: u64 = 30;
 /// Access tokens already verified, so a client repeating its token (every request of

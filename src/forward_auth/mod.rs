@@ -364,17 +364,17 @@ fn deny(denial: &Denial, html: bool, switch: Option<&str>) -> HttpResponse {
     if html {
         let mut body = format!(
             "<h1>Access denied</h1><p>{}</p>",
-            crate::web::page::escape(&detail)
+            crate::web::html::escape(&detail)
         );
         if let Some(switch) = switch {
             body.push_str(&format!(
                 "<p><a href=\"{}\">Switch organization</a></p>",
-                crate::web::page::escape(switch)
+                crate::web::html::escape(switch)
             ));
         }
         HttpResponse::Forbidden()
             .content_type("text/html; charset=utf-8")
-            .body(crate::web::page::frame("Access denied", &body))
+            .body(crate::web::html::frame("Access denied", &body))
     } else {
         problem(
             StatusCode::FORBIDDEN,

@@ -84,6 +84,25 @@ impl Gate {
         .unwrap();
     }
 
+    /// Waits (up to a second) until the gate's in-memory state lets `who` into `app` of
+    /// `org`: a membership written to Postgres reaches it through a notification.
+    pub(crate) async fn admitted(&self, who: &Member, org: &str, app: &str) {
+        within_a_second(
+            "admitted",
+            || async {
+                self.get(org, app, "/api")
+                    .bearer_auth(&who.token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            },
+            200,
+        )
+        .await;
+    }
+
     pub(crate) fn get(&self, org: &str, app: &str, path: &str) -> reqwest::RequestBuilder {
         self.client.get(self.traefik.url(org, app, path))
     }
@@ -713,6 +732,7 @@ async fn echo_of(request: reqwest::RequestBuilder) -> Value {
 async fn the_app_gets_its_own_cookies_but_no_wizbrand_cookie_and_no_consumed_bearer() {
     let gate = Gate::new().await;
     let alice = gate.member(&[("acme", "ORG_USER")]).await;
+    gate.admitted(&alice, "acme", "seo").await;
     let api = |cookies: &[&str]| {
         let mut request = gate.get("acme", "seo", "/api").bearer_auth(&alice.token);
         for cookie in cookies {
@@ -756,6 +776,7 @@ async fn the_app_gets_its_own_cookies_but_no_wizbrand_cookie_and_no_consumed_bea
 async fn an_app_configured_for_it_gets_the_callers_authorization() {
     let gate = Gate::new().await;
     let bob = gate.member(&[("acme", "ORG_MANAGER")]).await;
+    gate.admitted(&bob, "acme", "files").await;
     sqlx::query("UPDATE apps SET pass_authorization = true WHERE key = 'files'")
         .execute(&gate.app.pool)
         .await
@@ -781,6 +802,7 @@ async fn an_app_configured_for_it_gets_the_callers_authorization() {
 async fn client_forwarded_and_x_original_headers_do_not_reach_the_apps() {
     let gate = Gate::new().await;
     let carol = gate.member(&[("acme", "ORG_USER")]).await;
+    gate.admitted(&carol, "acme", "seo").await;
     let forged = [
         ("Forwarded", "for=10.0.0.1;host=admin.internal;proto=https"),
         ("X-Original-Host", "admin.internal"),
@@ -829,6 +851,7 @@ async fn client_forwarded_and_x_original_headers_do_not_reach_the_apps() {
 async fn a_cookie_a_sibling_sets_for_the_cookie_domain_never_reaches_an_app() {
     let gate = Gate::new().await;
     let dave = gate.member(&[("acme", "ORG_USER")]).await;
+    gate.admitted(&dave, "acme", "seo").await;
     let sibling = crate::sibling::Sibling::start().await;
     // One browser-like client with a cookie jar: the sibling's host and the app's.
     let client = sibling

@@ -364,16 +364,29 @@ impl KeycloakAdmin {
         (status, location)
     }
 
-    /// Creates a user with a password; returns its id.
+    /// Creates a user with a password and the verified email `<username>@example.com`;
+    /// returns its id.
     pub async fn create_user(&self, username: &str, password: &str) -> String {
-        let (_, location) = self
+        self.create_account(username, password, &format!("{username}@example.com"), true)
+            .await
+    }
+
+    /// Creates a user as an administrator may: any email, verified or not; returns its id.
+    pub async fn create_account(
+        &self,
+        username: &str,
+        password: &str,
+        email: &str,
+        verified: bool,
+    ) -> String {
+        let (status, location) = self
             .send(
                 reqwest::Method::POST,
                 "/users",
                 Some(json!({
                     "username": username,
-                    "email": format!("{username}@example.com"),
-                    "emailVerified": true,
+                    "email": email,
+                    "emailVerified": verified,
                     "enabled": true,
                     "firstName": "Test",
                     "lastName": "User",
@@ -381,6 +394,7 @@ impl KeycloakAdmin {
                 })),
             )
             .await;
+        assert_eq!(status, reqwest::StatusCode::CREATED, "create {username}");
         location.unwrap().rsplit('/').next().unwrap().to_owned()
     }
 

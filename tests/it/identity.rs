@@ -10,26 +10,11 @@ use crate::helpers::{KeycloakAdmin, claims, stack_var, unique, user_token};
 use crate::signin::{body, sign_in, spawn_app, spawn_app_with};
 use crate::sync::SyncWorld;
 
-/// A Keycloak account made by an administrator, as the realm allows people to hold one:
-/// returns its id.
+/// A Keycloak account made by an administrator (password = username): returns its id.
 async fn account(admin: &KeycloakAdmin, username: &str, email: &str, verified: bool) -> String {
-    let (status, location) = admin
-        .send(
-            Method::POST,
-            "/users",
-            Some(json!({
-                "username": username,
-                "email": email,
-                "emailVerified": verified,
-                "enabled": true,
-                "firstName": "Test",
-                "lastName": "User",
-                "credentials": [{"type": "password", "value": username, "temporary": false}],
-            })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "create {username}");
-    location.unwrap().rsplit('/').next().unwrap().to_owned()
+    admin
+        .create_account(username, username, email, verified)
+        .await
 }
 
 /// Sets an account's email as an administrator (what a realm that let people edit
@@ -392,7 +377,24 @@ async fn an_email_reaches_an_app_only_verified_and_well_formed() {
     .execute(&gate.app.pool)
     .await
     .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let first = user_token(&name, &name, "wizbrand-test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The membership reaches the gate's state through a notification: wait for it.
+    let started = std::time::Instant::now();
+    while gate
+        .get("acme", "seo", "/api/echo")
+        .bearer_auth(&first)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(started.elapsed().as_secs() < 2, "not admitted within 2 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let echo_of = |token: String| {
         let request = gate
             .get("acme", "seo", "/api/echo")

@@ -127,17 +127,16 @@ fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> HttpRes
         }))
 }
 
-fn redirect(req: &HttpRequest, method: &str, location: &str) -> HttpResponse {
+/// (`Cache-Control: no-store` comes from the route's wrapper, as on every answer.)
+fn redirect(method: &str, location: &str) -> HttpResponse {
     // 303 makes the browser come back with GET after a form post.
     let status = if matches!(method, "GET" | "HEAD") {
         StatusCode::FOUND
     } else {
         StatusCode::SEE_OTHER
     };
-    let _ = req;
     HttpResponse::build(status)
         .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish()
 }
 
@@ -269,8 +268,7 @@ async fn gate_request(
                 .insert_header((HEADER_USER_ID, grant.user_id.as_str()))
                 .insert_header((HEADER_ORG_ID, grant.org_id.to_string()))
                 .insert_header((HEADER_ORG_SLUG, grant.org_slug.as_str()))
-                .insert_header((HEADER_ORG_ROLES, roles.join(",")))
-                .insert_header((header::CACHE_CONTROL, "no-store"));
+                .insert_header((HEADER_ORG_ROLES, roles.join(",")));
             // Left out without a proven email: Traefik then drops any `X-User-Email`
             // the client sent (it is in `authResponseHeaders`).
             if let Some(email) = grant.email.as_deref() {
@@ -283,7 +281,7 @@ async fn gate_request(
         Outcome::SignIn if html => {
             let (cookie, to) = hand_off(req, config, &fwd.url);
             (
-                with_cookie(redirect(req, &fwd.method, &to), cookie),
+                with_cookie(redirect(&fwd.method, &to), cookie),
                 "sign_in",
                 String::new(),
             )
@@ -305,7 +303,7 @@ async fn gate_request(
             let (cookie, back) = hand_off(req, config, &fwd.url);
             let to = with_rd(config, "/orgs/select", &back);
             (
-                with_cookie(redirect(req, &fwd.method, &to), cookie),
+                with_cookie(redirect(&fwd.method, &to), cookie),
                 "choose_org",
                 String::new(),
             )

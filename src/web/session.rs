@@ -134,12 +134,6 @@ pub fn store(session: &Session, user: &SignedIn) -> Result<(), crate::error::App
         .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("session insert: {e}")))
 }
 
-/// The signed-in user of a request, from its session cookie, unless revoked.
-/// Makes no network call: the gate's hot path depends on it.
-pub fn principal(req: &HttpRequest) -> Option<Principal> {
-    current(req).map(|u| u.principal())
-}
-
 /// The key that seals wizbrand's cookies, from `WIZBRAND_SESSION_KEY`.
 pub fn cookie_key(config: &Config) -> anyhow::Result<Key> {
     Key::try_from(config.session_key.expose_secret().as_bytes())

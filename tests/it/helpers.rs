@@ -445,6 +445,51 @@ impl KeycloakAdmin {
     }
 }
 
+/// Keycloak's account API as the person holding `token` uses it (the account console's
+/// back end): `get` reads their representation, `post` asks for a change.
+pub struct AccountApi {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl AccountApi {
+    pub fn of(token: &str) -> AccountApi {
+        AccountApi {
+            url: format!("{}/realms/wizbrand/account/", stack_var("KEYCLOAK_URL")),
+            token: token.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn get(&self) -> Value {
+        self.http
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The answer's status and body.
+    pub async fn post(&self, wanted: &Value) -> (reqwest::StatusCode, String) {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(wanted)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.text().await.unwrap_or_default())
+    }
+}
+
 /// A password-grant token for a user through the test-only client the dev seed creates.
 pub async fn user_token(username: &str, password: &str, client_id: &str) -> Value {
     let base = stack_var("KEYCLOAK_URL");

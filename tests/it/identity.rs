@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::gate::{Gate, header};
-use crate::helpers::{KeycloakAdmin, claims, stack_var, unique, user_token};
+use crate::helpers::{AccountApi, KeycloakAdmin, claims, unique, user_token};
 use crate::signin::{body, sign_in, spawn_app, spawn_app_with};
 use crate::sync::SyncWorld;
 
@@ -47,18 +47,8 @@ async fn a_person_cannot_change_their_own_email_or_username_through_the_account_
         .as_str()
         .unwrap()
         .to_owned();
-    let account_url = format!("{}/realms/wizbrand/account/", stack_var("KEYCLOAK_URL"));
-    let http = reqwest::Client::new();
-    let me: Value = http
-        .get(&account_url)
-        .bearer_auth(&token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = AccountApi::of(&token);
+    let me = account.get().await;
     assert_eq!(me["email"], own, "the account API answers: {me}");
     let invited = format!("invited.{name}@example.com");
     for change in [json!({"email": invited}), json!({"username": invited})] {
@@ -66,15 +56,7 @@ async fn a_person_cannot_change_their_own_email_or_username_through_the_account_
         for (k, v) in change.as_object().unwrap() {
             wanted[k] = v.clone();
         }
-        let answer = http
-            .post(&account_url)
-            .bearer_auth(&token)
-            .json(&wanted)
-            .send()
-            .await
-            .unwrap();
-        let status = answer.status();
-        let text = answer.text().await.unwrap();
+        let (status, text) = account.post(&wanted).await;
         let stored = admin.get(&format!("/users/{id}")).await;
         assert_eq!(stored["email"], own, "{change}: {status} {text}");
         assert_eq!(stored["username"], name, "{change}: {status} {text}");

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{KeycloakAdmin, claims, stack_var, unique, user_token};
+use crate::helpers::{AccountApi, KeycloakAdmin, claims, stack_var, unique, user_token};
 
 /// An org group (`/<test root>/<slug>`, laid out like `/orgs/<slug>`) with its `org_id`, and a user in its ORG_ADMIN child
 /// group whose claim attributes were set by an administrator.
@@ -128,33 +128,15 @@ async fn users_cannot_change_their_org_claims_through_the_account_api() {
     let tokens = user_token(&member.username, "pw-123456", "wizbrand-test").await;
     let access_token = tokens["access_token"].as_str().unwrap();
 
-    let account_url = format!("{}/realms/wizbrand/account", stack_var("KEYCLOAK_URL"));
-    let http = reqwest::Client::new();
-    let mut me: Value = http
-        .get(&account_url)
-        .bearer_auth(access_token)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let account = AccountApi::of(access_token);
+    let mut me = account.get().await;
     me["attributes"] = json!({
         "org_memberships": [r#"{"victim":["ORG_ADMIN"]}"#],
         "preferred_org": ["victim"],
         "tenant_ids": ["00000000-0000-0000-0000-000000000000"],
     });
     me["firstName"] = json!("Changed");
-    let response = http
-        .post(&account_url)
-        .bearer_auth(access_token)
-        .json(&me)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
+    let (status, body) = account.post(&me).await;
     // Keycloak either ignores the admin-only attributes or refuses the update.
     assert!(
         status.is_success() || status.is_client_error(),

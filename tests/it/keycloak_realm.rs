@@ -134,6 +134,9 @@ async fn users_cannot_change_their_org_claims_through_the_account_api() {
         "org_memberships": [r#"{"victim":["ORG_ADMIN"]}"#],
         "preferred_org": ["victim"],
         "tenant_ids": ["00000000-0000-0000-0000-000000000000"],
+        // Whom the sync made the account for: set by a person, it would link them to
+        // that member (src/sync/accounts.rs).
+        "wizbrand_user": ["00000000-0000-0000-0000-000000000001"],
     });
     me["firstName"] = json!("Changed");
     let (status, body) = account.post(&me).await;
@@ -145,6 +148,10 @@ async fn users_cannot_change_their_org_claims_through_the_account_api() {
 
     let stored = admin.get(&format!("/users/{}", member.user_id)).await;
     assert_eq!(stored["attributes"]["preferred_org"], json!([member.slug]));
+    assert!(
+        stored["attributes"].get("wizbrand_user").is_none(),
+        "a person set the sync's account marker: {stored}"
+    );
     let tokens = user_token(&member.username, "pw-123456", "wizbrand-test").await;
     let access = claims(tokens["access_token"].as_str().unwrap());
     assert_eq!(

@@ -71,8 +71,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = crate::startup::Application::build(config).await?;
     tracing::info!(port = app.port(), "wizbrand is listening");
-    app.run_until_stopped().await?;
-    Ok(())
+    app.run_until(crate::startup::shutdown_signal()).await
 }
 
 async fn migrate(config: Config) -> anyhow::Result<()> {
@@ -127,7 +126,20 @@ async fn sync_once(
         }
         let _ = std::io::stderr().flush();
     };
-    let report = crate::sync::run(&pool, &directory, &options, &progress).await?;
+    // SIGTERM or Ctrl-C stops the run at its next safe point (journalled
+    // `interrupted`; the next run does the rest).
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watch = async {
+        crate::startup::shutdown_signal().await;
+        eprintln!("\nstopping at the next safe point (between two operations)");
+        stop.cancel();
+        // The run ends this `select!`, at its safe point.
+        std::future::pending().await
+    };
+    let report = tokio::select! {
+        report = crate::sync::run_until(&pool, &directory, &options, &progress, &stop) => report,
+        report = watch => report,
+    }?;
     let mut out = std::io::stdout().lock();
     if report.checked_by() == Some(CheckedBy::Events) {
         writeln!(
@@ -195,6 +207,9 @@ async fn sync_once(
             writeln!(out, "another runner holds the sync lock; nothing was done")?;
             Ok(())
         }
+        RunStatus::Interrupted => Err(anyhow::anyhow!(
+            "sync interrupted; run `wizbrand sync` again to finish"
+        )),
         other => Err(anyhow::anyhow!("sync {other}")),
     }
 }

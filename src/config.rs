@@ -100,6 +100,9 @@ pub struct Config {
     /// How long a web session's platform-admin flag is believed before the admin pages
     /// read it from Keycloak again.
     pub admin_recheck: Duration,
+    /// How long `serve` lets requests in flight and background tasks finish after
+    /// SIGTERM or Ctrl-C.
+    pub shutdown_grace: Duration,
 }
 
 /// Looks a variable up; abstracted so tests can build a config from a map.
@@ -323,6 +326,7 @@ impl Config {
             log_format,
             probe_timeout: Duration::from_millis(r.parse("WIZBRAND_PROBE_TIMEOUT_MS", "2000")?),
             admin_recheck: Duration::from_secs(r.parse("WIZBRAND_ADMIN_RECHECK_SECONDS", "60")?),
+            shutdown_grace: shutdown_grace(&r)?,
         })
     }
 }
@@ -378,18 +382,41 @@ fn validate_database_url(raw: &str) -> Result<(), ConfigError> {
 }
 
 fn validate_cron(expr: &str) -> Result<(), ConfigError> {
-    // tokio-cron-scheduler takes six fields (seconds first); check the shape here so a
-    // typo stops start-up instead of silently never syncing.
+    sync_schedule(expr).map(|_| ())
+}
+
+/// The sync's cron schedule (`WIZBRAND_SYNC_CRON`): six fields, seconds first, read
+/// in UTC. Checked at start-up so a typo stops it instead of silently never syncing.
+pub fn sync_schedule(expr: &str) -> Result<croner::Cron, ConfigError> {
+    let malformed = |reason: String| ConfigError::Malformed {
+        var: "WIZBRAND_SYNC_CRON",
+        reason,
+    };
     let fields = expr.split_whitespace().count();
     if !(6..=7).contains(&fields) {
-        return Err(ConfigError::Malformed {
-            var: "WIZBRAND_SYNC_CRON",
-            reason: format!(
-                "`{expr}` has {fields} fields; expected 6 (sec min hour day month weekday)"
-            ),
-        });
+        return Err(malformed(format!(
+            "`{expr}` has {fields} fields; expected 6 (sec min hour day month weekday)"
+        )));
     }
-    Ok(())
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .map_err(|e| malformed(format!("`{expr}`: {e}")))
+}
+
+/// `WIZBRAND_SHUTDOWN_GRACE_SECONDS`: 1 to 3600 (default 30, Kubernetes' default
+/// termination grace; set it below the orchestrator's).
+fn shutdown_grace<S: Source>(r: &Reader<'_, S>) -> Result<Duration, ConfigError> {
+    const VAR: &str = "WIZBRAND_SHUTDOWN_GRACE_SECONDS";
+    let raw = r.or(VAR, "30");
+    match raw.parse::<u64>() {
+        Ok(seconds @ 1..=3600) => Ok(Duration::from_secs(seconds)),
+        _ => Err(ConfigError::Malformed {
+            var: VAR,
+            reason: format!("`{raw}` is not a whole number of seconds from 1 to 3600"),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -428,6 +455,7 @@ mod tests {
         let config = Config::from_source(&base());
         assert!(config.is_ok(), "{config:?}");
         let config = config.unwrap();
+        assert_eq!(config.shutdown_grace, Duration::from_secs(30));
         assert_eq!(
             config.keycloak.issuer(),
             "http://localhost:8180/realms/wizbrand"
@@ -459,6 +487,11 @@ mod tests {
             ("WIZBRAND_TRUSTED_PROXIES", Some("10.0.0.0/33")),
             ("WIZBRAND_LOG_FORMAT", Some("xml")),
             ("WIZBRAND_SYNC_CRON", Some("*/5 * * * *")),
+            ("WIZBRAND_SYNC_CRON", Some("0 */5 * * * nonday")),
+            ("WIZBRAND_SHUTDOWN_GRACE_SECONDS", Some("0")),
+            ("WIZBRAND_SHUTDOWN_GRACE_SECONDS", Some("3601")),
+            ("WIZBRAND_SHUTDOWN_GRACE_SECONDS", Some("1.5")),
+            ("WIZBRAND_SHUTDOWN_GRACE_SECONDS", Some("-1")),
             ("WIZBRAND_SYNC_GROUP_ROOT", Some("a/b")),
             ("WIZBRAND_SYNC_CONCURRENCY", Some("-1")),
             ("WIZBRAND_LISTEN", Some("localhost")),

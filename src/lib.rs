@@ -21,5 +21,6 @@ pub mod oidc;
 pub mod policy;
 pub mod startup;
 pub mod sync;
+pub mod tasks;
 pub mod telemetry;
 pub mod web;

@@ -1,9 +1,11 @@
 //! Building the application: bind a listener (port 0 allowed) and hand back its address,
-//! so tests start the real server in-process.
+//! so tests start the real server in-process; start the background tasks, all of
+//! them here ([`start_tasks`]); and stop gracefully ([`Application::run_until`]).
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 
@@ -16,12 +18,13 @@ use sqlx::PgPool;
 use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::Config;
-use crate::forward_auth::state::{GateState, spawn_refresher};
+use crate::forward_auth::state::GateState;
 use crate::keycloak::directory::KeycloakDirectory;
 use crate::metrics::Metrics;
 use crate::oidc::client::OidcClient;
 use crate::oidc::jwks::TokenVerifier;
-use crate::sync::scheduler::{SyncHandle, SyncSettings};
+use crate::sync::scheduler::{Scheduler, SyncHandle, SyncSettings};
+use crate::tasks::Tasks;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 use crate::web::session::SessionSettings;
@@ -30,6 +33,8 @@ pub struct Application {
     port: u16,
     server: Server,
     pub pool: PgPool,
+    tasks: Tasks,
+    grace: Duration,
 }
 
 impl Application {
@@ -41,28 +46,30 @@ impl Application {
             crate::db::migrate(&pool).await?;
         }
         let metrics = Metrics::new()?;
+        let database_url = config.database_url.expose_secret().to_owned();
         let sync = if config.sync_enabled {
             let directory = Arc::new(KeycloakDirectory::new(
                 &config.keycloak,
                 config.sync_concurrency,
                 Duration::from_secs(10),
             ));
-            Some(
-                crate::sync::scheduler::spawn(
-                    pool.clone(),
-                    config.database_url.expose_secret().to_owned(),
-                    directory,
-                    metrics.clone(),
-                    SyncSettings {
-                        cron: config.sync_cron.clone(),
-                        root: config.sync_group_root.clone(),
-                        full_read_every: config.sync_full_read_every,
-                    },
-                )
-                .await?,
-            )
+            Some(Scheduler::new(
+                pool.clone(),
+                database_url.clone(),
+                directory,
+                metrics.clone(),
+                SyncSettings {
+                    cron: config.sync_cron.clone(),
+                    root: config.sync_group_root.clone(),
+                    full_read_every: config.sync_full_read_every,
+                },
+            )?)
         } else {
             None
+        };
+        let (sync, scheduler) = match sync {
+            Some((handle, scheduler)) => (Some(handle), Some(scheduler)),
+            None => (None, None),
         };
         if config.trusted_proxies.is_empty() {
             tracing::warn!(
@@ -75,45 +82,195 @@ impl Application {
         if let Err(e) = gate.reload(&pool).await {
             tracing::warn!(error = %e, "gate state not loaded at start; retrying in the background");
         }
-        spawn_refresher(
-            Arc::clone(&gate),
-            pool.clone(),
-            config.database_url.expose_secret().to_owned(),
-        );
         let revocations = Arc::new(Revocations::default());
         // Until the revocations are loaded every session is refused (fail closed), like
         // the gate; the refresher loads them once Postgres answers.
         if let Err(e) = revocations.reload(&pool).await {
             tracing::warn!(error = %e, "session revocations not loaded at start; retrying in the background");
         }
-        crate::web::revocations::spawn_refresher(
-            Arc::clone(&revocations),
-            pool.clone(),
-            config.database_url.expose_secret().to_owned(),
+        let oidc = Arc::new(OidcClient::new(
+            crate::keycloak::http_client(config.probe_timeout),
+            &config,
+        ));
+        let refresher = Arc::new(SessionRefresher::default());
+        let mut tasks = Tasks::default();
+        start_tasks(
+            &mut tasks,
+            Background {
+                pool: pool.clone(),
+                database_url,
+                gate: Arc::clone(&gate),
+                revocations: Arc::clone(&revocations),
+                refresher: Arc::clone(&refresher),
+                oidc: Arc::clone(&oidc),
+                metrics: metrics.clone(),
+                scheduler,
+            },
         );
         let listener = TcpListener::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (WIZBRAND_LISTEN): {e}", config.listen)
         })?;
         let port = listener.local_addr()?.port();
+        let grace = config.shutdown_grace;
         let server = run(
             listener,
             pool.clone(),
             config,
             metrics,
             sync,
-            gate,
-            revocations,
+            Shared {
+                gate,
+                revocations,
+                oidc,
+                refresher,
+            },
         )?;
-        Ok(Application { port, server, pool })
+        Ok(Application {
+            port,
+            server,
+            pool,
+            tasks,
+            grace,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until the process ends (the tests' in-process servers).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _tasks = self.tasks;
         self.server.await
     }
+
+    /// Serves until `signal`, then shuts down within the grace period
+    /// (`WIZBRAND_SHUTDOWN_GRACE_SECONDS`): no new connections (the listener closes),
+    /// requests in flight finish (kept-alive connections close after their answer),
+    /// background tasks stop at a safe point of their own (a sync between two
+    /// operations), then the database pool closes. Past the grace period what is
+    /// left is cut off.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Application {
+            server,
+            pool,
+            tasks,
+            grace,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            served = &mut server => {
+                // Not asked to stop: the server failed.
+                tasks.shutdown(grace).await;
+                return served.map_err(|e| anyhow::anyhow!("the HTTP server stopped: {e}"));
+            }
+            () = signal => {}
+        }
+        tracing::info!(
+            grace_seconds = grace.as_secs(),
+            "shutting down: no new connections; finishing requests in flight and background tasks"
+        );
+        let began = Instant::now();
+        let ((), served, tasks_in_time) =
+            tokio::join!(handle.stop(true), &mut server, tasks.shutdown(grace));
+        if tokio::time::timeout(Duration::from_secs(5), pool.close())
+            .await
+            .is_err()
+        {
+            tracing::warn!("database connections still in use after the shutdown; leaving them");
+        }
+        served.map_err(|e| anyhow::anyhow!("the HTTP server failed while stopping: {e}"))?;
+        tracing::info!(
+            seconds = began.elapsed().as_secs_f64(),
+            tasks_in_time,
+            "stopped"
+        );
+        Ok(())
+    }
+}
+
+/// Resolves at the first SIGTERM or Ctrl-C (SIGINT).
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = terminate => tracing::info!("SIGTERM received"),
+        () = interrupt => tracing::info!("Ctrl-C received"),
+    }
+}
+
+/// What the background tasks work on.
+struct Background {
+    pool: PgPool,
+    database_url: String,
+    gate: Arc<GateState>,
+    revocations: Arc<Revocations>,
+    refresher: Arc<SessionRefresher>,
+    oidc: Arc<OidcClient>,
+    metrics: Metrics,
+    scheduler: Option<Scheduler<KeycloakDirectory>>,
+}
+
+/// Every background task of `serve`, each supervised by `tasks` (restarted when it
+/// ends early, stopped at shutdown).
+fn start_tasks(tasks: &mut Tasks, b: Background) {
+    let (gate, pool, url) = (b.gate, b.pool.clone(), b.database_url.clone());
+    tasks.supervise("gate-refresh", move |stop| {
+        crate::forward_auth::state::refresh(Arc::clone(&gate), pool.clone(), url.clone(), stop)
+    });
+    let (revocations, pool, url) = (
+        Arc::clone(&b.revocations),
+        b.pool.clone(),
+        b.database_url.clone(),
+    );
+    tasks.supervise("revocations-refresh", move |stop| {
+        crate::web::revocations::refresh(Arc::clone(&revocations), pool.clone(), url.clone(), stop)
+    });
+    let (refresher, pool, oidc, revocations, metrics) =
+        (b.refresher, b.pool, b.oidc, b.revocations, b.metrics);
+    tasks.supervise("session-refresh", move |stop| {
+        crate::web::refresh::run(
+            Arc::clone(&refresher),
+            pool.clone(),
+            Arc::clone(&oidc),
+            Arc::clone(&revocations),
+            metrics.clone(),
+            stop,
+        )
+    });
+    if let Some(scheduler) = b.scheduler {
+        let scheduler = Arc::new(scheduler);
+        let runner = Arc::clone(&scheduler);
+        tasks.supervise("sync-runner", move |stop| runner.runner_task(stop));
+        let listener = Arc::clone(&scheduler);
+        tasks.supervise("sync-changes", move |stop| listener.listener_task(stop));
+        tasks.supervise("sync-cron", move |stop| scheduler.cron_task(stop));
+    }
+}
+
+/// The in-memory state the handlers share with the background tasks.
+struct Shared {
+    gate: Arc<GateState>,
+    revocations: Arc<Revocations>,
+    oidc: Arc<OidcClient>,
+    refresher: Arc<SessionRefresher>,
 }
 
 fn run(
@@ -122,9 +279,14 @@ fn run(
     config: Config,
     metrics: Metrics,
     sync: Option<SyncHandle>,
-    gate: Arc<GateState>,
-    revocations: Arc<Revocations>,
+    shared: Shared,
 ) -> anyhow::Result<Server> {
+    let Shared {
+        gate,
+        revocations,
+        oidc,
+        refresher,
+    } = shared;
     let sessions = SessionSettings::from_config(&config)?;
     let host_cookies = web::Data::new(crate::web::app_host::HostCookies::from_config(&config)?);
     let security_headers = web::Data::new(crate::web::page::SecurityHeaders::new(&config)?);
@@ -132,18 +294,7 @@ fn run(
         config.signin_rate_per_minute,
     ));
     let readiness = web::Data::new(crate::health::ReadinessCache::default());
-    let oidc = Arc::new(OidcClient::new(
-        crate::keycloak::http_client(config.probe_timeout),
-        &config,
-    ));
-    let refresher = Arc::new(SessionRefresher::default());
-    crate::web::refresh::spawn(
-        Arc::clone(&refresher),
-        pool.clone(),
-        Arc::clone(&oidc),
-        Arc::clone(&revocations),
-        metrics.clone(),
-    );
+    let grace = config.shutdown_grace;
     let oidc = web::Data::from(oidc);
     let refresher = web::Data::from(refresher);
     let revocations = web::Data::from(revocations);
@@ -185,6 +336,9 @@ fn run(
             .configure(crate::api::routes)
             .configure(crate::web::routes)
     })
+    // Signals are `serve`'s to handle (`Application::run_until`), not every server's.
+    .disable_signals()
+    .shutdown_timeout(grace.as_secs())
     .listen(listener)?
     .run();
     Ok(server)

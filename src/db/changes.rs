@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 pub const CHANNEL: &str = "wizbrand_changes";
 
@@ -19,58 +19,106 @@ pub enum Change {
     Quiet,
 }
 
-/// Follows the feed for the life of the process. `settle`: how long to wait after a
-/// notification for more; `quiet`: how long without one before a `Quiet`.
+/// The feed, followed by one consumer: [`Changes::next`] waits for the next event,
+/// connecting (again) as needed. No task of its own: the consumer's task is the one
+/// that is supervised, and it ends when `stop` is cancelled.
+pub struct Changes {
+    database_url: String,
+    name: &'static str,
+    settle: Duration,
+    quiet: Duration,
+    stop: CancellationToken,
+    listener: Option<PgListener>,
+    /// Wait this long before the next connection attempt (after a failure).
+    backoff: Option<Duration>,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Follows the feed until `stop`. `settle`: how long to wait after a notification for
+/// more; `quiet`: how long without one before a `Quiet`.
 pub fn follow(
     database_url: String,
     name: &'static str,
     settle: Duration,
     quiet: Duration,
-) -> mpsc::Receiver<Change> {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
+    stop: CancellationToken,
+) -> Changes {
+    Changes {
+        database_url,
+        name,
+        settle,
+        quiet,
+        stop,
+        listener: None,
+        backoff: None,
+    }
+}
+
+impl Changes {
+    /// The next event; `None` once `stop` is cancelled.
+    pub async fn next(&mut self) -> Option<Change> {
+        let stop = self.stop.clone();
+        tokio::select! {
+            biased;
+            () = stop.cancelled() => None,
+            change = self.next_change() => Some(change),
+        }
+    }
+
+    async fn next_change(&mut self) -> Change {
         loop {
-            match PgListener::connect(&database_url).await {
-                Ok(mut listener) => {
-                    if listener.listen(CHANNEL).await.is_ok() {
-                        backoff = Duration::from_millis(200);
-                        if tx.send(Change::Connected).await.is_err() {
-                            return;
-                        }
-                        loop {
-                            let event = match tokio::time::timeout(quiet, listener.recv()).await {
-                                Ok(Ok(first)) => {
-                                    let mut payloads = vec![first.payload().to_owned()];
-                                    tokio::time::sleep(settle).await;
-                                    while let Some(more) = listener.next_buffered() {
-                                        payloads.push(more.payload().to_owned());
-                                    }
-                                    payloads.sort();
-                                    payloads.dedup();
-                                    Change::Notified(payloads)
-                                }
-                                Ok(Err(e)) => {
-                                    tracing::warn!(follower = name, error = %e, "change feed lost");
-                                    break;
-                                }
-                                Err(_) => Change::Quiet,
-                            };
-                            if tx.send(event).await.is_err() {
-                                return;
-                            }
-                        }
+            let Some(listener) = self.listener.as_mut() else {
+                if let Some(wait) = self.backoff {
+                    tokio::time::sleep(wait).await;
+                }
+                match self.connect().await {
+                    Ok(listener) => {
+                        self.listener = Some(listener);
+                        self.backoff = None;
+                        return Change::Connected;
+                    }
+                    Err(e) => {
+                        tracing::warn!(follower = self.name, error = %e, "cannot listen for changes; retrying");
+                        self.back_off();
+                        continue;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(follower = name, error = %e, "cannot listen for changes; retrying")
+            };
+            match tokio::time::timeout(self.quiet, listener.recv()).await {
+                Ok(Ok(first)) => {
+                    let mut payloads = vec![first.payload().to_owned()];
+                    tokio::time::sleep(self.settle).await;
+                    while let Some(more) = listener.next_buffered() {
+                        payloads.push(more.payload().to_owned());
+                    }
+                    payloads.sort();
+                    payloads.dedup();
+                    return Change::Notified(payloads);
                 }
+                Ok(Err(e)) => {
+                    tracing::warn!(follower = self.name, error = %e, "change feed lost");
+                    self.listener = None;
+                    self.back_off();
+                }
+                Err(_) => return Change::Quiet,
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
-    });
-    rx
+    }
+
+    async fn connect(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect(&self.database_url).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    }
+
+    fn back_off(&mut self) {
+        self.backoff = Some(
+            self.backoff
+                .map_or(FIRST_BACKOFF, |wait| (wait * 2).min(MAX_BACKOFF)),
+        );
+    }
 }
 
 /// The table a notification names (`""` for one that is not ours).

@@ -4,7 +4,7 @@ use sqlx::postgres::{PgTypeInfo, PgValueRef};
 use sqlx::{Decode, PgConnection, PgPool, Postgres, Type};
 use uuid::Uuid;
 
-use crate::sync::{CheckedBy, RunStatus, Trigger};
+use crate::domain::run::{CheckedBy, RunStatus, Trigger};
 
 /// The journal's enums are text columns (with CHECK constraints): read back through
 /// their parsers, so a row with an unknown value is an error, not a string.
@@ -230,14 +230,22 @@ pub async fn recent_runs(pool: &PgPool, limit: i64) -> Result<Vec<SyncRunRow>, s
     .await
 }
 
+/// A link a sync run proved or made: the member row with `email` gets `keycloak_id`.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountLink<'a> {
+    pub email: &'a str,
+    pub keycloak_id: &'a str,
+    /// The id the row held when the run read it (an account gone from Keycloak).
+    pub previous: Option<&'a str>,
+    /// Why the account is the member's, in words (for the audit log).
+    pub proof: &'static str,
+}
+
 /// Records the links a run proved or made, each with an audit entry, in one
 /// transaction. A row is only written while it still holds the id the run saw
 /// (`previous`): a stored id is never replaced behind anyone's back. Returns how many
 /// rows were linked.
-pub async fn link_accounts(
-    pool: &PgPool,
-    links: &[crate::sync::accounts::Link],
-) -> Result<usize, sqlx::Error> {
+pub async fn link_accounts(pool: &PgPool, links: &[AccountLink<'_>]) -> Result<usize, sqlx::Error> {
     if links.is_empty() {
         return Ok(0);
     }
@@ -249,9 +257,9 @@ pub async fn link_accounts(
              WHERE email = $2 AND keycloak_id IS NOT DISTINCT FROM $3 \
                AND NOT EXISTS (SELECT 1 FROM users WHERE keycloak_id = $1)",
         )
-        .bind(&link.keycloak_id)
-        .bind(link.email.as_str())
-        .bind(&link.previous)
+        .bind(link.keycloak_id)
+        .bind(link.email)
+        .bind(link.previous)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -264,14 +272,14 @@ pub async fn link_accounts(
             super::audit::Entry {
                 actor: super::audit::Actor::SYSTEM,
                 action: "account.link",
-                target: link.email.as_str(),
+                target: link.email,
                 org_id: None,
-                before: link.previous.as_ref().map(
+                before: link.previous.map(
                     |id| serde_json::json!({"keycloak_id": id, "state": "gone from Keycloak"}),
                 ),
                 after: Some(serde_json::json!({
                     "keycloak_id": link.keycloak_id,
-                    "proof": link.proof.as_str(),
+                    "proof": link.proof,
                 })),
             },
         )

@@ -93,16 +93,19 @@ pub async fn load(pool: &PgPool) -> Result<GateSnapshot, sqlx::Error> {
     Ok(snapshot)
 }
 
-/// Keeps `state` in step with Postgres for the life of the process.
-pub fn spawn_refresher(state: Arc<GateState>, pool: PgPool, database_url: String) {
-    let mut changes = follow(database_url, "gate", SETTLE, SAFETY_NET);
-    tokio::spawn(async move {
-        while let Some(change) = changes.recv().await {
-            if change.touches(GATE_TABLES) {
-                reload_logged(&state, &pool).await;
-            }
+/// Keeps `state` in step with Postgres until `stop` (a task of `startup`'s).
+pub async fn refresh(
+    state: Arc<GateState>,
+    pool: PgPool,
+    database_url: String,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut changes = follow(database_url, "gate", SETTLE, SAFETY_NET, stop);
+    while let Some(change) = changes.next().await {
+        if change.touches(GATE_TABLES) {
+            reload_logged(&state, &pool).await;
         }
-    });
+    }
 }
 
 async fn reload_logged(state: &GateState, pool: &PgPool) {

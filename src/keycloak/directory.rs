@@ -47,6 +47,8 @@ pub struct KeycloakDirectory {
     token: CachedServiceToken,
     realm: String,
     permits: Semaphore,
+    /// The permits' number.
+    concurrency: usize,
     stats: Mutex<CallStats>,
     /// Realm roles by name, as `…/role-mappings/realm/available` lists them: the
     /// service account may not read `/roles` (that needs `view-realm`), and a mapping
@@ -67,6 +69,7 @@ impl KeycloakDirectory {
             token,
             realm: config.realm.clone(),
             permits: Semaphore::new(concurrency.max(1)),
+            concurrency: concurrency.max(1),
             stats: Mutex::new(CallStats::default()),
             realm_roles: tokio::sync::Mutex::new(HashMap::new()),
         }
@@ -244,6 +247,10 @@ impl KeycloakDirectory {
 }
 
 impl Directory for KeycloakDirectory {
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
     async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError> {
         let path = path.trim_start_matches('/');
         match self

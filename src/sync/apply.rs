@@ -4,10 +4,11 @@
 //! creates are learnt for the later ones, and an operation whose group or user could
 //! not be made fails without a call.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use futures_util::future::join_all;
+use futures_util::{StreamExt, stream};
+use tokio_util::sync::CancellationToken;
 
 use super::accounts;
 use super::directory::{Attributes, Directory, DirectoryError};
@@ -55,11 +56,14 @@ pub(super) struct Applied {
     pub(super) failures: Vec<(OpIndex, String)>,
     /// Every user's Keycloak id by address: those known before and those created.
     pub(super) user_ids: HashMap<Email, String>,
+    /// The operations not started because the run was told to stop.
+    pub(super) not_started: BTreeSet<usize>,
 }
 
 /// Applies the plan phase by phase. A failure never stops the rest: an org whose
 /// group could not be made fails its own later operations, and every other org goes
-/// on.
+/// on. Once `stop` is cancelled no operation starts; those under way finish, so each
+/// operation is either done or not begun (the next run plans the rest).
 pub(super) async fn apply<D: Directory>(
     directory: &D,
     root: &str,
@@ -67,6 +71,7 @@ pub(super) async fn apply<D: Directory>(
     members: &[accounts::Member],
     ops: Vec<Op>,
     progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &CancellationToken,
 ) -> Applied {
     let mut ids = Ids {
         members: members
@@ -94,6 +99,10 @@ pub(super) async fn apply<D: Directory>(
     let total = ops.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
     let mut failures = Vec::new();
+    let mut not_started = BTreeSet::new();
+    // Operations are started as earlier ones finish, a few more than the directory
+    // serves at once so that it never waits on us: a stop then leaves few under way.
+    let width = directory.concurrency().max(1) * 2;
     for current in 0..=3u8 {
         let batch: Vec<(usize, &Op)> = ops
             .iter()
@@ -103,20 +112,33 @@ pub(super) async fn apply<D: Directory>(
         let mut applying = Vec::with_capacity(batch.len());
         for (index, op) in batch {
             applying.push(apply_counted(
-                directory, root, &ids, op, index, &done, total, progress,
+                directory, root, &ids, op, index, &done, total, progress, stop,
             ));
         }
-        let results = join_all(applying).await;
+        let results: Vec<(usize, Option<Result<(), String>>)> = stream::iter(applying)
+            .buffer_unordered(width)
+            .collect()
+            .await;
         for (index, result) in results {
-            if let Err(e) = result {
-                tracing::warn!(op = %ops[index], error = %e, "sync operation failed");
-                failures.push((OpIndex { index }, e));
+            match result {
+                None => {
+                    not_started.insert(index);
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(op = %ops[index], error = %e, "sync operation failed");
+                    failures.push((OpIndex { index }, e));
+                }
+                Some(Ok(())) => {}
             }
         }
     }
     failures.sort_by_key(|(i, _)| i.index);
     let user_ids = ids.into_inner().map(|i| i.users).unwrap_or_default();
-    Applied { failures, user_ids }
+    Applied {
+        failures,
+        user_ids,
+        not_started,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -129,11 +151,16 @@ async fn apply_counted<D: Directory>(
     done: &std::sync::atomic::AtomicUsize,
     total: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> (usize, Result<(), String>) {
+    stop: &CancellationToken,
+) -> (usize, Option<Result<(), String>>) {
+    // Checked when the operation's turn comes, not when it was queued.
+    if stop.is_cancelled() {
+        return (index, None);
+    }
     let result = apply_one(directory, root, ids, op).await;
     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     progress(n, total);
-    (index, result)
+    (index, Some(result))
 }
 
 fn lookup(

@@ -63,6 +63,10 @@ pub struct UserInfo {
 /// What the sync needs from Keycloak. The futures are `Send` so that a runner generic
 /// over the directory can live on a spawned task; implementations write `async fn`.
 pub trait Directory: Send + Sync {
+    /// How many calls it serves at once (the sync keeps about that many operations
+    /// under way).
+    fn concurrency(&self) -> usize;
+
     fn group_by_path(
         &self,
         path: &str,

@@ -14,90 +14,7 @@ use super::plan::Scope;
 use super::{RunOptions, SyncError};
 use crate::db::sync_state::{self, RunCounts};
 use crate::domain::OrgSlug;
-
-/// A value of a journal column that is none of the known ones.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown {what} {value:?}")]
-pub struct UnknownValue {
-    what: &'static str,
-    value: String,
-}
-
-/// Enums stored as text in `sync_runs`: the names there (and in its CHECK constraints,
-/// the API's JSON and the pages) are [`as_str`](RunStatus::as_str).
-macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident, $what:literal { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant),+
-        }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = UnknownValue;
-
-            fn from_str(value: &str) -> Result<Self, UnknownValue> {
-                match value {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(UnknownValue { what: $what, value: value.to_owned() }),
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(
-    /// What started a run; `sync_runs.trigger`.
-    Trigger, "trigger" {
-        Cron => "cron",
-        Change => "change",
-        Api => "api",
-        Cli => "cli",
-        Startup => "startup",
-    }
-);
-
-text_enum!(
-    /// Where a run is; `sync_runs.status`. A row stays `running` when its process died.
-    RunStatus, "run status" {
-        Running => "running",
-        Succeeded => "succeeded",
-        Partial => "partial",
-        Failed => "failed",
-        Skipped => "skipped",
-    }
-);
-
-text_enum!(
-    /// How a full run knew Keycloak matched Postgres; `sync_runs.checked_by`.
-    CheckedBy, "checked_by" {
-        /// It read every group and found nothing to do.
-        Read => "read",
-        /// Postgres was unchanged and Keycloak's admin event log showed no change by
-        /// anyone else since the last verified run.
-        Events => "events",
-    }
-);
+pub use crate::domain::run::{CheckedBy, RunStatus, Trigger, UnknownValue};
 
 impl RunStatus {
     /// How a run that tried `attempted` things (operations and members) ended, with
@@ -168,6 +85,15 @@ impl RunReport {
         )
     }
 
+    /// Stopped (the process is shutting down) before it wrote anything.
+    pub(super) fn interrupted_before_start() -> RunReport {
+        RunReport::new(
+            RunStatus::Interrupted,
+            RunCounts::default(),
+            vec!["stopped before applying anything: the process was shutting down; the next run does the work".into()],
+        )
+    }
+
     pub(super) fn failed(error: &SyncError) -> RunReport {
         let counts = RunCounts {
             failed: 1,
@@ -202,6 +128,15 @@ impl RunReport {
             .map(|(_, n)| n)
             .sum()
     }
+}
+
+/// The journal's line for a run stopped with `left` of its `planned` operations not
+/// started.
+pub(super) fn interruption(left: usize, planned: usize) -> String {
+    format!(
+        "stopped at a safe point: the process was shutting down; {left} of {planned} \
+         operations not started; the next run does them"
+    )
 }
 
 /// Opens the run's row (`running`), before waiting for the lock: a run queued
@@ -340,6 +275,7 @@ mod tests {
             RunStatus::Partial,
             RunStatus::Failed,
             RunStatus::Skipped,
+            RunStatus::Interrupted,
         ] {
             assert_eq!(status.as_str().parse::<RunStatus>().ok(), Some(status));
         }

@@ -176,6 +176,10 @@ impl MemoryDirectory {
 }
 
 impl Directory for MemoryDirectory {
+    fn concurrency(&self) -> usize {
+        4
+    }
+
     async fn group_by_path(&self, path: &str) -> Result<Option<GroupInfo>, DirectoryError> {
         let s = self.state();
         let id = s.groups.keys().find(|id| s.path(id) == path).cloned();

@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::sync_state::{self, RunCounts};
 use directory::{CountsCalls, Directory, DirectoryError};
@@ -75,10 +76,31 @@ pub async fn run<D: Directory + CountsCalls>(
     options: &RunOptions,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<RunReport, SyncError> {
+    run_until(
+        pool,
+        directory,
+        options,
+        progress,
+        &CancellationToken::new(),
+    )
+    .await
+}
+
+/// [`run`], stopping at the next safe point once `stop` is cancelled: reads are left
+/// (they change nothing), operations under way finish, no other starts. The run is
+/// journalled `interrupted`, with what it did and how much it left; the next run
+/// reads Keycloak afresh and does the rest.
+pub async fn run_until<D: Directory + CountsCalls>(
+    pool: &PgPool,
+    directory: &D,
+    options: &RunOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &CancellationToken,
+) -> Result<RunReport, SyncError> {
     let started = Instant::now();
     if options.dry_run {
         directory.take_call_stats();
-        let report = dry_run(pool, directory, options)
+        let report = dry_run(pool, directory, options, stop)
             .await
             .unwrap_or_else(|e| RunReport::failed(&e));
         return Ok(report.finished(None, directory.take_call_stats(), started));
@@ -89,7 +111,7 @@ pub async fn run<D: Directory + CountsCalls>(
     let report = match lock {
         None => RunReport::skipped(),
         Some(lock) => {
-            let result = reconcile(pool, directory, options, run_id, progress).await;
+            let result = reconcile(pool, directory, options, run_id, progress, stop).await;
             lock.release().await;
             result.unwrap_or_else(|e| RunReport::failed(&e))
         }
@@ -103,11 +125,20 @@ async fn dry_run<D: Directory>(
     pool: &PgPool,
     directory: &D,
     options: &RunOptions,
+    stop: &CancellationToken,
 ) -> Result<RunReport, SyncError> {
     let desired = desired::load_desired(pool, &options.scope).await?;
     let members = desired::load_members(pool, &desired).await?;
     let digest = desired::desired_digest(&desired, &members);
-    let reconciled = reconcile_with(directory, options, desired, &members, digest, &|_, _| {});
+    let reconciled = reconcile_with(
+        directory,
+        options,
+        desired,
+        &members,
+        digest,
+        &|_, _| {},
+        stop,
+    );
     Ok(reconciled.await?.report)
 }
 
@@ -117,7 +148,11 @@ async fn reconcile<D: Directory>(
     options: &RunOptions,
     run_id: i64,
     progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &CancellationToken,
 ) -> Result<RunReport, SyncError> {
+    if stop.is_cancelled() {
+        return Ok(RunReport::interrupted_before_start());
+    }
     let desired = desired::load_desired(pool, &options.scope).await?;
     let members = desired::load_members(pool, &desired).await?;
     let digest = desired::desired_digest(&desired, &members);
@@ -126,11 +161,23 @@ async fn reconcile<D: Directory>(
     {
         return Ok(report);
     }
-    let reconciled =
-        reconcile_with(directory, options, desired, &members, digest, progress).await?;
+    let reconciled = reconcile_with(
+        directory, options, desired, &members, digest, progress, stop,
+    )
+    .await?;
     // The gate and the API find members by Keycloak id (`sub`) only: record the
     // links this run proved (verified address) or made (accounts it created).
-    sync_state::link_accounts(pool, &reconciled.links).await?;
+    let links: Vec<sync_state::AccountLink<'_>> = reconciled
+        .links
+        .iter()
+        .map(|link| sync_state::AccountLink {
+            email: link.email.as_str(),
+            keycloak_id: &link.keycloak_id,
+            previous: link.previous.as_deref(),
+            proof: link.proof.as_str(),
+        })
+        .collect();
+    sync_state::link_accounts(pool, &links).await?;
     Ok(reconciled.report)
 }
 
@@ -143,7 +190,7 @@ struct Reconciled {
 }
 
 /// Everything of a run between Postgres's two visits: reads Keycloak, resolves the
-/// accounts, plans, and (unless a dry run) applies the plan.
+/// accounts, plans, and (unless a dry run) applies the plan, until `stop`.
 async fn reconcile_with<D: Directory>(
     directory: &D,
     options: &RunOptions,
@@ -151,7 +198,15 @@ async fn reconcile_with<D: Directory>(
     members: &[accounts::Member],
     digest: String,
     progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &CancellationToken,
 ) -> Result<Reconciled, SyncError> {
+    let interrupted = || Reconciled {
+        report: RunReport::interrupted_before_start(),
+        links: vec![],
+    };
+    if stop.is_cancelled() {
+        return Ok(interrupted());
+    }
     let read_from = chrono::Utc::now();
     let root = match directory
         .group_by_path(&format!("/{}", options.root))
@@ -161,8 +216,13 @@ async fn reconcile_with<D: Directory>(
         None if options.dry_run => String::new(),
         None => directory.create_top_group(&options.root).await?,
     };
-    let (mut actual, found) =
-        actual::read_actual(directory, &root, &options.root, members, &options.scope).await?;
+    // Reading changes nothing, so a stop may cut it short anywhere.
+    let read = actual::read_actual(directory, &root, &options.root, members, &options.scope);
+    let (mut actual, found) = tokio::select! {
+        biased;
+        () = stop.cancelled() => return Ok(interrupted()),
+        read = read => read?,
+    };
     let resolution = accounts::resolve(members, &found);
     // The plan matches members to accounts by the member's address: only the accounts
     // resolved to a member carry one; everybody else is a stranger to the plan.
@@ -192,8 +252,19 @@ async fn reconcile_with<D: Directory>(
     }
     let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut links = Vec::new();
+    let mut not_started = 0;
     if !options.dry_run {
-        let applied = apply::apply(directory, &root, &actual, members, ops.clone(), progress).await;
+        let applied = apply::apply(
+            directory,
+            &root,
+            &actual,
+            members,
+            ops.clone(),
+            progress,
+            stop,
+        )
+        .await;
+        not_started = applied.not_started.len();
         links = resolution.new_links.clone();
         for (email, id) in applied.user_ids {
             if !resolution.linked.contains_key(&id) && desired.users.contains_key(&email) {
@@ -214,6 +285,9 @@ async fn reconcile_with<D: Directory>(
                 counts.failed += 1;
                 continue;
             }
+            if applied.not_started.contains(&i) {
+                continue;
+            }
             *by_kind.entry(op.name()).or_default() += 1;
             match op.kind() {
                 OpKind::Created => counts.created += 1,
@@ -223,7 +297,12 @@ async fn reconcile_with<D: Directory>(
         }
     }
     let attempted = ops.len() + resolution.conflicts.len();
-    let status = RunStatus::of(&errors, counts.failed as usize, attempted);
+    let status = if not_started > 0 {
+        errors.push(journal::interruption(not_started, ops.len()));
+        RunStatus::Interrupted
+    } else {
+        RunStatus::of(&errors, counts.failed as usize, attempted)
+    };
     // A full read that found nothing to do saw Keycloak as Postgres wants it, give or
     // take what others changed since it began reading (the next check asks the event
     // log from then). A run that wrote vouches for nothing: the next full run reads
@@ -319,6 +398,7 @@ mod tests {
             members,
             String::new(),
             &|_, _| {},
+            &CancellationToken::new(),
         )
         .await
         .unwrap()
@@ -495,15 +575,116 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stopped_run_finishes_what_it_began_starts_nothing_more_and_the_next_run_does_the_rest()
+     {
+        let kc = MemoryDirectory::default();
+        kc.given_group(None, "orgs");
+        let want = desired(&[
+            ("acme", &[("ann@example.com", Role::Admin)]),
+            ("beta", &[("bob@example.com", Role::User)]),
+        ]);
+        let rows = members(&want, &[]);
+        let stop = CancellationToken::new();
+        // Told to stop as soon as the first operation is done.
+        let stop_after_one = |done: usize, _: usize| {
+            if done == 1 {
+                stop.cancel();
+            }
+        };
+
+        let done = reconcile_with(
+            &kc,
+            &options(false),
+            want.clone(),
+            &rows,
+            String::new(),
+            &stop_after_one,
+            &stop,
+        )
+        .await
+        .unwrap();
+
+        let report = &done.report;
+        assert_eq!(report.status, RunStatus::Interrupted, "{report:?}");
+        assert_eq!(kc.writes().len(), 1, "{:?}", kc.writes());
+        assert_eq!(report.counts.created, 1);
+        assert_eq!(report.counts.failed, 0, "not started is not failed");
+        let planned = report.plan.len();
+        assert!(
+            report.errors.last().is_some_and(|e| e.contains(&format!(
+                "{} of {planned} operations not started",
+                planned - 1
+            ))),
+            "{:?}",
+            report.errors
+        );
+        assert!(
+            report.checked_by().is_none(),
+            "an interrupted run vouches for nothing"
+        );
+
+        let next = reconcile(&kc, want.clone(), &rows).await;
+        assert_eq!(
+            next.report.status,
+            RunStatus::Succeeded,
+            "{:?}",
+            next.report
+        );
+        assert_eq!(
+            usize::try_from(next.report.counts.created + next.report.counts.updated).unwrap(),
+            planned - 1,
+            "the next run does exactly what was left"
+        );
+        let writes = kc.writes().len();
+        let again = reconcile(&kc, want, &rows).await;
+        assert_eq!(kc.writes().len(), writes, "converged: {:?}", again.report);
+        assert_eq!(kc.members_of("/orgs/acme/ORG_ADMIN").len(), 1);
+        assert_eq!(kc.members_of("/orgs/beta/ORG_USER").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_before_it_began_neither_reads_nor_writes() {
+        let kc = MemoryDirectory::default();
+        let want = desired(&[("acme", &[("ann@example.com", Role::User)])]);
+        let rows = members(&want, &[]);
+        let stop = CancellationToken::new();
+        stop.cancel();
+
+        let done = reconcile_with(
+            &kc,
+            &options(false),
+            want,
+            &rows,
+            String::new(),
+            &|_, _| {},
+            &stop,
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(done.report.status, RunStatus::Interrupted);
+        assert!(kc.writes().is_empty(), "{:?}", kc.writes());
+        assert!(done.links.is_empty());
+    }
+
+    #[tokio::test]
     async fn a_dry_run_plans_and_writes_nothing() {
         let kc = MemoryDirectory::default();
         kc.given_group(None, "orgs");
         let want = desired(&[("acme", &[("ann@example.com", Role::User)])]);
         let rows = members(&want, &[]);
 
-        let done = reconcile_with(&kc, &options(true), want, &rows, String::new(), &|_, _| {})
-            .await
-            .unwrap();
+        let done = reconcile_with(
+            &kc,
+            &options(true),
+            want,
+            &rows,
+            String::new(),
+            &|_, _| {},
+            &CancellationToken::new(),
+        )
+        .await
+        .unwrap();
 
         assert!(kc.writes().is_empty(), "{:?}", kc.writes());
         assert!(done.links.is_empty());

@@ -1,14 +1,16 @@
 //! When the sync runs: the cron schedule (safety net), changes in Postgres (within
 //! seconds, close changes coalesced), and explicit requests (API, start-up). One task
-//! runs them one after another, so runs never overlap in a process.
+//! runs them one after another, so runs never overlap in a process. The three parts
+//! (runner, change listener, cron) are tasks that `startup` supervises.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use croner::Cron;
 use sqlx::PgPool;
-use tokio::sync::mpsc;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::directory::{CountsCalls, Directory};
@@ -45,39 +47,109 @@ pub struct SyncSettings {
     pub full_read_every: Option<std::time::Duration>,
 }
 
-/// Starts the runner, the change listener and the cron job.
-pub async fn spawn<D: Directory + CountsCalls + 'static>(
+/// The sync's tasks, before they are started; each `…_task` starts one afresh.
+pub struct Scheduler<D> {
     pool: PgPool,
     database_url: String,
     directory: Arc<D>,
     metrics: Metrics,
-    settings: SyncSettings,
-) -> anyhow::Result<SyncHandle> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let handle = SyncHandle { tx };
-    tokio::spawn(runner(
-        pool.clone(),
-        directory,
-        metrics,
-        settings.root.clone(),
-        settings.full_read_every,
-        rx,
-    ));
-    tokio::spawn(listen(pool, database_url, handle.clone()));
+    root: String,
+    full_read_every: Option<Duration>,
+    schedule: Cron,
+    handle: SyncHandle,
+    /// The requests; a runner started again takes them over.
+    requests: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
+}
 
-    let scheduler = JobScheduler::new().await?;
-    let cron_handle = handle.clone();
-    scheduler
-        .add(Job::new_async(settings.cron.as_str(), move |_, _| {
-            let handle = cron_handle.clone();
-            Box::pin(async move { handle.request(Scope::All, Trigger::Cron) })
-        })?)
-        .await?;
-    scheduler.start().await?;
-    // The scheduler runs on its own tasks; keep it alive for the process's life.
-    std::mem::forget(scheduler);
-    handle.request(Scope::All, Trigger::Startup);
-    Ok(handle)
+impl<D: Directory + CountsCalls + 'static> Scheduler<D> {
+    /// The handle the web and the API ask through, and the tasks; a run at start-up is
+    /// already asked for.
+    pub fn new(
+        pool: PgPool,
+        database_url: String,
+        directory: Arc<D>,
+        metrics: Metrics,
+        settings: SyncSettings,
+    ) -> anyhow::Result<(SyncHandle, Scheduler<D>)> {
+        let schedule = crate::config::sync_schedule(&settings.cron)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = SyncHandle { tx };
+        handle.request(Scope::All, Trigger::Startup);
+        let scheduler = Scheduler {
+            pool,
+            database_url,
+            directory,
+            metrics,
+            root: settings.root,
+            full_read_every: settings.full_read_every,
+            schedule,
+            handle: handle.clone(),
+            requests: Arc::new(Mutex::new(rx)),
+        };
+        Ok((handle, scheduler))
+    }
+
+    /// Runs the requested syncs one after another until `stop`; a run under way stops
+    /// at its next safe point (between two operations) and says so in its journal row.
+    pub fn runner_task(
+        &self,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + use<D> {
+        runner(
+            self.pool.clone(),
+            Arc::clone(&self.directory),
+            self.metrics.clone(),
+            self.root.clone(),
+            self.full_read_every,
+            Arc::clone(&self.requests),
+            stop,
+        )
+    }
+
+    /// Turns Postgres changes into scoped requests until `stop`.
+    pub fn listener_task(
+        &self,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + use<D> {
+        listen(
+            self.pool.clone(),
+            self.database_url.clone(),
+            self.handle.clone(),
+            stop,
+        )
+    }
+
+    /// Asks for a full run at every time of the cron schedule until `stop`.
+    pub fn cron_task(
+        &self,
+        stop: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + use<D> {
+        cron(self.schedule.clone(), self.handle.clone(), stop)
+    }
+}
+
+/// The schedule's times, in UTC, each asking for a full run.
+async fn cron(schedule: Cron, handle: SyncHandle, stop: CancellationToken) {
+    let mut after = chrono::Utc::now();
+    loop {
+        let next = match schedule.find_next_occurrence(&after, false) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "the sync's cron schedule has no next time; no scheduled runs");
+                stop.cancelled().await;
+                return;
+            }
+        };
+        let wait = (next - chrono::Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        handle.request(Scope::All, Trigger::Cron);
+        // From the time just served (never before it, or a timer that fires a little
+        // early would serve it twice), or from now after a long pause.
+        after = next.max(chrono::Utc::now());
+    }
 }
 
 fn merge(into: &mut Scope, next: Scope) {
@@ -94,10 +166,22 @@ async fn runner<D: Directory + CountsCalls>(
     metrics: Metrics,
     root: String,
     full_read_every: Option<std::time::Duration>,
-    mut rx: mpsc::UnboundedReceiver<Request>,
+    requests: Arc<Mutex<mpsc::UnboundedReceiver<Request>>>,
+    stop: CancellationToken,
 ) {
-    while let Some(first) = rx.recv().await {
-        tokio::time::sleep(COALESCE).await;
+    let mut rx = requests.lock().await;
+    loop {
+        let first = tokio::select! {
+            () = stop.cancelled() => return,
+            first = rx.recv() => match first {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(COALESCE) => {}
+        }
         let mut scope = first.scope;
         while let Ok(more) = rx.try_recv() {
             merge(&mut scope, more.scope);
@@ -110,7 +194,7 @@ async fn runner<D: Directory + CountsCalls>(
             full_read_every,
         };
         let span = tracing::info_span!("sync", trigger = first.trigger.as_str());
-        let outcome = super::run(&pool, directory.as_ref(), &options, &|_, _| {})
+        let outcome = super::run_until(&pool, directory.as_ref(), &options, &|_, _| {}, &stop)
             .instrument(span.clone())
             .await;
         let _enter = span.enter();
@@ -145,14 +229,15 @@ async fn runner<D: Directory + CountsCalls>(
 /// Turns `wizbrand_changes` notifications into scoped sync requests; after a
 /// reconnect it asks for a full run (notifications may have been lost). The cron job
 /// is the safety net, so quiet spells ask for nothing.
-async fn listen(pool: PgPool, database_url: String, handle: SyncHandle) {
+async fn listen(pool: PgPool, database_url: String, handle: SyncHandle, stop: CancellationToken) {
     let mut changes = follow(
         database_url,
         "sync",
         Duration::from_millis(20),
         Duration::from_secs(3600),
+        stop,
     );
-    while let Some(change) = changes.recv().await {
+    while let Some(change) = changes.next().await {
         match change {
             Change::Connected => handle.request(Scope::All, Trigger::Change),
             Change::Quiet => {}
@@ -198,6 +283,27 @@ mod tests {
                 .filter_map(|s| OrgSlug::parse(s).ok())
                 .collect(),
         )
+    }
+
+    #[tokio::test]
+    async fn the_cron_task_asks_for_a_full_run_at_each_time_and_ends_when_told() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let every_second = crate::config::sync_schedule("* * * * * *").unwrap();
+        let task = tokio::spawn(cron(every_second, SyncHandle { tx }, stop.clone()));
+        for _ in 0..2 {
+            let asked = tokio::time::timeout(Duration::from_secs(3), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(asked.scope, Scope::All);
+            assert_eq!(asked.trigger, Trigger::Cron);
+        }
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 
     #[test]

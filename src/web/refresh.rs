@@ -243,47 +243,55 @@ async fn refresh_within(
     }
 }
 
-/// Runs the background refresh of the sessions in use, for the life of the process.
-pub fn spawn(
+/// The background refresh of the sessions in use, until `stop` (a task of
+/// `startup`'s). It stops between two sessions, never inside a refresh: Keycloak has
+/// rotated the refresh token by the time it answers, and a refresh cut off before the
+/// new one is stored would end the person's session.
+pub async fn run(
     refresher: Arc<SessionRefresher>,
     pool: PgPool,
     oidc: Arc<OidcClient>,
     revocations: Arc<Revocations>,
     metrics: crate::metrics::Metrics,
+    stop: tokio_util::sync::CancellationToken,
 ) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let active = refresher.take_active();
-            if active.is_empty() {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let active = refresher.take_active();
+        if active.is_empty() {
+            continue;
+        }
+        let due = match crate::db::sessions::refresh_due(&pool, &active, REFRESH_MARGIN).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sessions due for refresh");
                 continue;
             }
-            let due = match crate::db::sessions::refresh_due(&pool, &active, REFRESH_MARGIN).await {
-                Ok(due) => due,
+        };
+        for handle in due {
+            if stop.is_cancelled() {
+                return;
+            }
+            let outcome = refresh_session(&pool, &oidc, &revocations, &handle).await;
+            let label = match &outcome {
+                Ok(outcome) => outcome.as_str(),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the sessions due for refresh");
-                    continue;
+                    tracing::warn!(
+                        error = %e,
+                        oauth_error = e.oauth_error().unwrap_or("-"),
+                        "session refresh failed; the session is kept and the refresh retried while it is in use"
+                    );
+                    e.metric_label()
                 }
             };
-            for handle in due {
-                let outcome = refresh_session(&pool, &oidc, &revocations, &handle).await;
-                let label = match &outcome {
-                    Ok(outcome) => outcome.as_str(),
-                    Err(e) => {
-                        tracing::warn!(
-                            error = %e,
-                            oauth_error = e.oauth_error().unwrap_or("-"),
-                            "session refresh failed; the session is kept and the refresh retried while it is in use"
-                        );
-                        e.metric_label()
-                    }
-                };
-                metrics.session_refreshes.with_label_values(&[label]).inc();
-            }
+            metrics.session_refreshes.with_label_values(&[label]).inc();
         }
-    });
+    }
 }
 
 #[cfg(test)]

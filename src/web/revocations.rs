@@ -95,31 +95,35 @@ fn apply(set: &mut Set, row: RevocationRow) {
     }
 }
 
-/// Keeps `state` in step with Postgres for the life of the process.
-pub fn spawn_refresher(state: Arc<Revocations>, pool: PgPool, database_url: String) {
-    let mut changes = follow(database_url, "revocations", SETTLE, SAFETY_NET);
-    tokio::spawn(async move {
-        let mut ticks: u32 = 0;
-        while let Some(change) = changes.recv().await {
-            match change {
-                Change::Notified(_) => {
-                    if change.touches(&["session_revocations"]) {
-                        reload_logged(&state, &pool).await;
-                    }
-                }
-                Change::Connected => reload_logged(&state, &pool).await,
-                Change::Quiet => {
+/// Keeps `state` in step with Postgres until `stop` (a task of `startup`'s); purges
+/// expired sessions now and then.
+pub async fn refresh(
+    state: Arc<Revocations>,
+    pool: PgPool,
+    database_url: String,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut changes = follow(database_url, "revocations", SETTLE, SAFETY_NET, stop);
+    let mut ticks: u32 = 0;
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Notified(_) => {
+                if change.touches(&["session_revocations"]) {
                     reload_logged(&state, &pool).await;
-                    ticks = ticks.wrapping_add(1);
-                    if ticks.is_multiple_of(PURGE_EVERY)
-                        && let Err(e) = crate::db::sessions::purge_expired(&pool).await
-                    {
-                        tracing::warn!(error = %e, "purging expired sessions failed");
-                    }
+                }
+            }
+            Change::Connected => reload_logged(&state, &pool).await,
+            Change::Quiet => {
+                reload_logged(&state, &pool).await;
+                ticks = ticks.wrapping_add(1);
+                if ticks.is_multiple_of(PURGE_EVERY)
+                    && let Err(e) = crate::db::sessions::purge_expired(&pool).await
+                {
+                    tracing::warn!(error = %e, "purging expired sessions failed");
                 }
             }
         }
-    });
+    }
 }
 
 async fn reload_logged(state: &Revocations, pool: &PgPool) {

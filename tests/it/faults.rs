@@ -181,27 +181,7 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
     let (database_url, pool) = fresh_database().await;
     let root = unique("t");
     let tag = unique("");
-    for i in 0..12 {
-        sqlx::query("INSERT INTO orgs (slug, name, features) VALUES ($1, $1, '{seo}')")
-            .bind(format!("k{i}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO users (email) VALUES ($1)")
-            .bind(format!("k{i}.{tag}@example.com"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO memberships (org_id, user_id, roles) SELECT o.id, u.id, '{ORG_ADMIN}' \
-             FROM orgs o, users u WHERE o.slug = $1 AND u.email = $2",
-        )
-        .bind(format!("k{i}"))
-        .bind(format!("k{i}.{tag}@example.com"))
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
+    seed_orgs(&pool, &tag).await;
     let mut env = base_env(&database_url);
     env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), root.clone());
     env.insert("WIZBRAND_SYNC_CONCURRENCY".into(), "1".into());
@@ -219,26 +199,7 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let created = match admin.find_group(&format!("/{root}")).await {
-            Some(group) => {
-                let children = admin
-                    .get(&format!(
-                        "/groups/{}/children",
-                        group["id"].as_str().unwrap()
-                    ))
-                    .await;
-                !children.as_array().unwrap().is_empty()
-            }
-            None => false,
-        };
-        if created {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the sync wrote nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sync_has_written(&admin, &root).await;
     child.0.kill().unwrap();
     let _ = child.0.wait();
     let first: String = sqlx::query_scalar("SELECT status FROM sync_runs ORDER BY id LIMIT 1")
@@ -272,7 +233,68 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
         .await
         .unwrap();
     assert_eq!(again.writes(), 0, "converged: {again:#?}");
-    for i in 0..12 {
+    every_org_is_synced(&admin, &root, &tag).await;
+    let users = admin
+        .get(&format!("/users?email=k0.{tag}@example.com&exact=true"))
+        .await;
+    assert_eq!(users.as_array().unwrap().len(), 1, "one user, not two");
+}
+
+/// Orgs the sync tests interrupt: [`SEEDED`] orgs `k0`…, each with one ORG_ADMIN,
+/// `k{i}.{tag}@example.com`.
+pub(crate) async fn seed_orgs(pool: &sqlx::PgPool, tag: &str) {
+    for i in 0..SEEDED {
+        sqlx::query("INSERT INTO orgs (slug, name, features) VALUES ($1, $1, '{seo}')")
+            .bind(format!("k{i}"))
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO users (email) VALUES ($1)")
+            .bind(format!("k{i}.{tag}@example.com"))
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, roles) SELECT o.id, u.id, '{ORG_ADMIN}' \
+             FROM orgs o, users u WHERE o.slug = $1 AND u.email = $2",
+        )
+        .bind(format!("k{i}"))
+        .bind(format!("k{i}.{tag}@example.com"))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+const SEEDED: usize = 12;
+
+/// Returns once a sync has made an org group under `/{root}`.
+pub(crate) async fn sync_has_written(admin: &KeycloakAdmin, root: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = match admin.find_group(&format!("/{root}")).await {
+            Some(group) => {
+                let children = admin
+                    .get(&format!(
+                        "/groups/{}/children",
+                        group["id"].as_str().unwrap()
+                    ))
+                    .await;
+                !children.as_array().unwrap().is_empty()
+            }
+            None => false,
+        };
+        if created {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the sync wrote nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every seeded org has its group, its three role groups and its ORG_ADMIN.
+pub(crate) async fn every_org_is_synced(admin: &KeycloakAdmin, root: &str, tag: &str) {
+    for i in 0..SEEDED {
         let path = format!("/{root}/k{i}");
         let group = admin
             .find_group(&path)
@@ -295,10 +317,6 @@ async fn a_sync_killed_half_way_is_finished_by_the_next_run_without_duplicates()
         let members = admin.member_emails(&format!("{path}/ORG_ADMIN")).await;
         assert_eq!(members, [format!("k{i}.{tag}@example.com")], "{path}");
     }
-    let users = admin
-        .get(&format!("/users?email=k0.{tag}@example.com&exact=true"))
-        .await;
-    assert_eq!(users.as_array().unwrap().len(), 1, "one user, not two");
 }
 
 #[tokio::test]

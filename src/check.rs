@@ -27,7 +27,13 @@ pub async fn run(config: &Config) -> ExitCode {
         },
     );
 
-    let http = crate::keycloak::http_client(config.probe_timeout);
+    let http = match crate::keycloak::try_http_client(config.probe_timeout) {
+        Ok(http) => http,
+        Err(e) => {
+            report("keycloak", Err(e.to_string()));
+            return ExitCode::FAILURE;
+        }
+    };
     match crate::keycloak::discover(&http, &config.keycloak).await {
         Ok(discovery) => {
             report(

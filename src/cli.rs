@@ -49,6 +49,13 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
     };
     crate::telemetry::init(config.log_format);
+    // Before anything starts: without CA roots every call to Keycloak would fail.
+    if matches!(cli.command, Command::Serve | Command::Sync { .. })
+        && let Err(e) = crate::keycloak::check_trust_store()
+    {
+        eprintln!("wizbrand: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Serve => serve(config).await,
         Command::Migrate => migrate(config).await,

@@ -31,6 +31,12 @@ pub enum KeycloakError {
     },
     #[error("Keycloak's issuer is {actual}, but KEYCLOAK_URL and KEYCLOAK_REALM give {expected}")]
     IssuerMismatch { expected: String, actual: String },
+    #[error(
+        "no TLS trust store: {cause}. wizbrand verifies Keycloak's certificate against the \
+         system's CA roots (/etc/ssl/certs); install the ca-certificates package, or set \
+         SSL_CERT_FILE to a PEM bundle (SSL_CERT_DIR to a folder of them)"
+    )]
+    TrustStore { cause: String },
 }
 
 /// The parts of the OpenID discovery document wizbrand relies on.
@@ -43,15 +49,49 @@ pub struct Discovery {
     pub end_session_endpoint: Option<String>,
 }
 
-/// The HTTP client for Keycloak: short time-outs, no redirects to follow.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
+fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("wizbrand/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The HTTP client for Keycloak, or why none can be built. With the fixed options
+/// above, the one thing that fails at run time is the trust store: the platform
+/// verifier refuses to start without a CA root (a container image without
+/// ca-certificates, an empty SSL_CERT_FILE).
+pub fn try_http_client(timeout: Duration) -> Result<reqwest::Client, KeycloakError> {
+    client_builder(timeout).build().map_err(|e| {
+        // reqwest says only "builder error"; the cause is further down the chain.
+        let mut cause = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(inner) = source {
+            cause = format!("{cause}: {inner}");
+            source = inner.source();
+        }
+        KeycloakError::TrustStore { cause }
+    })
+}
+
+/// Stops start-up with a clear error when no client can be built (see
+/// [`try_http_client`]); the commands that talk to Keycloak call it first.
+pub fn check_trust_store() -> Result<(), KeycloakError> {
+    try_http_client(Duration::from_secs(1)).map(|_| ())
+}
+
+/// The HTTP client for Keycloak: short time-outs, no redirects to follow. Start-up has
+/// passed [`check_trust_store`]; should the store vanish later, a client that trusts no
+/// server (every call fails, and /readyz says so) instead of reqwest's panicking
+/// `Client::new()`.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    try_http_client(timeout).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the HTTP client for Keycloak trusts no server");
+        client_builder(timeout)
+            .tls_certs_only(Vec::new())
+            .build()
+            .unwrap_or_default()
+    })
 }
 
 /// Fetches the realm's discovery document and checks its issuer.

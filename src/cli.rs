@@ -71,6 +71,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = crate::startup::Application::build(config).await?;
     tracing::info!(port = app.port(), "wizbrand is listening");
+    if let Some(port) = app.ops_port() {
+        tracing::info!(port, "metrics and readiness details on the ops listener");
+    }
     app.run_until_stopped().await?;
     Ok(())
 }

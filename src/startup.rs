@@ -29,6 +29,8 @@ use crate::web::session::SessionSettings;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The ops listener's port and server (`WIZBRAND_OPS_LISTEN`).
+    ops: Option<(u16, Server)>,
     pub pool: PgPool,
 }
 
@@ -95,8 +97,14 @@ impl Application {
             anyhow::anyhow!("cannot listen on {} (WIZBRAND_LISTEN): {e}", config.listen)
         })?;
         let port = listener.local_addr()?.port();
-        let server = run(
+        let ops_listener = bind_ops(&config)?;
+        let ops_port = match &ops_listener {
+            Some(listener) => Some(listener.local_addr()?.port()),
+            None => None,
+        };
+        let (server, ops) = run(
             listener,
+            ops_listener,
             pool.clone(),
             config,
             metrics,
@@ -104,28 +112,82 @@ impl Application {
             gate,
             revocations,
         )?;
-        Ok(Application { port, server, pool })
+        Ok(Application {
+            port,
+            server,
+            ops: ops_port.zip(ops),
+            pool,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The ops listener's port (`WIZBRAND_OPS_LISTEN`), unless it is off.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.ops.as_ref().map(|(port, _)| *port)
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.ops {
+            Some((_, ops)) => {
+                let (public, ops) = tokio::join!(self.server, ops);
+                public.and(ops)
+            }
+            None => self.server.await,
+        }
     }
 }
 
+/// The ops listener's socket (`WIZBRAND_OPS_LISTEN`), unless it is off.
+fn bind_ops(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Some(address) = config.ops.listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address} (WIZBRAND_OPS_LISTEN): {e}"))?;
+    Ok(Some(listener))
+}
+
+/// The ops server: metrics and readiness details, on a listener of its own that
+/// Traefik does not route to (docs/operations.md). One worker: scrapes and probes only.
+fn run_ops(
+    listener: TcpListener,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
+    metrics: web::Data<Metrics>,
+    http: web::Data<reqwest::Client>,
+    readiness: web::Data<crate::health::ReadinessCache>,
+) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(pool.clone())
+            .app_data(config.clone())
+            .app_data(metrics.clone())
+            .app_data(http.clone())
+            .app_data(readiness.clone())
+            .configure(crate::health::ops_routes)
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     listener: TcpListener,
+    ops_listener: Option<TcpListener>,
     pool: PgPool,
     config: Config,
     metrics: Metrics,
     sync: Option<SyncHandle>,
     gate: Arc<GateState>,
     revocations: Arc<Revocations>,
-) -> anyhow::Result<Server> {
+) -> anyhow::Result<(Server, Option<Server>)> {
     let sessions = SessionSettings::from_config(&config)?;
+    let session_settings = web::Data::new(sessions.clone());
     let host_cookies = web::Data::new(crate::web::app_host::HostCookies::from_config(&config)?);
     let security_headers = web::Data::new(crate::web::page::SecurityHeaders::new(&config)?);
     let throttle = web::Data::new(crate::web::throttle::SignInThrottle::new(
@@ -157,16 +219,31 @@ fn run(
     let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
+    let ops = match ops_listener {
+        Some(listener) => Some(run_ops(
+            listener,
+            pool.clone(),
+            config.clone(),
+            metrics.clone(),
+            http.clone(),
+            readiness.clone(),
+        )?),
+        None => None,
+    };
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(crate::web::page::security_headers))
             .wrap(sessions.middleware())
+            // Between the guard and the session middleware: a cookie under a previous
+            // session key is sealed again under the current one.
+            .wrap(from_fn(crate::web::key_rotation::open_with_previous_keys))
             // Outside the session middleware: it must not see a duplicated cookie.
             .wrap(from_fn(crate::web::cookie_guard::refuse_duplicates))
             .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .app_data(metrics.clone())
+            .app_data(session_settings.clone())
             .app_data(security_headers.clone())
             .app_data(host_cookies.clone())
             .app_data(throttle.clone())
@@ -187,7 +264,7 @@ fn run(
     })
     .listen(listener)?
     .run();
-    Ok(server)
+    Ok((server, ops))
 }
 
 /// Returns the request id of the request's span as `X-Request-Id`, so a person

@@ -78,6 +78,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let app = crate::startup::Application::build(config).await?;
     tracing::info!(port = app.port(), "wizbrand is listening");
+    if let Some(port) = app.ops_port() {
+        tracing::info!(port, "metrics and readiness details on the ops listener");
+    }
     app.run_until(crate::startup::shutdown_signal()).await
 }
 

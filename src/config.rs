@@ -103,6 +103,56 @@ pub struct Config {
     /// How long `serve` lets requests in flight and background tasks finish after
     /// SIGTERM or Ctrl-C.
     pub shutdown_grace: Duration,
+    /// Running it in production: key rotation, the internal listener (issue 16).
+    pub ops: OpsConfig,
+}
+
+/// Settings of production operation (issue 16), read in one block of their own.
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    /// Earlier session keys (`WIZBRAND_SESSION_KEYS_PREVIOUS`): they still open cookies,
+    /// never seal new ones (`WIZBRAND_SESSION_KEY` does). Newest first.
+    pub previous_session_keys: Vec<SecretString>,
+    /// Where `/metrics` and the detailed `/readyz` are served (`WIZBRAND_OPS_LISTEN`):
+    /// a listener Traefik does not route to. `None`: not served at all.
+    pub listen: Option<SocketAddr>,
+}
+
+/// Shortest session key accepted: actix's cookie key takes 64 bytes (signing and
+/// encryption halves).
+pub const SESSION_KEY_MIN_LEN: usize = 64;
+
+impl OpsConfig {
+    fn read<S: Source>(r: &Reader<'_, S>, current_key: &str) -> Result<Self, ConfigError> {
+        const PREVIOUS: &str = "WIZBRAND_SESSION_KEYS_PREVIOUS";
+        let mut previous_session_keys = Vec::new();
+        // Base64 has no comma, so a comma separates keys. Values are never echoed.
+        for (n, key) in r.or(PREVIOUS, "").split(',').map(str::trim).enumerate() {
+            if key.is_empty() || key == current_key {
+                // The current key in the list too (mid-rotation) opens nothing new.
+                continue;
+            }
+            if key.len() < SESSION_KEY_MIN_LEN {
+                return Err(ConfigError::Malformed {
+                    var: PREVIOUS,
+                    reason: format!(
+                        "key {} of the list is {} characters long; every key needs at least                          {SESSION_KEY_MIN_LEN} (keys are separated by commas)",
+                        n + 1,
+                        key.len()
+                    ),
+                });
+            }
+            previous_session_keys.push(SecretString::from(key.to_owned()));
+        }
+        let listen = match r.or("WIZBRAND_OPS_LISTEN", "127.0.0.1:9090").as_str() {
+            "off" => None,
+            _ => Some(r.parse("WIZBRAND_OPS_LISTEN", "127.0.0.1:9090")?),
+        };
+        Ok(OpsConfig {
+            previous_session_keys,
+            listen,
+        })
+    }
 }
 
 /// Looks a variable up; abstracted so tests can build a config from a map.
@@ -190,11 +240,11 @@ impl Config {
             "WIZBRAND_SESSION_KEY",
             "set it to at least 64 random bytes, e.g. `openssl rand -base64 64`",
         )?;
-        if session_key.len() < 64 {
+        if session_key.len() < SESSION_KEY_MIN_LEN {
             return Err(ConfigError::Malformed {
                 var: "WIZBRAND_SESSION_KEY",
                 reason: format!(
-                    "it is {} characters long; at least 64 are needed to sign and encrypt cookies",
+                    "it is {} characters long; at least {SESSION_KEY_MIN_LEN} are needed to sign and encrypt cookies",
                     session_key.len()
                 ),
             });
@@ -276,6 +326,7 @@ impl Config {
             None => keycloak_url.clone(),
         };
 
+        let ops = OpsConfig::read(&r, &session_key)?;
         Ok(Config {
             listen: r.parse("WIZBRAND_LISTEN", "127.0.0.1:8080")?,
             public_url,
@@ -327,6 +378,7 @@ impl Config {
             probe_timeout: Duration::from_millis(r.parse("WIZBRAND_PROBE_TIMEOUT_MS", "2000")?),
             admin_recheck: Duration::from_secs(r.parse("WIZBRAND_ADMIN_RECHECK_SECONDS", "60")?),
             shutdown_grace: shutdown_grace(&r)?,
+            ops,
         })
     }
 }
@@ -497,6 +549,8 @@ mod tests {
             ("WIZBRAND_LISTEN", Some("localhost")),
             ("WIZBRAND_MIGRATE_ON_START", Some("maybe")),
             ("WIZBRAND_OIDC_CLIENT_SECRET", None),
+            ("WIZBRAND_SESSION_KEYS_PREVIOUS", Some("too-short")),
+            ("WIZBRAND_OPS_LISTEN", Some("9090")),
         ];
         for (var, value) in cases {
             let message = error_for(var, *value);
@@ -559,5 +613,51 @@ mod tests {
         let mut env = base();
         env.insert("WIZBRAND_PUBLIC_URL".into(), "http://127.0.0.1:4000".into());
         assert!(Config::from_source(&env).is_ok());
+    }
+
+    #[test]
+    fn previous_session_keys_are_a_comma_list_never_echoed() {
+        let old = "o".repeat(64);
+        let older = "p".repeat(80);
+        let mut env = base();
+        env.insert(
+            "WIZBRAND_SESSION_KEYS_PREVIOUS".into(),
+            format!(" {old} ,, {older},{}", "k".repeat(64)),
+        );
+        let config = Config::from_source(&env).unwrap();
+        let keys: Vec<&str> = config
+            .ops
+            .previous_session_keys
+            .iter()
+            .map(secrecy::ExposeSecret::expose_secret)
+            .collect();
+        // Blanks and the current key itself are left out; the order is kept.
+        assert_eq!(keys, [old.as_str(), older.as_str()]);
+
+        env.insert(
+            "WIZBRAND_SESSION_KEYS_PREVIOUS".into(),
+            format!("{old},short-secret-value"),
+        );
+        let message = Config::from_source(&env)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("WIZBRAND_SESSION_KEYS_PREVIOUS"),
+            "{message}"
+        );
+        assert!(message.contains("key 2"), "{message}");
+        assert!(!message.contains("short-secret-value"), "{message}");
+        assert!(!message.contains(&old), "{message}");
+    }
+
+    #[test]
+    fn the_ops_listener_defaults_to_loopback_and_can_be_turned_off() {
+        let config = Config::from_source(&base()).unwrap();
+        assert_eq!(config.ops.listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(config.ops.previous_session_keys.is_empty());
+        let mut env = base();
+        env.insert("WIZBRAND_OPS_LISTEN".into(), "off".into());
+        assert_eq!(Config::from_source(&env).unwrap().ops.listen, None);
     }
 }

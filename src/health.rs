@@ -1,4 +1,8 @@
 //! `/healthz`, `/readyz` and `/metrics`.
+//!
+//! Two listeners: the public one (behind Traefik) answers `/healthz` and a bare
+//! `/readyz`; the ops listener (`WIZBRAND_OPS_LISTEN`, never routed by Traefik) adds
+//! `/metrics` and the readiness details, which name internal URLs and per-app counts.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -112,8 +116,29 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "up" }))
 }
 
+/// The public `/readyz`: the status and nothing else. What failed, and where it lives
+/// (internal URLs, error texts), is for operators: the ops listener's `/readyz`.
 #[get("/readyz")]
 async fn readyz(
+    pool: web::Data<PgPool>,
+    http: web::Data<reqwest::Client>,
+    config: web::Data<Config>,
+    cache: web::Data<ReadinessCache>,
+) -> HttpResponse {
+    let report = cache
+        .get_or_probe(|| readiness(&pool, &http, &config))
+        .await;
+    let body = serde_json::json!({ "ready": report.ready });
+    if report.ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// The ops listener's `/readyz`: which dependency failed and why.
+#[get("/readyz")]
+async fn readyz_details(
     pool: web::Data<PgPool>,
     http: web::Data<reqwest::Client>,
     config: web::Data<Config>,
@@ -142,8 +167,18 @@ async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     }
 }
 
+/// The public listener's probes: bare statuses (the orchestrator's liveness and
+/// readiness checks).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz).service(readyz).service(metrics);
+    cfg.service(healthz).service(readyz);
+}
+
+/// The ops listener (`WIZBRAND_OPS_LISTEN`), which Traefik does not route to:
+/// Prometheus metrics and readiness with its details.
+pub fn ops_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz)
+        .service(readyz_details)
+        .service(metrics);
 }
 
 #[cfg(test)]

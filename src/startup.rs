@@ -32,6 +32,8 @@ use crate::web::session::SessionSettings;
 pub struct Application {
     port: u16,
     server: Server,
+    /// The ops listener's port and server (`WIZBRAND_OPS_LISTEN`).
+    ops: Option<(u16, Server)>,
     pub pool: PgPool,
     tasks: Tasks,
     grace: Duration,
@@ -112,8 +114,14 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         let grace = config.shutdown_grace;
-        let server = run(
+        let ops_listener = bind_ops(&config)?;
+        let ops_port = match &ops_listener {
+            Some(listener) => Some(listener.local_addr()?.port()),
+            None => None,
+        };
+        let (server, ops) = run(
             listener,
+            ops_listener,
             pool.clone(),
             config,
             metrics,
@@ -128,6 +136,7 @@ impl Application {
         Ok(Application {
             port,
             server,
+            ops: ops_port.zip(ops),
             pool,
             tasks,
             grace,
@@ -138,10 +147,21 @@ impl Application {
         self.port
     }
 
+    /// The ops listener's port (`WIZBRAND_OPS_LISTEN`), unless it is off.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.ops.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until the process ends (the tests' in-process servers).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _tasks = self.tasks;
-        self.server.await
+        match self.ops {
+            Some((_, ops)) => {
+                let (public, ops) = tokio::join!(self.server, ops);
+                public.and(ops)
+            }
+            None => self.server.await,
+        }
     }
 
     /// Serves until `signal`, then shuts down within the grace period
@@ -153,11 +173,19 @@ impl Application {
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Application {
             server,
+            ops,
             pool,
             tasks,
             grace,
             ..
         } = self;
+        // The ops listener (metrics, readiness details) serves beside the public one
+        // and stops with it.
+        let ops = ops.map(|(_, ops)| {
+            let handle = ops.handle();
+            tokio::spawn(ops);
+            handle
+        });
         let handle = server.handle();
         let mut server = std::pin::pin!(server);
         tokio::select! {
@@ -173,8 +201,17 @@ impl Application {
             "shutting down: no new connections; finishing requests in flight and background tasks"
         );
         let began = Instant::now();
-        let ((), served, tasks_in_time) =
-            tokio::join!(handle.stop(true), &mut server, tasks.shutdown(grace));
+        let stop_ops = async {
+            if let Some(ops) = &ops {
+                ops.stop(true).await;
+            }
+        };
+        let ((), (), served, tasks_in_time) = tokio::join!(
+            handle.stop(true),
+            stop_ops,
+            &mut server,
+            tasks.shutdown(grace)
+        );
         if tokio::time::timeout(Duration::from_secs(5), pool.close())
             .await
             .is_err()
@@ -273,14 +310,51 @@ struct Shared {
     refresher: Arc<SessionRefresher>,
 }
 
+/// The ops listener's socket (`WIZBRAND_OPS_LISTEN`), unless it is off.
+fn bind_ops(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Some(address) = config.ops.listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {address} (WIZBRAND_OPS_LISTEN): {e}"))?;
+    Ok(Some(listener))
+}
+
+/// The ops server: metrics and readiness details, on a listener of its own that
+/// Traefik does not route to (docs/operations.md). One worker: scrapes and probes only.
+fn run_ops(
+    listener: TcpListener,
+    pool: web::Data<PgPool>,
+    config: web::Data<Config>,
+    metrics: web::Data<Metrics>,
+    http: web::Data<reqwest::Client>,
+    readiness: web::Data<crate::health::ReadinessCache>,
+) -> anyhow::Result<Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(pool.clone())
+            .app_data(config.clone())
+            .app_data(metrics.clone())
+            .app_data(http.clone())
+            .app_data(readiness.clone())
+            .configure(crate::health::ops_routes)
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     listener: TcpListener,
+    ops_listener: Option<TcpListener>,
     pool: PgPool,
     config: Config,
     metrics: Metrics,
     sync: Option<SyncHandle>,
     shared: Shared,
-) -> anyhow::Result<Server> {
+) -> anyhow::Result<(Server, Option<Server>)> {
     let Shared {
         gate,
         revocations,
@@ -288,6 +362,7 @@ fn run(
         refresher,
     } = shared;
     let sessions = SessionSettings::from_config(&config)?;
+    let session_settings = web::Data::new(sessions.clone());
     let host_cookies = web::Data::new(crate::web::app_host::HostCookies::from_config(&config)?);
     let security_headers = web::Data::new(crate::web::page::SecurityHeaders::new(&config)?);
     let throttle = web::Data::new(crate::web::throttle::SignInThrottle::new(
@@ -308,16 +383,31 @@ fn run(
     let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
+    let ops = match ops_listener {
+        Some(listener) => Some(run_ops(
+            listener,
+            pool.clone(),
+            config.clone(),
+            metrics.clone(),
+            http.clone(),
+            readiness.clone(),
+        )?),
+        None => None,
+    };
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(crate::web::page::security_headers))
             .wrap(sessions.middleware())
+            // Between the guard and the session middleware: a cookie under a previous
+            // session key is sealed again under the current one.
+            .wrap(from_fn(crate::web::key_rotation::open_with_previous_keys))
             // Outside the session middleware: it must not see a duplicated cookie.
             .wrap(from_fn(crate::web::cookie_guard::refuse_duplicates))
             .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
             .app_data(metrics.clone())
+            .app_data(session_settings.clone())
             .app_data(security_headers.clone())
             .app_data(host_cookies.clone())
             .app_data(throttle.clone())
@@ -341,7 +431,7 @@ fn run(
     .shutdown_timeout(grace.as_secs())
     .listen(listener)?
     .run();
-    Ok(server)
+    Ok((server, ops))
 }
 
 /// Returns the request id of the request's span as `X-Request-Id`, so a person

@@ -47,14 +47,17 @@ pub async fn purge_expired(pool: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// The tokens of a session, kept server-side under the cookie's random `handle`.
+/// A session's row in `session_tokens`: its tokens sealed under a key only the
+/// session's cookie holds (`web::token_vault`); `id` is derived from the cookie's
+/// handle, never the handle itself.
 pub struct SessionTokens<'a> {
-    pub handle: &'a str,
+    pub id: &'a str,
     pub sub: &'a str,
     pub sid: Option<&'a str>,
-    pub id_token: &'a str,
-    pub access_token: &'a str,
-    pub refresh_token: Option<&'a str>,
+    /// The sealed tokens (ID, access, refresh).
+    pub sealed: &'a [u8],
+    /// Whether Keycloak gave a refresh token.
+    pub refreshable: bool,
     pub access_expires_at: DateTime<Utc>,
     /// When the session ends here.
     pub expires_at: DateTime<Utc>,
@@ -63,18 +66,16 @@ pub struct SessionTokens<'a> {
 pub async fn store_tokens(pool: &PgPool, tokens: &SessionTokens<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO session_tokens \
-           (handle, sub, sid, id_token, access_token, refresh_token, access_expires_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (handle) DO UPDATE \
-         SET id_token = EXCLUDED.id_token, access_token = EXCLUDED.access_token, \
-             refresh_token = EXCLUDED.refresh_token, \
+           (id, sub, sid, sealed, refreshable, access_expires_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE \
+         SET sealed = EXCLUDED.sealed, refreshable = EXCLUDED.refreshable, \
              access_expires_at = EXCLUDED.access_expires_at, expires_at = EXCLUDED.expires_at",
     )
-    .bind(tokens.handle)
+    .bind(tokens.id)
     .bind(tokens.sub)
     .bind(tokens.sid)
-    .bind(tokens.id_token)
-    .bind(tokens.access_token)
-    .bind(tokens.refresh_token)
+    .bind(tokens.sealed)
+    .bind(tokens.refreshable)
     .bind(tokens.access_expires_at)
     .bind(tokens.expires_at)
     .execute(pool)
@@ -82,18 +83,19 @@ pub async fn store_tokens(pool: &PgPool, tokens: &SessionTokens<'_>) -> Result<(
     .map(|_| ())
 }
 
-/// Of `handles`, those whose access token expires within `margin` and can be refreshed.
+/// Of the rows `ids`, those whose access token expires within `margin` and can be
+/// refreshed.
 pub async fn refresh_due(
     pool: &PgPool,
-    handles: &[String],
+    ids: &[String],
     margin: chrono::Duration,
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT handle FROM session_tokens WHERE handle = ANY($1) \
-           AND refresh_token IS NOT NULL AND expires_at > now() \
+        "SELECT id FROM session_tokens WHERE id = ANY($1) \
+           AND refreshable AND expires_at > now() \
            AND access_expires_at < now() + $2",
     )
-    .bind(handles)
+    .bind(ids)
     .bind(margin)
     .fetch_all(pool)
     .await
@@ -104,7 +106,8 @@ pub async fn refresh_due(
 pub struct DueRefresh {
     pub sub: String,
     pub sid: Option<String>,
-    pub refresh_token: String,
+    /// The sealed tokens, to be opened with the session's handle.
+    pub sealed: Vec<u8>,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -112,39 +115,36 @@ pub struct DueRefresh {
 /// (any more), or another replica holds the lock: that one refreshes it.
 pub async fn lock_due_refresh(
     tx: &mut sqlx::PgConnection,
-    handle: &str,
+    id: &str,
     margin: chrono::Duration,
 ) -> Result<Option<DueRefresh>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT sub, sid, refresh_token, expires_at FROM session_tokens \
-         WHERE handle = $1 AND refresh_token IS NOT NULL AND expires_at > now() \
+        "SELECT sub, sid, sealed, expires_at FROM session_tokens \
+         WHERE id = $1 AND refreshable AND expires_at > now() \
            AND access_expires_at < now() + $2 \
          FOR UPDATE SKIP LOCKED",
     )
-    .bind(handle)
+    .bind(id)
     .bind(margin)
     .fetch_optional(tx)
     .await
 }
 
-/// Stores what a refresh returned (Keycloak may send a new ID token too).
+/// Stores what a refresh returned, sealed again.
 pub async fn store_refreshed(
     tx: &mut sqlx::PgConnection,
-    handle: &str,
-    access_token: &str,
-    refresh_token: Option<&str>,
-    id_token: Option<&str>,
+    id: &str,
+    sealed: &[u8],
+    refreshable: bool,
     access_expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE session_tokens SET access_token = $2, \
-           refresh_token = COALESCE($3, refresh_token), id_token = COALESCE($4, id_token), \
-           access_expires_at = $5 WHERE handle = $1",
+        "UPDATE session_tokens SET sealed = $2, refreshable = $3, access_expires_at = $4 \
+         WHERE id = $1",
     )
-    .bind(handle)
-    .bind(access_token)
-    .bind(refresh_token)
-    .bind(id_token)
+    .bind(id)
+    .bind(sealed)
+    .bind(refreshable)
     .bind(access_expires_at)
     .execute(tx)
     .await
@@ -152,18 +152,19 @@ pub async fn store_refreshed(
 }
 
 /// Forgets a session's tokens (its refresh was refused: the session is over).
-pub async fn delete_tokens(tx: &mut sqlx::PgConnection, handle: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM session_tokens WHERE handle = $1")
-        .bind(handle)
+pub async fn delete_tokens(tx: &mut sqlx::PgConnection, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM session_tokens WHERE id = $1")
+        .bind(id)
         .execute(tx)
         .await
         .map(|_| ())
 }
 
-/// Removes a session's tokens and hands back its ID token (the logout hint).
-pub async fn take_id_token(pool: &PgPool, handle: &str) -> Result<Option<String>, sqlx::Error> {
-    sqlx::query_scalar("DELETE FROM session_tokens WHERE handle = $1 RETURNING id_token")
-        .bind(handle)
+/// Removes a session's row and hands back its sealed tokens (logout: the ID token is
+/// the hint).
+pub async fn take_tokens(pool: &PgPool, id: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("DELETE FROM session_tokens WHERE id = $1 RETURNING sealed")
+        .bind(id)
         .fetch_optional(pool)
         .await
 }

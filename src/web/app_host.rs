@@ -41,6 +41,7 @@ use crate::web::rd::safe_redirect;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 use crate::web::session::{self, SignedIn, constant_time_eq, random_token};
+use crate::web::token_vault;
 
 pub use crate::web::cookie_guard::{APP_COOKIE, BIND_COOKIE};
 /// The reserved path on every app host (Traefik sends it to wizbrand, not the app).
@@ -67,18 +68,30 @@ pub struct HostPass {
 /// part of what is authenticated, so a session cookie's value cannot pass as one).
 pub struct HostCookies {
     key: Key,
+    /// `WIZBRAND_SESSION_KEYS_PREVIOUS`: open only, never seal.
+    previous: Vec<Key>,
 }
 
 impl HostCookies {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         Ok(HostCookies {
             key: session::cookie_key(config)?,
+            previous: session::previous_cookie_keys(config)?,
         })
     }
 
     #[cfg(test)]
     pub fn with_key(key: Key) -> Self {
-        HostCookies { key }
+        HostCookies {
+            key,
+            previous: Vec::new(),
+        }
+    }
+
+    /// Key rotation: the current key first (it sealed nearly every pass), then the
+    /// previous ones.
+    fn opening_keys(&self) -> impl Iterator<Item = &Key> {
+        std::iter::once(&self.key).chain(&self.previous)
     }
 
     /// The `Set-Cookie` of an app host: host-only, `Secure`, `HttpOnly`, `Lax`, ending
@@ -98,7 +111,9 @@ impl HostCookies {
         }
         let mut jar = CookieJar::new();
         jar.add_original(Cookie::new(APP_COOKIE, sealed.to_owned()));
-        let cookie = jar.private(&self.key).get(APP_COOKIE)?;
+        let cookie = self
+            .opening_keys()
+            .find_map(|key| jar.private(key).get(APP_COOKIE))?;
         serde_json::from_str(cookie.value()).ok()
     }
 }
@@ -316,6 +331,10 @@ async fn hand_off(
     let ticket = random_token();
     let session = serde_json::to_value(SignedIn {
         csrf: String::new(),
+        // The handle opens the session's tokens: Postgres sees it sealed under the
+        // ticket, which it never sees (docs/deploy.md, tokens at rest).
+        handle: token_vault::seal_for_ticket(&ticket, &user.handle)
+            .map_err(|e| AppError::Internal(e.into()).html())?,
         ..user
     })
     .map_err(|e| AppError::Internal(e.into()).html())?;
@@ -386,7 +405,12 @@ async fn exchange_ticket(
         None => None,
     };
     let nonce = cookie_guard::single(&req, BIND_COOKIE);
-    let user = match check_ticket(row, &host, nonce, Utc::now()) {
+    let user = match check_ticket(row, &host, nonce, Utc::now()).and_then(|mut user| {
+        user.handle =
+            token_vault::open_for_ticket(query.ticket.as_deref().unwrap_or_default(), &user.handle)
+                .map_err(|_| TicketRefusal::Damaged)?;
+        Ok(user)
+    }) {
         Ok(user) if !revocations.is_revoked(user.sid.as_deref(), &user.sub, user.issued_at()) => {
             user
         }

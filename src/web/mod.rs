@@ -3,6 +3,7 @@ pub mod admin;
 pub mod app_host;
 pub mod cookie_guard;
 pub mod html;
+pub mod key_rotation;
 pub mod orgs;
 pub mod page;
 pub mod rd;
@@ -11,6 +12,7 @@ pub mod revocations;
 pub mod session;
 pub mod signin;
 pub mod throttle;
+pub mod token_vault;
 
 use actix_web::web;
 

@@ -18,9 +18,10 @@ use std::time::Duration;
 use chrono::Utc;
 use sqlx::PgPool;
 
-use crate::db::sessions::RevocationRow;
+use crate::db::sessions::{DueRefresh, RevocationRow};
 use crate::oidc::client::{GrantRefused, OidcClient, SignInError};
 use crate::web::revocations::Revocations;
+use crate::web::token_vault::{Tokens, Vault, VaultError};
 
 /// Refresh when the access token has less than this left.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
@@ -41,6 +42,8 @@ pub enum RefreshError {
     Refused(GrantRefused),
     #[error("unexpected answer to the refresh: {0}")]
     Unexpected(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
 }
 
 impl RefreshError {
@@ -202,18 +205,38 @@ async fn refresh_within(
     handle: &str,
     margin: chrono::Duration,
 ) -> Result<(RefreshOutcome, Option<String>), RefreshError> {
+    let vault = Vault::for_handle(handle);
     let mut tx = pool.begin().await?;
-    let Some(due) = crate::db::sessions::lock_due_refresh(&mut tx, handle, margin).await? else {
+    let Some(due) = crate::db::sessions::lock_due_refresh(&mut tx, vault.row_id(), margin).await?
+    else {
         return Ok((RefreshOutcome::Skipped, None));
     };
-    match oidc.refresh(&due.refresh_token).await {
+    let stored = match vault.open(&due.sealed) {
+        Ok(stored) => stored,
+        Err(e) => {
+            // Written by something other than wizbrand: trust nothing of the session.
+            end_session(&mut tx, revocations, &due, vault.row_id()).await?;
+            tx.commit().await?;
+            tracing::warn!(sub = %due.sub, error = %e, "session tokens do not open; session ended");
+            return Ok((RefreshOutcome::Ended, None));
+        }
+    };
+    let Some(refresh_token) = stored.refresh_token.as_deref() else {
+        return Ok((RefreshOutcome::Skipped, None));
+    };
+    match oidc.refresh(refresh_token).await {
         Ok(tokens) => {
+            // Keycloak may leave out a new refresh or ID token: the old one stays.
+            let renewed = Tokens {
+                id_token: tokens.id_token.clone().unwrap_or(stored.id_token),
+                access_token: tokens.access_token.clone(),
+                refresh_token: tokens.refresh_token.clone().or(stored.refresh_token),
+            };
             crate::db::sessions::store_refreshed(
                 &mut tx,
-                handle,
-                &tokens.access_token,
-                tokens.refresh_token.as_deref(),
-                tokens.id_token.as_deref(),
+                vault.row_id(),
+                &vault.seal(&renewed)?,
+                renewed.refresh_token.is_some(),
                 tokens.access_expires_at(Utc::now()),
             )
             .await?;
@@ -222,17 +245,8 @@ async fn refresh_within(
         }
         Err(reason) if after_failure(&reason) == AfterFailure::EndSession => {
             // The Keycloak session is over: so is this one, on every replica.
-            let sid = due.sid.as_deref();
-            let sub = sid.is_none().then_some(due.sub.as_str());
-            let revoked_at =
-                crate::db::sessions::revoke(&mut *tx, sid, sub, due.expires_at).await?;
-            crate::db::sessions::delete_tokens(&mut tx, handle).await?;
+            end_session(&mut tx, revocations, &due, vault.row_id()).await?;
             tx.commit().await?;
-            revocations.add(RevocationRow {
-                sid: due.sid.clone(),
-                sub: sub.map(str::to_owned),
-                revoked_at,
-            });
             tracing::info!(sub = %due.sub, %reason, "Keycloak refused the refresh; session ended");
             Ok((RefreshOutcome::Ended, None))
         }
@@ -241,6 +255,27 @@ async fn refresh_within(
         Err(SignInError::Keycloak(e)) => Err(e.into()),
         Err(SignInError::IdToken(reason)) => Err(RefreshError::Unexpected(reason)),
     }
+}
+
+/// Ends a session on every replica (a revocation) and forgets its tokens, within `tx`.
+async fn end_session(
+    tx: &mut sqlx::PgConnection,
+    revocations: &Revocations,
+    due: &DueRefresh,
+    row_id: &str,
+) -> Result<(), RefreshError> {
+    let sid = due.sid.as_deref();
+    let sub = sid.is_none().then_some(due.sub.as_str());
+    let revoked_at = crate::db::sessions::revoke(&mut *tx, sid, sub, due.expires_at).await?;
+    crate::db::sessions::delete_tokens(tx, row_id).await?;
+    // Applied here before the commit: a failed commit leaves this replica stricter
+    // than Postgres until the next reload, never laxer.
+    revocations.add(RevocationRow {
+        sid: due.sid.clone(),
+        sub: sub.map(str::to_owned),
+        revoked_at,
+    });
+    Ok(())
 }
 
 /// The background refresh of the sessions in use, until `stop` (a task of
@@ -266,14 +301,20 @@ pub async fn run(
         if active.is_empty() {
             continue;
         }
-        let due = match crate::db::sessions::refresh_due(&pool, &active, REFRESH_MARGIN).await {
+        // Postgres knows the sessions by row id only (derived from the handle).
+        let mut by_row: std::collections::HashMap<String, String> = active
+            .into_iter()
+            .map(|handle| (Vault::for_handle(&handle).row_id().to_owned(), handle))
+            .collect();
+        let rows: Vec<String> = by_row.keys().cloned().collect();
+        let due = match crate::db::sessions::refresh_due(&pool, &rows, REFRESH_MARGIN).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the sessions due for refresh");
                 continue;
             }
         };
-        for handle in due {
+        for handle in due.iter().filter_map(|row| by_row.remove(row)) {
             if stop.is_cancelled() {
                 return;
             }

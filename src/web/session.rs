@@ -140,17 +140,43 @@ pub fn cookie_key(config: &Config) -> anyhow::Result<Key> {
         .map_err(|e| anyhow::anyhow!("WIZBRAND_SESSION_KEY cannot be used: {e}"))
 }
 
+/// The keys that only open wizbrand's cookies, from `WIZBRAND_SESSION_KEYS_PREVIOUS`
+/// (key rotation: a cookie sealed before the rotation still opens; docs/deploy.md).
+pub fn previous_cookie_keys(config: &Config) -> anyhow::Result<Vec<Key>> {
+    config
+        .ops
+        .previous_session_keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| {
+            Key::try_from(key.expose_secret().as_bytes()).map_err(|e| {
+                anyhow::anyhow!(
+                    "key {} of WIZBRAND_SESSION_KEYS_PREVIOUS cannot be used: {e}",
+                    n + 1
+                )
+            })
+        })
+        .collect()
+}
+
 /// How the session cookie is set, fixed at start-up.
 #[derive(Clone)]
 pub struct SessionSettings {
     key: Key,
+    previous: Vec<Key>,
 }
 
 impl SessionSettings {
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         Ok(SessionSettings {
             key: cookie_key(config)?,
+            previous: previous_cookie_keys(config)?,
         })
+    }
+
+    /// The key that seals, and the keys that only open.
+    pub fn keys(&self) -> (&Key, &[Key]) {
+        (&self.key, &self.previous)
     }
 
     /// Always `Secure`, even for an http public URL: the prefix demands it, and
@@ -187,6 +213,7 @@ mod proptests {
     fn settings() -> SessionSettings {
         SessionSettings {
             key: Key::from(&KEY),
+            previous: Vec::new(),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::web::refresh::REFRESH_MARGIN;
 use crate::web::revocations::Revocations;
 use crate::web::session::{self, LOGIN_KEY, SESSION_TTL, SignedIn};
 use crate::web::throttle::{SignInThrottle, client_address};
+use crate::web::token_vault::{Tokens as VaultTokens, Vault};
 
 #[derive(Deserialize)]
 pub struct RdQuery {
@@ -214,16 +215,24 @@ async fn callback(
         csrf: session::random_token(),
         refresh_at: (access_expires_at - REFRESH_MARGIN).timestamp_millis(),
     };
-    if let Some(id_token) = tokens.id_token.as_deref() {
+    if let Some(id_token) = tokens.id_token.clone() {
+        // Sealed under a key only this session's cookie holds (the handle's).
+        let vault = Vault::for_handle(&user.handle);
+        let sealed = vault
+            .seal(&VaultTokens {
+                id_token,
+                access_token: tokens.access_token.clone(),
+                refresh_token: tokens.refresh_token.clone(),
+            })
+            .map_err(|e| AppError::Internal(e.into()).html())?;
         crate::db::sessions::store_tokens(
             &pool,
             &crate::db::sessions::SessionTokens {
-                handle: &user.handle,
+                id: vault.row_id(),
                 sub: &user.sub,
                 sid: user.sid.as_deref(),
-                id_token,
-                access_token: &tokens.access_token,
-                refresh_token: tokens.refresh_token.as_deref(),
+                sealed: &sealed,
+                refreshable: tokens.refresh_token.is_some(),
                 access_expires_at,
                 expires_at: user.expires_at(),
             },
@@ -281,12 +290,21 @@ async fn logout(
         }),
         Err(e) => tracing::error!(error = %e, "logout could not record the revocation"),
     }
-    let id_token = crate::db::sessions::take_id_token(&pool, &user.handle)
-        .await
-        .unwrap_or_else(|e| {
+    let vault = Vault::for_handle(&user.handle);
+    let id_token = match crate::db::sessions::take_tokens(&pool, vault.row_id()).await {
+        Ok(Some(sealed)) => match vault.open(&sealed) {
+            Ok(tokens) => Some(tokens.id_token),
+            Err(e) => {
+                tracing::warn!(error = %e, "logout could not open the session's ID token");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
             tracing::warn!(error = %e, "logout could not read the session's ID token");
             None
-        });
+        }
+    };
     let location = match oidc.discovery().await {
         Ok(discovery) => oidc
             .end_session_url(&discovery, id_token.as_deref(), &signed_out)

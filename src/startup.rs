@@ -132,6 +132,7 @@ fn run(
         config.signin_rate_per_minute,
     ));
     let readiness = web::Data::new(crate::health::ReadinessCache::default());
+    let scim_limiter = web::Data::new(crate::scim::ScimLimiter::new(config.scim_rate_per_minute));
     let oidc = Arc::new(OidcClient::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config,
@@ -171,6 +172,7 @@ fn run(
             .app_data(host_cookies.clone())
             .app_data(throttle.clone())
             .app_data(readiness.clone())
+            .app_data(scim_limiter.clone())
             .app_data(http.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
@@ -183,6 +185,7 @@ fn run(
             .configure(crate::health::routes)
             .configure(crate::forward_auth::routes)
             .configure(crate::api::routes)
+            .configure(crate::scim::routes)
             .configure(crate::web::routes)
     })
     .listen(listener)?

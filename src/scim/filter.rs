@@ -465,7 +465,7 @@ pub fn matches(filter: &Filter, resource: &Value, attrs: &dyn Attributes) -> boo
                 sub: None,
             };
             let scoped = Scoped { outer: &outer, attrs };
-            values_at(resource, &outer)
+            elements(resource, &outer)
                 .iter()
                 .any(|v| matches(inner, v, &scoped))
         }
@@ -513,24 +513,27 @@ pub fn get_ci<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
-/// The values a path names in a resource: every value of a multi-valued attribute (its
-/// `value` sub-attribute when the path names none and the values are complex).
-pub fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
+/// The values of an attribute as they are: each element of a multi-valued one.
+fn elements<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     let base = match &path.urn {
         Some(urn) => match get_ci(resource, urn) {
-            // The URN of the resource's own schema: the attribute is at the top.
             Some(ext) if ext.is_object() => ext,
             _ => resource,
         },
         None => resource,
     };
-    let Some(top) = get_ci(base, &path.name) else {
-        return Vec::new();
-    };
-    let items: Vec<&Value> = match top {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    };
+    match get_ci(base, &path.name) {
+        Some(Value::Array(items)) => items.iter().collect(),
+        Some(other) => vec![other],
+        None => Vec::new(),
+    }
+}
+
+/// The values a path names in a resource: every value of a multi-valued attribute (its
+/// `value` sub-attribute when the path names none and the values are complex).
+pub fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
+    // The URN of the resource's own schema is not a key: the attribute is at the top.
+    let items = elements(resource, &AttrPath { sub: None, ..path.clone() });
     match &path.sub {
         Some(sub) => items.into_iter().filter_map(|v| get_ci(v, sub)).collect(),
         None => items

@@ -702,7 +702,7 @@ mod tests {
         assert_eq!(out["emails"].as_array().unwrap().len(), 2, "add appends");
         let out = patch(json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": "m-1"}])).unwrap();
         assert_eq!(out[ENTERPRISE]["manager"], json!({"value": "m-1"}), "Entra's manager id");
-        let err = patch(json!([{"op": "replace", "path": "emails[type co \"o\"].value", "value": "z@example.com"}]))
+        let err = patch(json!([{"op": "replace", "path": "emails[type eq \"home\" or type eq \"other\"].value", "value": "z@example.com"}]))
             .unwrap_err();
         assert!(err.to_string().contains("matches"), "{err}");
     }

@@ -33,7 +33,6 @@ pub fn render(row: &ScimUser, base: &str) -> Value {
     for (k, v) in stored {
         out.insert(k, v);
     }
-    out.insert("active".into(), json!(row.active));
     if !row.roles.is_empty() {
         let groups: Vec<Value> = row
             .roles
@@ -73,8 +72,10 @@ fn one(req: &HttpRequest, row: &ScimUser, base: &str, status: StatusCode) -> Sci
     Ok(response)
 }
 
-/// A checked body as the write manage takes; `active` defaults to `default_active`.
-fn to_write(mut stored: Map<String, Value>, default_active: bool) -> Result<UserWrite, ScimError> {
+/// A checked body as the write manage takes. `active` left out: `keep` when given (a
+/// `PUT` without it must not re-activate someone), else unassigned, which counts as
+/// active (as on creation).
+fn to_write(mut stored: Map<String, Value>, keep: Option<bool>) -> Result<UserWrite, ScimError> {
     let user_name = text(&stored, "userName").unwrap_or_default().trim().to_owned();
     if user_name.is_empty() || user_name.chars().count() > 256 || user_name.chars().any(char::is_control) {
         return Err(ScimError::invalid_value(
@@ -82,11 +83,14 @@ fn to_write(mut stored: Map<String, Value>, default_active: bool) -> Result<User
         ));
     }
     stored.insert("userName".into(), json!(user_name));
-    let active = stored
-        .get("active")
-        .and_then(Value::as_bool)
-        .unwrap_or(default_active);
-    stored.insert("active".into(), json!(active));
+    let active = match (stored.get("active").and_then(Value::as_bool), keep) {
+        (Some(given), _) => given,
+        (None, Some(kept)) => {
+            stored.insert("active".into(), json!(kept));
+            kept
+        }
+        (None, None) => true,
+    };
     let email = member_email(&stored)?;
     Ok(UserWrite {
         user_name,
@@ -157,7 +161,7 @@ pub async fn create(
     payload: web::Payload,
 ) -> ScimResult {
     let body = read_json(&req, payload).await?;
-    let write = to_write(normalise_body(&body, &USER_SCHEMA)?, true)?;
+    let write = to_write(normalise_body(&body, &USER_SCHEMA)?, None)?;
     let row = crate::manage::scim::create_user(&pool, &actor, &write).await?;
     one(&req, &row, &base_url(&config), StatusCode::CREATED)
 }
@@ -185,7 +189,7 @@ pub async fn replace(
 ) -> ScimResult {
     let current = find(&pool, &actor, &id).await?;
     let body = read_json(&req, payload).await?;
-    let write = to_write(normalise_body(&body, &USER_SCHEMA)?, current.active)?;
+    let write = to_write(normalise_body(&body, &USER_SCHEMA)?, Some(current.active))?;
     let row = crate::manage::scim::replace_user(&pool, &actor, current.id, if_match(&req), &write)
         .await?;
     one(&req, &row, &base_url(&config), StatusCode::OK)
@@ -210,7 +214,7 @@ pub async fn patch(
         attempts += 1;
         let current = find(&pool, &actor, &id).await?;
         let stored = current.resource.as_object().cloned().unwrap_or_default();
-        let write = to_write(apply_to_user(&stored, &ops, &USER_SCHEMA)?, current.active)?;
+        let write = to_write(apply_to_user(&stored, &ops, &USER_SCHEMA)?, None)?;
         let expected = wanted.or(Some(current.version));
         match crate::manage::scim::replace_user(&pool, &actor, current.id, expected, &write).await {
             Ok(row) => return one(&req, &row, &base_url(&config), StatusCode::OK),
@@ -273,10 +277,13 @@ mod tests {
     #[test]
     fn writes_keep_active_unless_given() {
         let stored = |v: Value| v.as_object().cloned().unwrap();
-        let w = to_write(stored(json!({"userName": " a@example.com "})), false).unwrap();
-        assert!(!w.active);
+        let w = to_write(stored(json!({"userName": " a@example.com "})), Some(false)).unwrap();
+        assert!(!w.active, "a PUT without active keeps it");
+        assert_eq!(w.resource["active"], false);
         assert_eq!(w.user_name, "a@example.com");
         assert_eq!(w.email.unwrap().as_str(), "a@example.com");
-        assert!(to_write(stored(json!({"userName": "  "})), true).is_err());
+        let w = to_write(stored(json!({"userName": "b"})), None).unwrap();
+        assert!(w.active && w.resource.get("active").is_none(), "unassigned counts as active");
+        assert!(to_write(stored(json!({"userName": "  "})), None).is_err());
     }
 }

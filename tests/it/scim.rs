@@ -698,7 +698,7 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
             {"op": "remove", "path": "members", "value": [{"value": id}]},
             {"op": "add", "path": "members", "value": [{"value": "8a4c7e4e-0000-4000-8000-000000000000"}]}])).to_string()), 400, Some("invalidValue")),
         ("a group that is no role", Method::GET, "/Groups/Engineering", None, 404, None),
-        ("a user id that is no id", Method::GET, "/Users/../Groups", None, 404, None),
+        ("a user id that is no id", Method::GET, "/Users/not-an-id", None, 404, None),
         ("a method the endpoint lacks", Method::PUT, "/Users", Some("{}".into()), 405, None),
         ("writing discovery", Method::POST, "/ServiceProviderConfig", Some("{}".into()), 405, None),
         ("an unknown endpoint", Method::GET, "/Devices", None, 404, None),
@@ -746,11 +746,9 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
         .await;
     let boss_id = boss.body["id"].as_str().unwrap().to_owned();
     assert_eq!(w.scim(&token, Method::PATCH, "/Groups/ORG_ADMIN", Some(patch_op(json!([{"op": "add", "path": "members", "value": [{"value": boss_id}]}])))).await.status, 204);
-    sqlx::query("DELETE FROM memberships m USING users u WHERE u.id = m.user_id AND u.email = $1")
-        .bind(&w.admin.email)
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
+    let acme_only = "DELETE FROM memberships m USING users u, orgs o \
+        WHERE u.id = m.user_id AND o.id = m.org_id AND o.slug = 'acme' AND u.email = $1";
+    sqlx::query(acme_only).bind(&w.admin.email).execute(&w.app.pool).await.unwrap();
     let last = w
         .scim(&token, Method::PATCH, &format!("/Users/{boss_id}"), Some(patch_op(json!([{"op": "replace", "path": "active", "value": false}]))))
         .await;
@@ -759,7 +757,7 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
     let boss_now = w.scim(&token, Method::GET, &format!("/Users/{boss_id}"), None).await;
     assert_eq!(boss_now.body["active"], true);
     sqlx::query("DELETE FROM scim_users WHERE id = $1::uuid").bind(&boss_id).execute(&w.app.pool).await.unwrap();
-    sqlx::query("DELETE FROM memberships m USING users u WHERE u.id = m.user_id AND u.email = $1")
+    sqlx::query(acme_only)
         .bind(boss.body["userName"].as_str().unwrap())
         .execute(&w.app.pool)
         .await
@@ -853,4 +851,72 @@ async fn scim2_tester_passes_every_check_but_the_documented_ones() {
     assert!(undocumented.is_empty(), "failures docs/scim.md does not explain:\n{}", undocumented.join("\n"));
     let stale: Vec<_> = documented.difference(&failed).collect();
     assert!(stale.is_empty(), "docs/scim.md lists checks that pass now: {stale:?}");
+}
+
+#[tokio::test]
+async fn an_org_admin_makes_and_revokes_tokens_on_the_scim_page() {
+    use crate::signin::{body, csrf_of, person, sign_in, spawn_app};
+    let app = spawn_app().await;
+    let owner = person(&app.pool, &[("acme", "ORG_ADMIN")]).await;
+    sign_in(&app, "/", &owner).await;
+    let (status, org_page) = body(&app, "/admin/orgs/acme").await;
+    assert_eq!(status, 200);
+    assert!(org_page.contains("/admin/orgs/acme/scim"), "the org page links to it");
+    let (status, page) = body(&app, "/admin/orgs/acme/scim").await;
+    assert_eq!(status, 200);
+    assert!(page.contains(&format!("{}/scim/v2", app.address)), "the base URL is shown");
+    let csrf = csrf_of(&page);
+
+    // A name that is markup shows as text; the secret is on this answer only.
+    let created = app
+        .client
+        .post(format!("{}/admin/orgs/acme/scim/tokens", app.address))
+        .form(&[("csrf", csrf.as_str()), ("name", "<b>Entra</b>")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let page = created.text().await.unwrap();
+    assert!(page.contains("&lt;b&gt;Entra&lt;/b&gt;") && !page.contains("<b>Entra</b>"));
+    let secret = page
+        .split("id=\"scim-secret\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("wzscim_"));
+    let (_, again) = body(&app, "/admin/orgs/acme/scim").await;
+    assert!(!again.contains(&secret), "shown once");
+    let scim = |token: String| {
+        let client = app.client.clone();
+        let url = format!("{}/scim/v2/Users", app.address);
+        async move { client.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(scim(secret.clone()).await, 200);
+    let id: String = sqlx::query_scalar("SELECT id::text FROM scim_tokens")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    // Without the CSRF token nothing is revoked.
+    let forged = app
+        .client
+        .post(format!("{}/admin/orgs/acme/scim/revoke", app.address))
+        .form(&[("id", id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+    assert_eq!(scim(secret.clone()).await, 200);
+    let revoked = app
+        .client
+        .post(format!("{}/admin/orgs/acme/scim/revoke", app.address))
+        .form(&[("csrf", csrf.as_str()), ("id", id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 303);
+    assert_eq!(scim(secret).await, 401);
+    let (_, after) = body(&app, "/admin/orgs/acme/scim").await;
+    assert!(after.contains("revoked"), "{after}");
 }

@@ -120,6 +120,28 @@ pub fn apply_to_user(
     let mut out = stored.clone();
     for op in ops {
         match (&op.path, op.op) {
+            // The path names an extension as a whole: its attributes, one by one.
+            (Some(raw), _) if rs.extension(raw).is_some() => {
+                let Some((urn, _)) = rs.extension(raw) else {
+                    continue;
+                };
+                match (op.op, &op.value) {
+                    (Op::Remove, _) => {
+                        out.remove(urn);
+                    }
+                    (_, Some(Value::Object(fields))) => {
+                        for (k, v) in fields {
+                            let path = parse_path(&format!("{urn}:{k}"))?;
+                            apply_at(&mut out, op.op, &path, Some(v), rs)?;
+                        }
+                    }
+                    _ => {
+                        return Err(ScimError::invalid_value(format!(
+                            "`{urn}` takes an object of its attributes"
+                        )));
+                    }
+                }
+            }
             (Some(raw), _) => {
                 let path = parse_path(raw)?;
                 apply_at(&mut out, op.op, &path, op.value.as_ref(), rs)?;
@@ -700,6 +722,8 @@ mod tests {
         assert_eq!(out["name"], json!({"familyName": "B"}));
         let out = patch(json!([{"op": "add", "path": "emails", "value": [{"value": "x@example.com"}]}])).unwrap();
         assert_eq!(out["emails"].as_array().unwrap().len(), 2, "add appends");
+        let out = patch(json!([{"op": "add", "path": ENTERPRISE, "value": {"division": "D", "employeeNumber": "7"}}])).unwrap();
+        assert_eq!(out[ENTERPRISE], json!({"division": "D", "employeeNumber": "7"}), "an extension as a whole");
         let out = patch(json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": "m-1"}])).unwrap();
         assert_eq!(out[ENTERPRISE]["manager"], json!({"value": "m-1"}), "Entra's manager id");
         let err = patch(json!([{"op": "replace", "path": "emails[type eq \"home\" or type eq \"other\"].value", "value": "z@example.com"}]))

@@ -155,11 +155,13 @@ impl ScimWorld {
 
     /// The role groups the account with `email` sits in under the org's Keycloak group.
     async fn kc_roles(&self, slug: &str, email: &str) -> Vec<String> {
+        // A fresh admin token: the master realm's live a minute, and a session takes longer.
+        let kc = KeycloakAdmin::connect().await;
         let mut held = Vec::new();
         for role in ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"] {
             let path = format!("/{}/{slug}/{role}", self.root);
-            if self.kc.find_group(&path).await.is_some()
-                && self.kc.member_emails(&path).await.iter().any(|e| e == email)
+            if kc.find_group(&path).await.is_some()
+                && kc.member_emails(&path).await.iter().any(|e| e == email)
             {
                 held.push(role.to_owned());
             }

@@ -34,3 +34,15 @@ if [[ ! -x "$st_venv/bin/st" ]]; then
   python3 -m venv "$st_venv"
   "$st_venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+
+# The independent SCIM conformance suite (tests/it/scim.rs runs scripts/scim_conformance.py
+# with it), in a virtualenv of its own in the cache, pinned.
+scim_venv="$CACHE/scim2-tester-$SCIM2_TESTER_VERSION"
+if [[ ! -x "$scim_venv/bin/python" ]] || ! "$scim_venv/bin/python" -c 'import scim2_tester, httpx2' 2>/dev/null; then
+  echo "[deps] installing scim2-tester==$SCIM2_TESTER_VERSION into $scim_venv"
+  mkdir -p "$CACHE"
+  rm -rf "$scim_venv"
+  python3 -m venv "$scim_venv"
+  "$scim_venv/bin/pip" install -q "scim2-tester[httpx2]==$SCIM2_TESTER_VERSION" \
+    "scim2-client==$SCIM2_CLIENT_VERSION" "scim2-models==$SCIM2_MODELS_VERSION" "httpx2==$HTTPX2_VERSION"
+fi

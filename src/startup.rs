@@ -369,7 +369,7 @@ fn run(
         config.signin_rate_per_minute,
     ));
     let readiness = web::Data::new(crate::health::ReadinessCache::default());
-    let grace = config.shutdown_grace;
+    let scim_limiter = web::Data::new(crate::scim::ScimLimiter::new(config.scim_rate_per_minute));
     let oidc = web::Data::from(oidc);
     let refresher = web::Data::from(refresher);
     let revocations = web::Data::from(revocations);
@@ -412,6 +412,7 @@ fn run(
             .app_data(host_cookies.clone())
             .app_data(throttle.clone())
             .app_data(readiness.clone())
+            .app_data(scim_limiter.clone())
             .app_data(http.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
@@ -424,6 +425,7 @@ fn run(
             .configure(crate::health::routes)
             .configure(crate::forward_auth::routes)
             .configure(crate::api::routes)
+            .configure(crate::scim::routes)
             .configure(crate::web::routes)
     })
     // Signals are `serve`'s to handle (`Application::run_until`), not every server's.

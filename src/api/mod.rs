@@ -8,6 +8,7 @@ pub mod auth;
 pub mod members;
 pub mod openapi;
 pub mod orgs;
+pub mod scim;
 pub mod sync;
 
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
@@ -253,6 +254,48 @@ pub fn table() -> Table {
         )
         .ok(200, Some("Entitlements")),
         orgs::entitlements,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs/{slug}/scim",
+            "getScim",
+            "The org's SCIM settings and tokens, never their secrets (ORG_ADMIN)",
+        )
+        .ok(200, Some("ScimSettings")),
+        scim::get,
+    );
+    t.add(
+        RouteDoc::new(
+            M::PATCH,
+            "/api/v1/orgs/{slug}/scim",
+            "updateScim",
+            "Let SCIM adopt members added by hand, or not (ORG_ADMIN)",
+        )
+        .body("ScimSettingsPatch")
+        .ok(200, Some("ScimSettings")),
+        scim::update,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/orgs/{slug}/scim/tokens",
+            "createScimToken",
+            "Create a SCIM bearer token; its secret is in this answer only (ORG_ADMIN)",
+        )
+        .body("ScimTokenCreate")
+        .ok(201, Some("ScimTokenCreated")),
+        scim::create_token,
+    );
+    t.add(
+        RouteDoc::new(
+            M::DELETE,
+            "/api/v1/orgs/{slug}/scim/tokens/{id}",
+            "revokeScimToken",
+            "Revoke a SCIM token: its next request is a 401 (ORG_ADMIN)",
+        )
+        .ok(204, None),
+        scim::revoke_token,
     );
     t.add(
         RouteDoc::new(

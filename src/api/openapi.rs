@@ -69,6 +69,7 @@ fn operation(doc: &RouteDoc) -> Value {
                 "email" => json!({"type": "string", "format": "email", "maxLength": 254,
                     "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)"}),
                 "key" => json!({"type": "string", "pattern": SLUG_PATTERN}),
+                "id" => json!({"type": "string", "format": "uuid"}),
                 _ => json!({"type": "string"}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})
@@ -136,6 +137,9 @@ const HOST_PATTERN: &str = "^(\\{org\\}\\.)?[a-z0-9.-]+$";
 /// A display name: 1 to 200 characters once trimmed, no control characters.
 const NAME_PATTERN: &str =
     "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$";
+
+/// A SCIM token's name: 1 to 100 characters once trimmed, no control characters.
+const TOKEN_NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
 
 fn schemas() -> Value {
     let role = json!({"type": "string", "enum": ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"]});
@@ -211,6 +215,24 @@ fn schemas() -> Value {
             "created": {"type": "integer"}, "updated": {"type": "integer"}, "deleted": {"type": "integer"},
             "unchanged": {"type": "integer"}, "failed": {"type": "integer"}, "errors": {"type": "array"}}},
         "SyncRunPage": page_of("SyncRun"),
+        "ScimToken": {"type": "object", "required": ["id", "name", "prefix", "created_by", "created_at"], "properties": {
+            "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+            "prefix": {"type": "string", "description": "the token's first characters"},
+            "created_by": {"type": "string", "description": "the creator's Keycloak subject"},
+            "created_at": time, "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"}}},
+        "ScimSettings": {"type": "object", "required": ["base_url", "adopt_hand_added", "provisioned", "tokens"], "properties": {
+            "base_url": {"type": "string", "format": "uri", "description": "the SCIM base URL to give the directory"},
+            "adopt_hand_added": {"type": "boolean", "description": "SCIM may take over members added by hand"},
+            "provisioned": {"type": "integer", "minimum": 0},
+            "tokens": {"type": "array", "items": reference("ScimToken")}}},
+        "ScimSettingsPatch": {"type": "object", "additionalProperties": false, "required": ["adopt_hand_added"], "properties": {
+            "adopt_hand_added": {"type": "boolean"}}},
+        "ScimTokenCreate": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": TOKEN_NAME_PATTERN}}},
+        "ScimTokenCreated": {"type": "object", "required": ["token", "secret"], "properties": {
+            "token": reference("ScimToken"),
+            "secret": {"type": "string", "description": "the bearer token; shown this once, stored hashed"}}},
     })
 }
 

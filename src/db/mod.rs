@@ -8,6 +8,8 @@ pub mod host_tickets;
 pub mod logout_jtis;
 pub mod members;
 pub mod orgs;
+pub mod scim_tokens;
+pub mod scim_users;
 pub mod sessions;
 pub mod sync_state;
 

@@ -4,6 +4,7 @@
 
 pub mod members;
 pub mod orgs;
+pub mod scim;
 pub mod sync;
 
 use sqlx::{PgPool, Postgres, Transaction};

@@ -330,6 +330,30 @@ async fn role_matrix_over_every_route() {
             None,
             [200, 200, 200, 200, 404, 401],
         ),
+        case(
+            M::GET,
+            "/api/v1/orgs/{org}/scim",
+            None,
+            [200, 200, 403, 403, 404, 401],
+        ),
+        case(
+            M::PATCH,
+            "/api/v1/orgs/{org}/scim",
+            Some(json!({"adopt_hand_added": true})),
+            [200, 200, 403, 403, 404, 401],
+        ),
+        case(
+            M::POST,
+            "/api/v1/orgs/{org}/scim/tokens",
+            Some(json!({"name": "Entra ID"})),
+            [201, 201, 403, 403, 404, 401],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/orgs/{org}/scim/tokens/00000000-0000-4000-8000-000000000000",
+            None,
+            [404, 404, 403, 403, 404, 401],
+        ),
         case(M::GET, "/api/v1/apps", None, [200, 200, 200, 200, 200, 401]),
         case(
             M::POST,
@@ -455,6 +479,7 @@ fn template(path: &str) -> String {
             (Some(&"orgs"), 4) => "{slug}",
             (Some(&"apps"), 4) => "{key}",
             (Some(&"members"), 6) => "{email}",
+            (Some(&"tokens"), 7) => "{id}",
             _ => seg,
         };
         out.push(named);
@@ -499,7 +524,8 @@ async fn router_and_openapi_document_agree() {
         let concrete = path
             .replace("{slug}", "acme")
             .replace("{key}", "seo")
-            .replace("{email}", "a@example.com");
+            .replace("{email}", "a@example.com")
+            .replace("{id}", "00000000-0000-4000-8000-000000000000");
         for method in &all {
             let (status, _) = call(&app, None, method.clone(), &concrete, None).await;
             let is_documented = documented.contains(&(method.to_string(), path.clone()));

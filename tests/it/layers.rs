@@ -25,7 +25,7 @@ const LAYERS: &[&[&str]] = &[
     // The gate.
     &["forward_auth"],
     // HTTP surfaces.
-    &["web", "api", "health"],
+    &["web", "api", "health", "scim"],
     // Wiring: the server and the configuration check.
     &["startup", "check"],
     // The commands.

@@ -21,6 +21,7 @@ mod identity;
 mod keycloak_realm;
 mod layers;
 mod schema;
+mod scim;
 mod shutdown;
 mod sibling;
 mod signin;

@@ -12,6 +12,7 @@ pub mod home;
 pub mod members;
 pub mod org_page;
 pub mod orgs;
+pub mod scim;
 pub mod sync;
 
 use actix_session::SessionExt;
@@ -308,6 +309,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(orgs::routes)
         .configure(members::routes)
         .configure(apps::routes)
+        .configure(scim::routes)
         .configure(sync::routes)
         .configure(audit::routes);
 }

@@ -27,12 +27,7 @@ fn scim_base(config: &Config) -> String {
     )
 }
 
-async fn settings(
-    pool: &PgPool,
-    caller: &Caller,
-    config: &Config,
-    slug: &str,
-) -> ApiResult {
+async fn settings(pool: &PgPool, caller: &Caller, config: &Config, slug: &str) -> ApiResult {
     let o = crate::manage::scim::overview(pool, &caller.principal, slug)
         .await
         .map_err(problem)?;
@@ -66,9 +61,14 @@ pub async fn update(
     slug: web::Path<String>,
     body: web::Json<ScimSettingsPatch>,
 ) -> ApiResult {
-    crate::manage::scim::set_adopt_hand_added(&pool, &caller.principal, &slug, body.adopt_hand_added)
-        .await
-        .map_err(problem)?;
+    crate::manage::scim::set_adopt_hand_added(
+        &pool,
+        &caller.principal,
+        &slug,
+        body.adopt_hand_added,
+    )
+    .await
+    .map_err(problem)?;
     settings(&pool, &caller, &config, &slug).await
 }
 

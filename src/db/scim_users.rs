@@ -181,7 +181,11 @@ pub async fn list(
 }
 
 /// The org's users who hold `role`.
-pub async fn with_role(pool: &PgPool, org_id: Uuid, role: &str) -> Result<Vec<ScimUser>, sqlx::Error> {
+pub async fn with_role(
+    pool: &PgPool,
+    org_id: Uuid,
+    role: &str,
+) -> Result<Vec<ScimUser>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM scim_users WHERE org_id = $1 AND $2 = ANY(roles) ORDER BY created_at, id"
     ))

@@ -156,7 +156,11 @@ async fn set_membership(
     }
     match policy::may_change_member(&actor.access(), &before_roles, after) {
         Verdict::Allow => {}
-        _ => return Err(ScimFault::Refused("the token's rights do not allow this".into())),
+        _ => {
+            return Err(ScimFault::Refused(
+                "the token's rights do not allow this".into(),
+            ));
+        }
     }
     let admins = db::members::count_admins(tx, org.id).await?;
     if !policy::keeps_an_admin(admins, &before_roles, after) {
@@ -199,12 +203,13 @@ async fn check_free(
     own_email: Option<&str>,
 ) -> Result<Option<Vec<Role>>, ScimFault> {
     let email = write.email.as_ref().map(Email::as_str);
-    if let Some(other) =
-        db::scim_users::clash(tx, org.id, except, &write.user_name, email).await?
-    {
+    if let Some(other) = db::scim_users::clash(tx, org.id, except, &write.user_name, email).await? {
         return Err(ScimFault::Uniqueness(
             if other.user_name.eq_ignore_ascii_case(&write.user_name) {
-                format!("userName `{}` is taken in this org (id {})", write.user_name, other.id)
+                format!(
+                    "userName `{}` is taken in this org (id {})",
+                    write.user_name, other.id
+                )
             } else {
                 format!(
                     "another user of this org (id {}) has the address {}",
@@ -275,13 +280,23 @@ pub async fn create_user(
     let org = lock_org(&mut tx, actor).await?;
     let adopted = check_free(&mut tx, &org, None, write, None).await?;
     let roles = strings(&canonical_roles(&adopted.unwrap_or_default()));
-    let row = db::scim_users::insert(&mut tx, org.id, actor.token_id, &fields(write, &roles)).await?;
+    let row =
+        db::scim_users::insert(&mut tx, org.id, actor.token_id, &fields(write, &roles)).await?;
     if let Some(email) = &row.email {
         let after = desired(row.active, Some(email), &parse_roles(&row.roles));
         set_membership(&mut tx, actor, &org, email, &after).await?;
     }
     let after = summary(&row);
-    audited(tx, actor, "scim.user.create", &row.user_name, &org, None, Some(after)).await?;
+    audited(
+        tx,
+        actor,
+        "scim.user.create",
+        &row.user_name,
+        &org,
+        None,
+        Some(after),
+    )
+    .await?;
     Ok(row)
 }
 
@@ -317,8 +332,16 @@ pub async fn replace_user(
     }
     let (before, after) = (summary(&row), summary(&updated));
     if before != after {
-        audited(tx, actor, "scim.user.update", &updated.user_name, &org, Some(before), Some(after))
-            .await?;
+        audited(
+            tx,
+            actor,
+            "scim.user.update",
+            &updated.user_name,
+            &org,
+            Some(before),
+            Some(after),
+        )
+        .await?;
     } else {
         tx.commit().await?;
     }
@@ -345,7 +368,16 @@ pub async fn delete_user(
     }
     db::scim_users::delete(&mut tx, id).await?;
     let before = summary(&row);
-    audited(tx, actor, "scim.user.delete", &row.user_name, &org, Some(before), None).await
+    audited(
+        tx,
+        actor,
+        "scim.user.delete",
+        &row.user_name,
+        &org,
+        Some(before),
+        None,
+    )
+    .await
 }
 
 /// Changes who holds `role` (a Group PATCH, PUT or DELETE): every user named must be one
@@ -359,7 +391,8 @@ pub async fn edit_role(
     let mut tx = pool.begin().await?;
     let org = lock_org(&mut tx, actor).await?;
     let users = db::scim_users::lock_all(&mut tx, org.id).await?;
-    let by_id: std::collections::HashMap<Uuid, &ScimUser> = users.iter().map(|u| (u.id, u)).collect();
+    let by_id: std::collections::HashMap<Uuid, &ScimUser> =
+        users.iter().map(|u| (u.id, u)).collect();
     let has = |u: &ScimUser| u.roles.iter().any(|r| r == role.as_str());
     let mut holders: std::collections::BTreeSet<Uuid> =
         users.iter().filter(|u| has(u)).map(|u| u.id).collect();
@@ -425,8 +458,14 @@ pub async fn edit_role(
         )
         .await?;
         if let Some(email) = &user.email {
-            set_membership(&mut tx, actor, &org, email, &desired(user.active, Some(email), &roles))
-                .await?;
+            set_membership(
+                &mut tx,
+                actor,
+                &org,
+                email,
+                &desired(user.active, Some(email), &roles),
+            )
+            .await?;
         }
     }
     if added.is_empty() && removed.is_empty() {
@@ -488,7 +527,8 @@ pub async fn create_token(
     );
     let prefix: String = secret.chars().take(TOKEN_PREFIX.len() + 6).collect();
     let mut tx = pool.begin().await?;
-    let token = db::scim_tokens::insert(&mut tx, org.id, name, &hash(&secret), &prefix, &who.sub).await?;
+    let token =
+        db::scim_tokens::insert(&mut tx, org.id, name, &hash(&secret), &prefix, &who.sub).await?;
     commit_audited(
         tx,
         Entry {
@@ -608,7 +648,10 @@ mod tests {
     #[test]
     fn only_active_users_with_an_address_hold_their_roles() {
         let roles = [Role::User, Role::Admin];
-        assert_eq!(desired(true, Some("a@example.com"), &roles), vec![Role::Admin, Role::User]);
+        assert_eq!(
+            desired(true, Some("a@example.com"), &roles),
+            vec![Role::Admin, Role::User]
+        );
         assert!(desired(false, Some("a@example.com"), &roles).is_empty());
         assert!(desired(true, None, &roles).is_empty());
     }

@@ -336,7 +336,9 @@ impl Parser {
     fn attr_expr(&mut self) -> Result<Filter, FilterError> {
         let word = match self.next() {
             Some(Token::Word(w)) => w,
-            Some(Token::Literal(v)) => return Err(syntax(format!("expected an attribute, found {v}"))),
+            Some(Token::Literal(v)) => {
+                return Err(syntax(format!("expected an attribute, found {v}")));
+            }
             Some(other) => return Err(syntax(format!("expected an attribute, found {other:?}"))),
             None => return Err(syntax("the filter ends too early")),
         };
@@ -344,7 +346,9 @@ impl Parser {
         if self.peek() == Some(&Token::OpenBracket) {
             self.at += 1;
             if path.sub.is_some() {
-                return Err(syntax(format!("`{word}[…]`: a value filter applies to an attribute, not a sub-attribute")));
+                return Err(syntax(format!(
+                    "`{word}[…]`: a value filter applies to an attribute, not a sub-attribute"
+                )));
             }
             self.deeper()?;
             let inner = self.or_expr()?;
@@ -356,16 +360,25 @@ impl Parser {
         }
         let op = match self.next() {
             Some(Token::Word(w)) => w,
-            _ => return Err(syntax(format!("`{word}` must be followed by an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)"))),
+            _ => {
+                return Err(syntax(format!(
+                    "`{word}` must be followed by an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)"
+                )));
+            }
         };
         if op.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(path));
         }
-        let op = CompareOp::parse(&op)
-            .ok_or_else(|| syntax(format!("`{op}` is not an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)")))?;
+        let op = CompareOp::parse(&op).ok_or_else(|| {
+            syntax(format!(
+                "`{op}` is not an operator (eq, ne, co, sw, ew, gt, ge, lt, le, pr)"
+            ))
+        })?;
         match self.next() {
             Some(Token::Literal(v)) => Ok(Filter::Compare(path, op, v)),
-            _ => Err(syntax(format!("`{word}` and its operator must be followed by a value (a quoted string, a number, true, false or null)"))),
+            _ => Err(syntax(format!(
+                "`{word}` and its operator must be followed by a value (a quoted string, a number, true, false or null)"
+            ))),
         }
     }
 }
@@ -417,7 +430,9 @@ pub fn parse_path(input: &str) -> Result<PatchPath, FilterError> {
     if p.peek() == Some(&Token::OpenBracket) {
         p.at += 1;
         if path.attr.sub.is_some() {
-            return Err(syntax("a value filter applies to an attribute, not a sub-attribute"));
+            return Err(syntax(
+                "a value filter applies to an attribute, not a sub-attribute",
+            ));
         }
         path.filter = Some(p.or_expr()?);
         if p.next() != Some(Token::CloseBracket) {
@@ -453,7 +468,9 @@ pub fn matches(filter: &Filter, resource: &Value, attrs: &dyn Attributes) -> boo
             let exact = attrs.case_exact(path);
             match op {
                 // `ne`: no value equals (an absent attribute is "not equal").
-                CompareOp::Ne => !found.iter().any(|v| compare(v, CompareOp::Eq, wanted, exact)),
+                CompareOp::Ne => !found
+                    .iter()
+                    .any(|v| compare(v, CompareOp::Eq, wanted, exact)),
                 _ if wanted.is_null() && *op == CompareOp::Eq => !found.iter().any(|v| present(v)),
                 _ => found.iter().any(|v| compare(v, *op, wanted, exact)),
             }
@@ -464,7 +481,10 @@ pub fn matches(filter: &Filter, resource: &Value, attrs: &dyn Attributes) -> boo
                 name: path.name.clone(),
                 sub: None,
             };
-            let scoped = Scoped { outer: &outer, attrs };
+            let scoped = Scoped {
+                outer: &outer,
+                attrs,
+            };
             elements(resource, &outer)
                 .iter()
                 .any(|v| matches(inner, v, &scoped))
@@ -474,7 +494,12 @@ pub fn matches(filter: &Filter, resource: &Value, attrs: &dyn Attributes) -> boo
 
 /// Whether one value of the attribute `outer` (an element of `emails`, say) matches the
 /// filter inside `outer[…]`.
-pub fn matches_within(inner: &Filter, element: &Value, outer: &AttrPath, attrs: &dyn Attributes) -> bool {
+pub fn matches_within(
+    inner: &Filter,
+    element: &Value,
+    outer: &AttrPath,
+    attrs: &dyn Attributes,
+) -> bool {
     matches(inner, element, &Scoped { outer, attrs })
 }
 
@@ -533,12 +558,24 @@ fn elements<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
 /// `value` sub-attribute when the path names none and the values are complex).
 pub fn values_at<'a>(resource: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     // The URN of the resource's own schema is not a key: the attribute is at the top.
-    let items = elements(resource, &AttrPath { sub: None, ..path.clone() });
+    let items = elements(
+        resource,
+        &AttrPath {
+            sub: None,
+            ..path.clone()
+        },
+    );
     match &path.sub {
         Some(sub) => items.into_iter().filter_map(|v| get_ci(v, sub)).collect(),
         None => items
             .into_iter()
-            .map(|v| if v.is_object() { get_ci(v, "value").unwrap_or(v) } else { v })
+            .map(|v| {
+                if v.is_object() {
+                    get_ci(v, "value").unwrap_or(v)
+                } else {
+                    v
+                }
+            })
             .collect(),
     }
 }
@@ -628,28 +665,46 @@ mod tests {
 
     #[test]
     fn the_operators_directories_use_match_as_the_rfc_says() {
-        assert!(m(r#"userName eq "alice@example.com""#), "userName ignores case");
-        assert!(m(r#"USERNAME Eq "ALICE@example.COM""#), "names and operators too");
+        assert!(
+            m(r#"userName eq "alice@example.com""#),
+            "userName ignores case"
+        );
+        assert!(
+            m(r#"USERNAME Eq "ALICE@example.COM""#),
+            "names and operators too"
+        );
         assert!(!m(r#"externalId eq "abc""#), "externalId is caseExact");
         assert!(m(r#"externalId eq "AbC""#));
         assert!(m(r#"displayName co "lid""#));
         assert!(m(r#"displayName sw "alice""#));
         assert!(m(r#"displayName ew "LIDDELL""#));
-        assert!(m("title pr") == false);
+        assert!(!m("title pr"));
         assert!(m("name.givenName pr"));
-        assert!(m(r#"emails.value eq "al@home.example""#), "any value of a multi-valued attribute");
-        assert!(m(r#"emails eq "alice@example.com""#), "a complex value compares by its `value`");
+        assert!(
+            m(r#"emails.value eq "al@home.example""#),
+            "any value of a multi-valued attribute"
+        );
+        assert!(
+            m(r#"emails eq "alice@example.com""#),
+            "a complex value compares by its `value`"
+        );
         assert!(m(r#"emails[type eq "work" and value co "@example.com"]"#));
         assert!(!m(r#"emails[type eq "home" and value co "@example.com"]"#));
         assert!(m(r#"userName eq "x" or displayName sw "Alice""#));
         assert!(!m(r#"userName eq "x" and displayName sw "Alice""#));
         assert!(m(r#"not (userName eq "x")"#));
-        assert!(m(r#"(userName eq "x" or active eq true) and not (title pr)"#));
+        assert!(m(
+            r#"(userName eq "x" or active eq true) and not (title pr)"#
+        ));
         assert!(m(r#"active eq "True""#), "Entra's boolean strings");
         assert!(m(r#"title ne "boss""#), "an absent attribute is not equal");
         assert!(m(r#"meta.lastModified gt "2026-01-01T00:00:00Z""#));
-        assert!(m(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#));
-        assert!(m(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "alice""#));
+        assert!(m(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "7""#
+        ));
+        assert!(m(
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "alice""#
+        ));
     }
 
     #[test]

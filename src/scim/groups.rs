@@ -21,7 +21,8 @@ use crate::domain::Role;
 use crate::manage::scim::{RoleEdit, ScimActor};
 
 fn role_of(id: &str) -> Result<Role, ScimError> {
-    id.parse::<Role>().map_err(|_| ScimError::not_found("Group"))
+    id.parse::<Role>()
+        .map_err(|_| ScimError::not_found("Group"))
 }
 
 /// A version of the member list: changes when anyone joins or leaves.
@@ -68,7 +69,10 @@ async fn users(pool: &PgPool, actor: &ScimActor) -> Result<Vec<ScimUser>, ScimEr
 
 fn one(req: &HttpRequest, group: Value, status: StatusCode) -> ScimResult {
     let params = ListParams::from_query(req.query_string(), &GROUP_SCHEMA)?;
-    let tag = group["meta"]["version"].as_str().unwrap_or_default().to_owned();
+    let tag = group["meta"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut response = answer(
         status,
         &project(group, &GROUP_SCHEMA, &params.attributes, &params.excluded),
@@ -84,7 +88,12 @@ async fn page(pool: &PgPool, actor: &ScimActor, base: &str, params: &ListParams)
     let matched: Vec<Value> = Role::ALL
         .into_iter()
         .map(|r| render(r, &all, base))
-        .filter(|g| params.filter.as_ref().is_none_or(|f| matches(f, g, &GROUP_SCHEMA)))
+        .filter(|g| {
+            params
+                .filter
+                .as_ref()
+                .is_none_or(|f| matches(f, g, &GROUP_SCHEMA))
+        })
         .collect();
     Ok(answer(StatusCode::OK, &params.page(matched, &GROUP_SCHEMA)))
 }
@@ -125,15 +134,14 @@ pub async fn get(
 
 /// The roles are fixed: a Group named after one exists already (409), any other name
 /// is not a role (400).
-pub async fn create(
-    req: HttpRequest,
-    _: ScimClient,
-    payload: web::Payload,
-) -> ScimResult {
+pub async fn create(req: HttpRequest, _: ScimClient, payload: web::Payload) -> ScimResult {
     let body = read_json(&req, payload).await?;
     let group = normalise_body(&body, &GROUP_SCHEMA)?;
     let name = text(&group, "displayName").unwrap_or_default();
-    match Role::ALL.into_iter().find(|r| r.as_str().eq_ignore_ascii_case(name)) {
+    match Role::ALL
+        .into_iter()
+        .find(|r| r.as_str().eq_ignore_ascii_case(name))
+    {
         Some(role) => Err(ScimError::uniqueness(format!(
             "the group {} exists (id {}); add members to it with PATCH",
             role.as_str(),
@@ -148,7 +156,11 @@ pub async fn create(
 
 /// `If-Match` against the group's current version (`*` and none match anything).
 fn check_version(req: &HttpRequest, current: &Value) -> Result<(), ScimError> {
-    let Some(raw) = req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+    let Some(raw) = req
+        .headers()
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(());
     };
     let raw = raw.trim();
@@ -240,7 +252,10 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> ScimResult {
     let role = role_of(&id)?;
-    check_version(&req, &render(role, &users(&pool, &actor).await?, &base_url(&config)))?;
+    check_version(
+        &req,
+        &render(role, &users(&pool, &actor).await?, &base_url(&config)),
+    )?;
     crate::manage::scim::edit_role(&pool, &actor, role, &[RoleEdit::RemoveAll]).await?;
     Ok(HttpResponse::NoContent().finish())
 }

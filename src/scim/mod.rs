@@ -43,7 +43,11 @@ pub struct ScimError {
 }
 
 impl ScimError {
-    pub fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
         ScimError {
             status,
             scim_type,
@@ -299,7 +303,8 @@ pub async fn read_json(req: &HttpRequest, mut payload: web::Payload) -> Result<V
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ScimError::invalid_syntax(format!("the body cannot be read: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| ScimError::invalid_syntax(format!("the body cannot be read: {e}")))?;
         if body.len() + chunk.len() > schema::MAX_PAYLOAD {
             return Err(too_large());
         }
@@ -311,7 +316,10 @@ pub async fn read_json(req: &HttpRequest, mut payload: web::Payload) -> Result<V
 
 /// The base URL resources are located under: `<public URL>/scim/v2`.
 pub fn base_url(config: &Config) -> String {
-    format!("{}{PREFIX}", config.public_url.as_str().trim_end_matches('/'))
+    format!(
+        "{}{PREFIX}",
+        config.public_url.as_str().trim_end_matches('/')
+    )
 }
 
 /// `filter`, `startIndex`, `count`, `attributes`, `excludedAttributes` of a list or a
@@ -375,7 +383,10 @@ impl ListParams {
         })
     }
 
-    pub fn from_query(query: &str, schema: &schema::ResourceSchema) -> Result<ListParams, ScimError> {
+    pub fn from_query(
+        query: &str,
+        schema: &schema::ResourceSchema,
+    ) -> Result<ListParams, ScimError> {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
@@ -387,7 +398,9 @@ impl ListParams {
         };
         Self::build(
             get("filter"),
-            get("startIndex").map(|v| number("startIndex", v)).transpose()?,
+            get("startIndex")
+                .map(|v| number("startIndex", v))
+                .transpose()?,
             get("count").map(|v| number("count", v)).transpose()?,
             get("attributes"),
             get("excludedAttributes"),
@@ -396,19 +409,41 @@ impl ListParams {
     }
 
     /// A `POST …/.search` body (RFC 7644 §3.4.3).
-    pub fn from_search(body: &Value, schema: &schema::ResourceSchema) -> Result<ListParams, ScimError> {
+    pub fn from_search(
+        body: &Value,
+        schema: &schema::ResourceSchema,
+    ) -> Result<ListParams, ScimError> {
         let Value::Object(fields) = body else {
-            return Err(ScimError::invalid_syntax("the body must be a SearchRequest object"));
+            return Err(ScimError::invalid_syntax(
+                "the body must be a SearchRequest object",
+            ));
         };
         let lists = filter::get_ci(body, "schemas")
             .and_then(Value::as_array)
             .is_some_and(|s| s.iter().any(|u| u.as_str() == Some(schema::SEARCH)));
         if !lists {
-            return Err(ScimError::invalid_syntax(format!("`schemas` must list \"{}\"", schema::SEARCH)));
+            return Err(ScimError::invalid_syntax(format!(
+                "`schemas` must list \"{}\"",
+                schema::SEARCH
+            )));
         }
-        let known = ["schemas", "filter", "startIndex", "count", "attributes", "excludedAttributes", "sortBy", "sortOrder"];
-        if let Some(k) = fields.keys().find(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k))) {
-            return Err(ScimError::invalid_syntax(format!("a SearchRequest has no `{k}`")));
+        let known = [
+            "schemas",
+            "filter",
+            "startIndex",
+            "count",
+            "attributes",
+            "excludedAttributes",
+            "sortBy",
+            "sortOrder",
+        ];
+        if let Some(k) = fields
+            .keys()
+            .find(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k)))
+        {
+            return Err(ScimError::invalid_syntax(format!(
+                "a SearchRequest has no `{k}`"
+            )));
         }
         let text = |name: &str| -> Result<Option<String>, ScimError> {
             match filter::get_ci(body, name) {
@@ -420,17 +455,20 @@ impl ListParams {
                     .collect::<Option<Vec<_>>>()
                     .map(|v| Some(v.join(",")))
                     .ok_or_else(|| ScimError::invalid_value(format!("`{name}` must be strings"))),
-                Some(_) => Err(ScimError::invalid_value(format!("`{name}` must be a string"))),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "`{name}` must be a string"
+                ))),
             }
         };
         let int = |name: &str| -> Result<Option<i64>, ScimError> {
             match filter::get_ci(body, name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::Number(n)) => n
-                    .as_i64()
-                    .map(Some)
-                    .ok_or_else(|| ScimError::invalid_value(format!("`{name}` must be an integer"))),
-                Some(_) => Err(ScimError::invalid_value(format!("`{name}` must be an integer"))),
+                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
+                    ScimError::invalid_value(format!("`{name}` must be an integer"))
+                }),
+                Some(_) => Err(ScimError::invalid_value(format!(
+                    "`{name}` must be an integer"
+                ))),
             }
         };
         Self::build(
@@ -478,7 +516,10 @@ pub fn etag(version: i64) -> String {
 }
 
 async fn service_provider_config(_: ScimClient, config: web::Data<Config>) -> ScimResult {
-    Ok(answer(StatusCode::OK, &schema::service_provider_config(&base_url(&config))))
+    Ok(answer(
+        StatusCode::OK,
+        &schema::service_provider_config(&base_url(&config)),
+    ))
 }
 
 fn listed(resources: Vec<Value>) -> Value {
@@ -492,10 +533,17 @@ fn listed(resources: Vec<Value>) -> Value {
 }
 
 async fn resource_types(_: ScimClient, config: web::Data<Config>) -> ScimResult {
-    Ok(answer(StatusCode::OK, &listed(schema::resource_types(&base_url(&config)))))
+    Ok(answer(
+        StatusCode::OK,
+        &listed(schema::resource_types(&base_url(&config))),
+    ))
 }
 
-async fn resource_type(_: ScimClient, config: web::Data<Config>, id: web::Path<String>) -> ScimResult {
+async fn resource_type(
+    _: ScimClient,
+    config: web::Data<Config>,
+    id: web::Path<String>,
+) -> ScimResult {
     schema::resource_types(&base_url(&config))
         .into_iter()
         .find(|t| t["id"] == id.as_str())
@@ -504,7 +552,10 @@ async fn resource_type(_: ScimClient, config: web::Data<Config>, id: web::Path<S
 }
 
 async fn schemas(_: ScimClient, config: web::Data<Config>) -> ScimResult {
-    Ok(answer(StatusCode::OK, &listed(schema::all_schemas(&base_url(&config)))))
+    Ok(answer(
+        StatusCode::OK,
+        &listed(schema::all_schemas(&base_url(&config))),
+    ))
 }
 
 async fn one_schema(_: ScimClient, config: web::Data<Config>, id: web::Path<String>) -> ScimResult {
@@ -528,12 +579,19 @@ async fn not_found() -> ScimResult {
     Err(ScimError::not_found("endpoint"))
 }
 
-fn method_not_allowed(allow: &'static str) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
+fn method_not_allowed(
+    allow: &'static str,
+) -> impl Fn() -> std::future::Ready<HttpResponse> + Clone {
     move || {
-        let mut response =
-            ScimError::new(StatusCode::METHOD_NOT_ALLOWED, None, format!("this endpoint takes {allow}"))
-                .error_response();
-        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        let mut response = ScimError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            format!("this endpoint takes {allow}"),
+        )
+        .error_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
         std::future::ready(response)
     }
 }
@@ -626,9 +684,18 @@ mod tests {
         assert!(limiter.take(a, now).is_ok());
         assert!(limiter.take(a, now).is_ok());
         let wait = limiter.take(a, now).unwrap_err();
-        assert!(wait > Duration::from_secs(20) && wait <= Duration::from_secs(30), "{wait:?}");
-        assert!(limiter.take(b, now).is_ok(), "another token has its own bucket");
-        assert!(limiter.take(a, now + Duration::from_secs(30)).is_ok(), "refilled");
+        assert!(
+            wait > Duration::from_secs(20) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(
+            limiter.take(b, now).is_ok(),
+            "another token has its own bucket"
+        );
+        assert!(
+            limiter.take(a, now + Duration::from_secs(30)).is_ok(),
+            "refilled"
+        );
         assert!(ScimLimiter::new(0).take(a, now).is_ok());
     }
 
@@ -638,7 +705,8 @@ mod tests {
         assert_eq!((p.start_index, p.count), (1, 0));
         let p = ListParams::from_query("count=100000", &schema::USER_SCHEMA).unwrap();
         assert_eq!(p.count, schema::MAX_RESULTS);
-        let err = ListParams::from_query("filter=shoeSize%20eq%209", &schema::USER_SCHEMA).unwrap_err();
+        let err =
+            ListParams::from_query("filter=shoeSize%20eq%209", &schema::USER_SCHEMA).unwrap_err();
         assert_eq!(err.scim_type, Some("invalidFilter"));
         assert!(err.detail.contains("shoeSize"));
         let err = ListParams::from_query("filter=userName%20eq", &schema::USER_SCHEMA).unwrap_err();
@@ -646,7 +714,10 @@ mod tests {
         assert!(ListParams::from_query("count=ten", &schema::USER_SCHEMA).is_err());
         let page = ListParams::from_query("startIndex=2&count=2", &schema::USER_SCHEMA)
             .unwrap()
-            .page(vec![json!({"id": "1"}), json!({"id": "2"}), json!({"id": "3"})], &schema::USER_SCHEMA);
+            .page(
+                vec![json!({"id": "1"}), json!({"id": "2"}), json!({"id": "3"})],
+                &schema::USER_SCHEMA,
+            );
         assert_eq!(page["totalResults"], 3);
         assert_eq!(page["Resources"], json!([{"id": "2"}, {"id": "3"}]));
     }

@@ -36,8 +36,10 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
     let lists_patch_op = filter::get_ci(body, "schemas")
         .and_then(Value::as_array)
         .is_some_and(|s| {
-            s.iter()
-                .any(|u| u.as_str().is_some_and(|u| u.eq_ignore_ascii_case(schema::PATCH_OP)))
+            s.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.eq_ignore_ascii_case(schema::PATCH_OP))
+            })
         });
     if !lists_patch_op {
         return Err(ScimError::invalid_syntax(format!(
@@ -67,7 +69,9 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
     list.iter()
         .map(|item| {
             let Value::Object(o) = item else {
-                return Err(ScimError::invalid_syntax("each operation must be an object"));
+                return Err(ScimError::invalid_syntax(
+                    "each operation must be an object",
+                ));
             };
             if let Some(other) = o.keys().find(|k| {
                 !["op", "path", "value"]
@@ -96,7 +100,9 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
             };
             let value = filter::get_ci(item, "value").cloned();
             if op != Op::Remove && value.is_none() {
-                return Err(ScimError::invalid_value("`value` is required for add and replace"));
+                return Err(ScimError::invalid_value(
+                    "`value` is required for add and replace",
+                ));
             }
             if op == Op::Remove && path.is_none() && value.is_none() {
                 return Err(ScimError::no_target("`remove` needs a `path`"));
@@ -130,7 +136,10 @@ pub fn apply_to_user(
                         out.remove(urn);
                     }
                     (_, Some(Value::Object(fields))) => {
-                        for (k, v) in fields {
+                        for (k, v) in fields
+                            .iter()
+                            .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                        {
                             let path = parse_path(&format!("{urn}:{k}"))?;
                             apply_at(&mut out, op.op, &path, Some(v), rs)?;
                         }
@@ -165,7 +174,10 @@ pub fn apply_to_user(
                                 "`{key}` must be an object"
                             )));
                         };
-                        for (k, v) in ext {
+                        for (k, v) in ext
+                            .iter()
+                            .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                        {
                             let path = parse_path(&format!("{urn}:{k}"))?;
                             apply_at(&mut out, op.op, &path, Some(v), rs)?;
                         }
@@ -205,7 +217,9 @@ fn apply_at(
     })?;
     let attr = resolved.attr;
     if attr.mutability == Mutability::ReadOnly
-        || resolved.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly)
+        || resolved
+            .sub
+            .is_some_and(|s| s.mutability == Mutability::ReadOnly)
     {
         return Err(ScimError::mutability(format!(
             "`{}` is read-only",
@@ -236,7 +250,9 @@ fn apply_at(
             attr.sub
                 .iter()
                 .find(|a| a.name.eq_ignore_ascii_case(s))
-                .ok_or_else(|| ScimError::invalid_path(format!("`{name}` has no sub-attribute `{s}`")))?,
+                .ok_or_else(|| {
+                    ScimError::invalid_path(format!("`{name}` has no sub-attribute `{s}`"))
+                })?,
         ),
         None => None,
     };
@@ -256,7 +272,9 @@ fn apply_at(
         apply_whole(holder, op, attr, value, &at)?;
     }
     if let Some(urn) = resolved.extension
-        && stored.get(urn).is_some_and(|e| e.as_object().is_some_and(Map::is_empty))
+        && stored
+            .get(urn)
+            .is_some_and(|e| e.as_object().is_some_and(Map::is_empty))
     {
         stored.remove(urn);
     }
@@ -419,81 +437,81 @@ fn apply_filtered(
         .filter(|(_, item)| matches_within(filter, item, outer, rs))
         .map(|(i, _)| i)
         .collect();
-    let result = (|| {
-        match op {
-            Op::Remove => {
-                match sub {
-                    Some(sub) => {
-                        for &i in &hits {
-                            if let Value::Object(o) = &mut items[i] {
-                                o.remove(sub.name);
-                            }
+    let result = (|| match op {
+        Op::Remove => {
+            match sub {
+                Some(sub) => {
+                    for &i in &hits {
+                        if let Value::Object(o) = &mut items[i] {
+                            o.remove(sub.name);
                         }
-                    }
-                    None => {
-                        let mut i = 0;
-                        items.retain(|_| {
-                            let keep = !hits.contains(&i);
-                            i += 1;
-                            keep
-                        });
                     }
                 }
-                Ok(())
+                None => {
+                    let mut i = 0;
+                    items.retain(|_| {
+                        let keep = !hits.contains(&i);
+                        i += 1;
+                        keep
+                    });
+                }
             }
-            Op::Add | Op::Replace => {
-                let patch: Map<String, Value> = match sub {
-                    Some(sub) => {
-                        let v = normalise_value(
-                            sub,
-                            value.unwrap_or(&Value::Null),
-                            &format!("{at}.{}", sub.name),
-                        )?;
-                        let mut m = Map::new();
-                        if let Some(v) = v {
-                            m.insert(sub.name.to_owned(), v);
-                        }
-                        m
+            Ok(())
+        }
+        Op::Add | Op::Replace => {
+            let patch: Map<String, Value> = match sub {
+                Some(sub) => {
+                    let v = normalise_value(
+                        sub,
+                        value.unwrap_or(&Value::Null),
+                        &format!("{at}.{}", sub.name),
+                    )?;
+                    let mut m = Map::new();
+                    if let Some(v) = v {
+                        m.insert(sub.name.to_owned(), v);
                     }
-                    None => {
-                        let single = Attr { multi: false, ..*attr };
-                        match normalise_value(&single, value.unwrap_or(&Value::Null), &at)? {
-                            Some(Value::Object(m)) => m,
-                            _ => Map::new(),
-                        }
+                    m
+                }
+                None => {
+                    let single = Attr {
+                        multi: false,
+                        ..*attr
+                    };
+                    match normalise_value(&single, value.unwrap_or(&Value::Null), &at)? {
+                        Some(Value::Object(m)) => m,
+                        _ => Map::new(),
                     }
+                }
+            };
+            if hits.is_empty() {
+                let Some(pairs) = eq_pairs(filter) else {
+                    return Err(ScimError::no_target(format!(
+                        "no value of `{}` matches the filter",
+                        attr.name
+                    )));
                 };
-                if hits.is_empty() {
-                    let Some(pairs) = eq_pairs(filter) else {
-                        return Err(ScimError::no_target(format!(
-                            "no value of `{}` matches the filter",
+                let mut element = Map::new();
+                for (k, v) in pairs {
+                    let Some(s) = attr.sub.iter().find(|s| s.name.eq_ignore_ascii_case(&k)) else {
+                        return Err(ScimError::invalid_path(format!(
+                            "`{}` has no sub-attribute `{k}`",
                             attr.name
                         )));
                     };
-                    let mut element = Map::new();
-                    for (k, v) in pairs {
-                        let Some(s) = attr.sub.iter().find(|s| s.name.eq_ignore_ascii_case(&k))
-                        else {
-                            return Err(ScimError::invalid_path(format!(
-                                "`{}` has no sub-attribute `{k}`",
-                                attr.name
-                            )));
-                        };
-                        if let Some(v) = normalise_value(s, &v, &format!("{at}.{k}"))? {
-                            element.insert(s.name.to_owned(), v);
-                        }
-                    }
-                    element.extend(patch);
-                    items.push(Value::Object(element));
-                } else {
-                    for &i in &hits {
-                        if let Value::Object(o) = &mut items[i] {
-                            o.extend(patch.clone());
-                        }
+                    if let Some(v) = normalise_value(s, &v, &format!("{at}.{k}"))? {
+                        element.insert(s.name.to_owned(), v);
                     }
                 }
-                Ok(())
+                element.extend(patch);
+                items.push(Value::Object(element));
+            } else {
+                for &i in &hits {
+                    if let Value::Object(o) = &mut items[i] {
+                        o.extend(patch.clone());
+                    }
+                }
             }
+            Ok(())
         }
     })();
     items.retain(|i| i.as_object().is_none_or(|o| !o.is_empty()));
@@ -652,7 +670,9 @@ pub fn group_edits(ops: &[Operation], current: &[Value]) -> Result<Vec<GroupEdit
                 }
                 "displayName" => match (op.op, value) {
                     (Op::Remove, _) => {
-                        return Err(ScimError::mutability("a role's displayName cannot be removed"));
+                        return Err(ScimError::mutability(
+                            "a role's displayName cannot be removed",
+                        ));
                     }
                     (_, Some(Value::String(name))) => edits.push(GroupEdit::Rename(name)),
                     _ => return Err(ScimError::invalid_value("`displayName` must be a string")),
@@ -706,7 +726,10 @@ mod tests {
             format!("{ENTERPRISE}:department"): "Ops",
         }}]))
         .unwrap();
-        assert_eq!(out["name"], json!({"givenName": "Robert", "familyName": "B"}));
+        assert_eq!(
+            out["name"],
+            json!({"givenName": "Robert", "familyName": "B"})
+        );
         assert_eq!(out["displayName"], "Robert B");
         assert_eq!(out["emails"][0]["value"], "robert@example.com");
         assert_eq!(out[ENTERPRISE]["department"], "Ops");
@@ -715,17 +738,34 @@ mod tests {
     #[test]
     fn value_filters_select_add_and_remove() {
         let out = patch(json!([{"op": "add", "path": "emails[type eq \"home\"].value", "value": "b@home.example"}])).unwrap();
-        assert_eq!(out["emails"].as_array().unwrap().len(), 2, "no home email: one is added");
+        assert_eq!(
+            out["emails"].as_array().unwrap().len(),
+            2,
+            "no home email: one is added"
+        );
         let out = patch(json!([{"op": "remove", "path": "emails[type eq \"work\"]"}])).unwrap();
         assert!(out.get("emails").is_none());
         let out = patch(json!([{"op": "remove", "path": "name.givenName"}])).unwrap();
         assert_eq!(out["name"], json!({"familyName": "B"}));
-        let out = patch(json!([{"op": "add", "path": "emails", "value": [{"value": "x@example.com"}]}])).unwrap();
+        let out =
+            patch(json!([{"op": "add", "path": "emails", "value": [{"value": "x@example.com"}]}]))
+                .unwrap();
         assert_eq!(out["emails"].as_array().unwrap().len(), 2, "add appends");
-        let out = patch(json!([{"op": "add", "path": ENTERPRISE, "value": {"division": "D", "employeeNumber": "7"}}])).unwrap();
-        assert_eq!(out[ENTERPRISE], json!({"division": "D", "employeeNumber": "7"}), "an extension as a whole");
-        let out = patch(json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": "m-1"}])).unwrap();
-        assert_eq!(out[ENTERPRISE]["manager"], json!({"value": "m-1"}), "Entra's manager id");
+        let out = patch(json!([{"op": "add", "path": ENTERPRISE, "value": {"schemas": [ENTERPRISE], "division": "D", "employeeNumber": "7"}}])).unwrap();
+        assert_eq!(
+            out[ENTERPRISE],
+            json!({"division": "D", "employeeNumber": "7"}),
+            "an extension as a whole"
+        );
+        let out = patch(
+            json!([{"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": "m-1"}]),
+        )
+        .unwrap();
+        assert_eq!(
+            out[ENTERPRISE]["manager"],
+            json!({"value": "m-1"}),
+            "Entra's manager id"
+        );
         let err = patch(json!([{"op": "replace", "path": "emails[type eq \"home\" or type eq \"other\"].value", "value": "z@example.com"}]))
             .unwrap_err();
         assert!(err.to_string().contains("matches"), "{err}");
@@ -734,14 +774,32 @@ mod tests {
     #[test]
     fn bad_operations_are_refused_whole() {
         for (ops, wanted) in [
-            (json!([{"op": "frobnicate", "path": "active", "value": true}]), "`op`"),
-            (json!([{"op": "replace", "path": "active", "value": "maybe"}]), "boolean"),
-            (json!([{"op": "replace", "path": "shoeSize", "value": 9}]), "shoeSize"),
-            (json!([{"op": "replace", "path": "groups", "value": []}]), "read-only"),
+            (
+                json!([{"op": "frobnicate", "path": "active", "value": true}]),
+                "`op`",
+            ),
+            (
+                json!([{"op": "replace", "path": "active", "value": "maybe"}]),
+                "boolean",
+            ),
+            (
+                json!([{"op": "replace", "path": "shoeSize", "value": 9}]),
+                "shoeSize",
+            ),
+            (
+                json!([{"op": "replace", "path": "groups", "value": []}]),
+                "read-only",
+            ),
             (json!([{"op": "remove", "path": "userName"}]), "required"),
             (json!([{"op": "remove"}]), "path"),
-            (json!([{"op": "replace", "path": "emails[type eq", "value": "x"}]), "path"),
-            (json!([{"op": "add", "path": "roles", "value": [{"value": "ORG_ADMIN"}]}]), "role groups"),
+            (
+                json!([{"op": "replace", "path": "emails[type eq", "value": "x"}]),
+                "path",
+            ),
+            (
+                json!([{"op": "add", "path": "roles", "value": [{"value": "ORG_ADMIN"}]}]),
+                "role groups",
+            ),
             (json!([]), "empty"),
         ] {
             let err = patch(ops.clone()).unwrap_err().to_string();
@@ -760,8 +818,13 @@ mod tests {
 
     #[test]
     fn group_operations_become_member_edits() {
-        let ops = |v: Value| operations(&json!({"schemas": [schema::PATCH_OP], "Operations": v})).unwrap();
-        let current = vec![json!({"value": "u1", "display": "A", "type": "User"}), json!({"value": "u2"})];
+        let ops = |v: Value| {
+            operations(&json!({"schemas": [schema::PATCH_OP], "Operations": v})).unwrap()
+        };
+        let current = vec![
+            json!({"value": "u1", "display": "A", "type": "User"}),
+            json!({"value": "u2"}),
+        ];
         let edits = group_edits(
             &ops(json!([
                 {"op": "Add", "path": "members", "value": [{"value": "u3"}]},
@@ -783,9 +846,14 @@ mod tests {
                 GroupEdit::RemoveAll,
             ]
         );
-        let many: Vec<Value> = (0..10_000).map(|i| json!({"value": format!("u{i}")})).collect();
-        let err = group_edits(&ops(json!([{"op": "add", "path": "members", "value": many}])), &[])
-            .unwrap_err();
+        let many: Vec<Value> = (0..10_000)
+            .map(|i| json!({"value": format!("u{i}")}))
+            .collect();
+        let err = group_edits(
+            &ops(json!([{"op": "add", "path": "members", "value": many}])),
+            &[],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("at most 1000"), "{err}");
         assert!(group_edits(&ops(json!([{"op": "add", "path": "members", "value": [{"value": "g", "type": "Group"}]}])), &[]).is_err());
     }

@@ -44,9 +44,7 @@ fn normalise_single(attr: &Attr, value: &Value, at: &str) -> Result<Option<Value
                         "`{at}` is longer than 4096 bytes"
                     )));
                 }
-                if attr.kind == Kind::DateTime
-                    && chrono::DateTime::parse_from_rfc3339(s).is_err()
-                {
+                if attr.kind == Kind::DateTime && chrono::DateTime::parse_from_rfc3339(s).is_err() {
                     return Err(wrong("a date-time (RFC 3339)"));
                 }
                 Value::String(s.clone())
@@ -111,12 +109,16 @@ fn check_schemas(body: &Map<String, Value>, rs: &ResourceSchema) -> Result<(), S
         )));
     };
     let Some(listed) = listed.as_array() else {
-        return Err(ScimError::invalid_syntax("`schemas` must be an array of URIs"));
+        return Err(ScimError::invalid_syntax(
+            "`schemas` must be an array of URIs",
+        ));
     };
     let mut own = false;
     for urn in listed {
         let Some(urn) = urn.as_str() else {
-            return Err(ScimError::invalid_syntax("`schemas` must be an array of URIs"));
+            return Err(ScimError::invalid_syntax(
+                "`schemas` must be an array of URIs",
+            ));
         };
         if urn.eq_ignore_ascii_case(rs.urn) {
             own = true;
@@ -156,10 +158,15 @@ pub fn normalise_body(body: &Value, rs: &ResourceSchema) -> Result<Map<String, V
                 if value.is_null() {
                     continue;
                 }
-                return Err(ScimError::invalid_value(format!("`{key}` must be an object")));
+                return Err(ScimError::invalid_value(format!(
+                    "`{key}` must be an object"
+                )));
             };
             let mut stored = Map::new();
-            for (k, v) in ext {
+            for (k, v) in ext
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+            {
                 let Some(attr) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(k)) else {
                     return Err(ScimError::invalid_syntax(format!(
                         "`{urn}` has no attribute `{k}`"
@@ -191,7 +198,10 @@ pub fn normalise_body(body: &Value, rs: &ResourceSchema) -> Result<Map<String, V
     }
     for attr in rs.attrs.iter().filter(|a| a.required) {
         if !out.contains_key(attr.name) {
-            return Err(ScimError::invalid_value(format!("`{}` is required", attr.name)));
+            return Err(ScimError::invalid_value(format!(
+                "`{}` is required",
+                attr.name
+            )));
         }
     }
     Ok(out)
@@ -199,7 +209,9 @@ pub fn normalise_body(body: &Value, rs: &ResourceSchema) -> Result<Map<String, V
 
 pub fn unknown_attribute(key: &str, rs: &ResourceSchema) -> ScimError {
     let hint = match key.to_ascii_lowercase().as_str() {
-        "password" => ": wizbrand takes no passwords (people sign in through Keycloak); turn password sync off",
+        "password" => {
+            ": wizbrand takes no passwords (people sign in through Keycloak); turn password sync off"
+        }
         "roles" if rs.urn == schema::USER => ": a user's roles are the role groups (/Groups)",
         _ => "",
     };
@@ -233,7 +245,10 @@ pub fn member_email(user: &Map<String, Value>) -> Result<Option<Email>, ScimErro
             ))
         });
     }
-    let user_name = user.get("userName").and_then(Value::as_str).unwrap_or_default();
+    let user_name = user
+        .get("userName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     Ok(Email::parse_new(user_name).ok())
 }
 
@@ -258,10 +273,11 @@ pub fn project(
     let Value::Object(map) = &mut resource else {
         return resource;
     };
-    let key_of = |p: &AttrPath| -> Option<(Option<&'static str>, &'static str, Option<&'static str>)> {
-        let r = rs.resolve(p)?;
-        Some((r.extension, r.attr.name, r.sub.map(|s| s.name)))
-    };
+    let key_of =
+        |p: &AttrPath| -> Option<(Option<&'static str>, &'static str, Option<&'static str>)> {
+            let r = rs.resolve(p)?;
+            Some((r.extension, r.attr.name, r.sub.map(|s| s.name)))
+        };
     if !attributes.is_empty() {
         let wanted: Vec<_> = attributes.iter().filter_map(key_of).collect();
         let mut kept = Map::new();
@@ -270,7 +286,7 @@ pub fn project(
                 kept.insert(k.clone(), v.clone());
                 continue;
             }
-            if let Some((urn, _)) = rs.extension(k).map(|(u, a)| (u, a)) {
+            if let Some((urn, _)) = rs.extension(k) {
                 let Value::Object(ext) = v else { continue };
                 let mut part = Map::new();
                 for (ek, ev) in ext {
@@ -303,7 +319,9 @@ pub fn project(
         *map = kept;
     }
     for p in excluded {
-        let Some((urn, name, sub)) = key_of(p) else { continue };
+        let Some((urn, name, sub)) = key_of(p) else {
+            continue;
+        };
         if name == "id" {
             continue;
         }
@@ -380,11 +398,22 @@ mod tests {
         let out = normalise_body(&body, &USER_SCHEMA).unwrap();
         assert_eq!(out["userName"], "Alice@Example.com");
         assert_eq!(out["active"], true);
-        assert_eq!(out["emails"], json!([{"value": "alice@example.com", "type": "work", "primary": true}]));
-        assert!(!out.contains_key("id") && !out.contains_key("groups") && !out.contains_key("meta"));
-        assert_eq!(out[schema::ENTERPRISE], json!({"department": "R&D", "manager": {"value": "x"}}));
+        assert_eq!(
+            out["emails"],
+            json!([{"value": "alice@example.com", "type": "work", "primary": true}])
+        );
+        assert!(
+            !out.contains_key("id") && !out.contains_key("groups") && !out.contains_key("meta")
+        );
+        assert_eq!(
+            out[schema::ENTERPRISE],
+            json!({"department": "R&D", "manager": {"value": "x"}})
+        );
         assert_eq!(out["externalId"], "e-1");
-        assert_eq!(member_email(&out).unwrap().unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            member_email(&out).unwrap().unwrap().as_str(),
+            "alice@example.com"
+        );
     }
 
     #[test]
@@ -392,11 +421,25 @@ mod tests {
         let err = |body: Value| normalise_body(&body, &USER_SCHEMA).unwrap_err().to_string();
         assert!(err(json!({"userName": "a"})).contains("schemas"));
         assert!(err(json!({"schemas": [schema::USER]})).contains("userName"));
-        assert!(err(json!({"schemas": [schema::USER], "userName": 5})).contains("must be a string"));
-        assert!(err(json!({"schemas": [schema::USER], "userName": "a", "active": "yes"})).contains("boolean"));
-        assert!(err(json!({"schemas": [schema::USER], "userName": "a", "shoeSize": 9})).contains("shoeSize"));
-        assert!(err(json!({"schemas": [schema::USER], "userName": "a", "password": "x"})).contains("no passwords"));
-        assert!(err(json!({"schemas": [schema::USER], "userName": "a", "name": {"nick": "x"}})).contains("nick"));
+        assert!(
+            err(json!({"schemas": [schema::USER], "userName": 5})).contains("must be a string")
+        );
+        assert!(
+            err(json!({"schemas": [schema::USER], "userName": "a", "active": "yes"}))
+                .contains("boolean")
+        );
+        assert!(
+            err(json!({"schemas": [schema::USER], "userName": "a", "shoeSize": 9}))
+                .contains("shoeSize")
+        );
+        assert!(
+            err(json!({"schemas": [schema::USER], "userName": "a", "password": "x"}))
+                .contains("no passwords")
+        );
+        assert!(
+            err(json!({"schemas": [schema::USER], "userName": "a", "name": {"nick": "x"}}))
+                .contains("nick")
+        );
         assert!(err(json!({"schemas": ["urn:x"], "userName": "a"})).contains("urn:x"));
         assert!(err(json!([1])).contains("object"));
     }
@@ -405,13 +448,23 @@ mod tests {
     fn the_member_address_is_the_primary_email_else_the_user_name() {
         let user = |v: Value| normalise_body(&v, &USER_SCHEMA).unwrap();
         let u = user(json!({"schemas": [schema::USER], "userName": "bob@example.com"}));
-        assert_eq!(member_email(&u).unwrap().unwrap().as_str(), "bob@example.com");
+        assert_eq!(
+            member_email(&u).unwrap().unwrap().as_str(),
+            "bob@example.com"
+        );
         let u = user(json!({"schemas": [schema::USER], "userName": "bob"}));
         assert_eq!(member_email(&u).unwrap(), None);
-        let u = user(json!({"schemas": [schema::USER], "userName": "upn@corp.onmicrosoft.com",
-            "emails": [{"value": "home@example.org", "type": "home"}, {"value": "Bob@Example.com", "type": "work"}]}));
-        assert_eq!(member_email(&u).unwrap().unwrap().as_str(), "bob@example.com");
-        let u = user(json!({"schemas": [schema::USER], "userName": "x", "emails": [{"value": "not an address"}]}));
+        let u = user(
+            json!({"schemas": [schema::USER], "userName": "upn@corp.onmicrosoft.com",
+            "emails": [{"value": "home@example.org", "type": "home"}, {"value": "Bob@Example.com", "type": "work"}]}),
+        );
+        assert_eq!(
+            member_email(&u).unwrap().unwrap().as_str(),
+            "bob@example.com"
+        );
+        let u = user(
+            json!({"schemas": [schema::USER], "userName": "x", "emails": [{"value": "not an address"}]}),
+        );
         assert!(member_email(&u).is_err());
     }
 
@@ -422,8 +475,12 @@ mod tests {
             schema::ENTERPRISE: {"department": "d", "division": "v"}});
         let attrs = attribute_list(Some("displayName, name.givenName")).unwrap();
         let out = project(r.clone(), &USER_SCHEMA, &attrs, &[]);
-        assert_eq!(out, json!({"id": "1", "schemas": [schema::USER], "displayName": "A", "name": {"givenName": "G"}}));
-        let ex = attribute_list(Some(&format!("userName,{}:department", schema::ENTERPRISE))).unwrap();
+        assert_eq!(
+            out,
+            json!({"id": "1", "schemas": [schema::USER], "displayName": "A", "name": {"givenName": "G"}})
+        );
+        let ex =
+            attribute_list(Some(&format!("userName,{}:department", schema::ENTERPRISE))).unwrap();
         let out = project(r, &USER_SCHEMA, &[], &ex);
         assert!(out.get("userName").is_none());
         assert_eq!(out[schema::ENTERPRISE], json!({"division": "v"}));

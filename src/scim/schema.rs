@@ -125,7 +125,10 @@ const TYPE_WORK_HOME_OTHER: &[&str] = &["work", "home", "other"];
 const fn plural(value: Attr, types: &'static [&'static str]) -> [Attr; 4] {
     [
         value,
-        string("display", "A human-readable name, primarily used for display purposes."),
+        string(
+            "display",
+            "A human-readable name, primarily used for display purposes.",
+        ),
         Attr {
             canonical: types,
             ..string("type", "A label indicating the attribute's function.")
@@ -138,10 +141,7 @@ const fn plural(value: Attr, types: &'static [&'static str]) -> [Attr; 4] {
     ]
 }
 
-const EMAIL_SUB: [Attr; 4] = plural(
-    string("value", "The email address."),
-    TYPE_WORK_HOME_OTHER,
-);
+const EMAIL_SUB: [Attr; 4] = plural(string("value", "The email address."), TYPE_WORK_HOME_OTHER);
 const PHONE_SUB: [Attr; 4] = plural(
     string("value", "The phone number."),
     &["work", "home", "mobile", "fax", "pager", "other"],
@@ -165,7 +165,10 @@ const NAME_SUB: &[Attr] = &[
 ];
 
 const ADDRESS_SUB: &[Attr] = &[
-    string("formatted", "The full mailing address, formatted for display."),
+    string(
+        "formatted",
+        "The full mailing address, formatted for display.",
+    ),
     string("streetAddress", "The street address."),
     string("locality", "The city or locality."),
     string("region", "The state or region."),
@@ -175,7 +178,11 @@ const ADDRESS_SUB: &[Attr] = &[
         canonical: TYPE_WORK_HOME_OTHER,
         ..string("type", "A label indicating the attribute's function.")
     },
-    a("primary", Kind::Boolean, "Indicates whether this is the primary address."),
+    a(
+        "primary",
+        Kind::Boolean,
+        "Indicates whether this is the primary address.",
+    ),
 ];
 
 const GROUPS_SUB: &[Attr] = &[
@@ -200,12 +207,25 @@ pub const USER_ATTRS: &[Attr] = &[
     complex("name", NAME_SUB, "The components of the user's real name."),
     string("displayName", "The name of the user, suitable for display."),
     string("nickName", "The casual way to address the user."),
-    reference("profileUrl", &["external"], "A URI to the user's online profile."),
+    reference(
+        "profileUrl",
+        &["external"],
+        "A URI to the user's online profile.",
+    ),
     string("title", "The user's title, e.g. 'Vice President'."),
-    string("userType", "The relationship between the organization and the user."),
-    string("preferredLanguage", "The user's preferred written or spoken language."),
+    string(
+        "userType",
+        "The relationship between the organization and the user.",
+    ),
+    string(
+        "preferredLanguage",
+        "The user's preferred written or spoken language.",
+    ),
     string("locale", "The user's default location, e.g. 'en-US'."),
-    string("timezone", "The user's time zone in the 'Olson' format, e.g. 'Europe/Paris'."),
+    string(
+        "timezone",
+        "The user's time zone in the 'Olson' format, e.g. 'Europe/Paris'.",
+    ),
     a(
         "active",
         Kind::Boolean,
@@ -219,7 +239,11 @@ pub const USER_ATTRS: &[Attr] = &[
     multi(complex("phoneNumbers", &PHONE_SUB, "Phone numbers.")),
     multi(complex("ims", &IMS_SUB, "Instant messaging addresses.")),
     multi(complex("photos", &PHOTO_SUB, "URLs of photos of the user.")),
-    multi(complex("addresses", ADDRESS_SUB, "Physical mailing addresses.")),
+    multi(complex(
+        "addresses",
+        ADDRESS_SUB,
+        "Physical mailing addresses.",
+    )),
     read_only(multi(complex(
         "groups",
         GROUPS_SUB,
@@ -234,7 +258,10 @@ const MANAGER_SUB: &[Attr] = &[
 ];
 
 pub const ENTERPRISE_ATTRS: &[Attr] = &[
-    string("employeeNumber", "A number identifying the user in the organization."),
+    string(
+        "employeeNumber",
+        "A number identifying the user in the organization.",
+    ),
     string("costCenter", "The name of a cost center."),
     string("organization", "The name of an organization."),
     string("division", "The name of a division."),
@@ -441,33 +468,59 @@ const SCHEMA_ATTRS: &[Attr] = &[
 const SCHEMA_ATTRIBUTE_SUB: &[Attr] = &[
     read_only(string("name", "The attribute's name.")),
     read_only(string("type", "The attribute's data type.")),
-    read_only(a("multiValued", Kind::Boolean, "Whether it is multi-valued.")),
+    read_only(a(
+        "multiValued",
+        Kind::Boolean,
+        "Whether it is multi-valued.",
+    )),
     read_only(string("description", "What it is.")),
     read_only(a("required", Kind::Boolean, "Whether it is required.")),
-    read_only(a("caseExact", Kind::Boolean, "Whether strings compare case-exactly.")),
-    read_only(string("mutability", "readOnly, readWrite, immutable or writeOnly.")),
+    read_only(a(
+        "caseExact",
+        Kind::Boolean,
+        "Whether strings compare case-exactly.",
+    )),
+    read_only(string(
+        "mutability",
+        "readOnly, readWrite, immutable or writeOnly.",
+    )),
     read_only(string("returned", "always, never, default or request.")),
     read_only(string("uniqueness", "none, server or global.")),
     read_only(multi(string("canonicalValues", "Suggested values."))),
-    read_only(multi(string("referenceTypes", "What a reference may point to."))),
+    read_only(multi(string(
+        "referenceTypes",
+        "What a reference may point to.",
+    ))),
 ];
 const RESOURCE_TYPE_ATTRS: &[Attr] = &[
     read_only(string("id", "The resource type's id.")),
     read_only(string("name", "The resource type's name.")),
     read_only(string("description", "What it is.")),
-    read_only(reference("endpoint", &["uri"], "Its endpoint, relative to the base URL.")),
+    read_only(reference(
+        "endpoint",
+        &["uri"],
+        "Its endpoint, relative to the base URL.",
+    )),
     read_only(reference("schema", &["uri"], "Its core schema.")),
     read_only(multi(complex(
         "schemaExtensions",
         &[
             read_only(reference("schema", &["uri"], "The extension's URI.")),
-            read_only(a("required", Kind::Boolean, "Whether the extension is required.")),
+            read_only(a(
+                "required",
+                Kind::Boolean,
+                "Whether the extension is required.",
+            )),
         ],
         "Its extensions.",
     ))),
 ];
 const SPC_ATTRS: &[Attr] = &[
-    read_only(reference("documentationUri", &["external"], "Help for the service.")),
+    read_only(reference(
+        "documentationUri",
+        &["external"],
+        "Help for the service.",
+    )),
     read_only(complex("patch", SUPPORTED, "PATCH.")),
     read_only(complex("bulk", BULK_SUB, "Bulk operations.")),
     read_only(complex("filter", FILTER_SUB, "Filters.")),
@@ -480,29 +533,59 @@ const SPC_ATTRS: &[Attr] = &[
         "How clients authenticate.",
     ))),
 ];
-const SUPPORTED: &[Attr] = &[read_only(a("supported", Kind::Boolean, "Whether it is supported."))];
+const SUPPORTED: &[Attr] = &[read_only(a(
+    "supported",
+    Kind::Boolean,
+    "Whether it is supported.",
+))];
 const BULK_SUB: &[Attr] = &[
     read_only(a("supported", Kind::Boolean, "Whether it is supported.")),
-    read_only(a("maxOperations", Kind::Integer, "The most operations in one request.")),
-    read_only(a("maxPayloadSize", Kind::Integer, "The largest request body, in bytes.")),
+    read_only(a(
+        "maxOperations",
+        Kind::Integer,
+        "The most operations in one request.",
+    )),
+    read_only(a(
+        "maxPayloadSize",
+        Kind::Integer,
+        "The largest request body, in bytes.",
+    )),
 ];
 const FILTER_SUB: &[Attr] = &[
     read_only(a("supported", Kind::Boolean, "Whether it is supported.")),
-    read_only(a("maxResults", Kind::Integer, "The most resources in one answer.")),
+    read_only(a(
+        "maxResults",
+        Kind::Integer,
+        "The most resources in one answer.",
+    )),
 ];
 const AUTH_SUB: &[Attr] = &[
     read_only(string("type", "The scheme's type.")),
     read_only(string("name", "The scheme's name.")),
     read_only(string("description", "What it is.")),
     read_only(reference("specUri", &["external"], "Its specification.")),
-    read_only(reference("documentationUri", &["external"], "Its documentation.")),
-    read_only(a("primary", Kind::Boolean, "Whether it is the preferred one.")),
+    read_only(reference(
+        "documentationUri",
+        &["external"],
+        "Its documentation.",
+    )),
+    read_only(a(
+        "primary",
+        Kind::Boolean,
+        "Whether it is the preferred one.",
+    )),
 ];
 
 /// Every schema, as `/Schemas` lists them.
 pub fn all_schemas(base: &str) -> Vec<Value> {
     vec![
-        schema_json(USER, "User", "User Account: a person of the org", USER_ATTRS, base),
+        schema_json(
+            USER,
+            "User",
+            "User Account: a person of the org",
+            USER_ATTRS,
+            base,
+        ),
         schema_json(
             ENTERPRISE,
             "EnterpriseUser",
@@ -518,8 +601,20 @@ pub fn all_schemas(base: &str) -> Vec<Value> {
             SPC_ATTRS,
             base,
         ),
-        schema_json(RESOURCE_TYPE, "ResourceType", "Resource Type", RESOURCE_TYPE_ATTRS, base),
-        schema_json(SCHEMA, "Schema", "The schema of schemas", SCHEMA_ATTRS, base),
+        schema_json(
+            RESOURCE_TYPE,
+            "ResourceType",
+            "Resource Type",
+            RESOURCE_TYPE_ATTRS,
+            base,
+        ),
+        schema_json(
+            SCHEMA,
+            "Schema",
+            "The schema of schemas",
+            SCHEMA_ATTRS,
+            base,
+        ),
     ]
 }
 
@@ -572,17 +667,32 @@ mod tests {
     #[test]
     fn paths_resolve_ignoring_case_with_and_without_the_urn() {
         let p = |s: &str| AttrPath::parse(s).unwrap();
-        assert_eq!(USER_SCHEMA.resolve(&p("USERNAME")).unwrap().attr.name, "userName");
+        assert_eq!(
+            USER_SCHEMA.resolve(&p("USERNAME")).unwrap().attr.name,
+            "userName"
+        );
         let r = USER_SCHEMA.resolve(&p("name.givenname")).unwrap();
         assert_eq!(r.sub.unwrap().name, "givenName");
         let r = USER_SCHEMA
-            .resolve(&p("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value"))
+            .resolve(&p(
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+            ))
             .unwrap();
         assert_eq!(r.extension, Some(ENTERPRISE));
         assert_eq!(r.sub.unwrap().name, "value");
-        assert!(USER_SCHEMA.resolve(&p("urn:ietf:params:scim:schemas:core:2.0:User:active")).is_some());
-        assert!(USER_SCHEMA.resolve(&p("password")).is_none(), "wizbrand takes no passwords");
-        assert!(USER_SCHEMA.resolve(&p("roles")).is_none(), "roles are the groups");
+        assert!(
+            USER_SCHEMA
+                .resolve(&p("urn:ietf:params:scim:schemas:core:2.0:User:active"))
+                .is_some()
+        );
+        assert!(
+            USER_SCHEMA.resolve(&p("password")).is_none(),
+            "wizbrand takes no passwords"
+        );
+        assert!(
+            USER_SCHEMA.resolve(&p("roles")).is_none(),
+            "roles are the groups"
+        );
         assert!(USER_SCHEMA.case_exact(&p("externalId")));
         assert!(!USER_SCHEMA.case_exact(&p("emails.value")));
     }
@@ -593,7 +703,14 @@ mod tests {
             .iter()
             .map(|s| s["name"].as_str().unwrap().to_owned())
             .collect();
-        for wanted in ["User", "Group", "EnterpriseUser", "ResourceType", "ServiceProviderConfig", "Schema"] {
+        for wanted in [
+            "User",
+            "Group",
+            "EnterpriseUser",
+            "ResourceType",
+            "ServiceProviderConfig",
+            "Schema",
+        ] {
             assert!(names.iter().any(|n| n == wanted), "{wanted}");
         }
     }

@@ -10,7 +10,9 @@ use super::filter::matches;
 use super::patch::{apply_to_user, operations};
 use super::resource::{member_email, normalise_body, project, text};
 use super::schema::{ENTERPRISE, USER, USER_SCHEMA};
-use super::{ListParams, ScimClient, ScimError, ScimResult, answer, base_url, etag, if_match, read_json};
+use super::{
+    ListParams, ScimClient, ScimError, ScimResult, answer, base_url, etag, if_match, read_json,
+};
 use crate::config::Config;
 use crate::db;
 use crate::db::scim_users::{Lookup, ScimUser};
@@ -59,7 +61,12 @@ pub fn render(row: &ScimUser, base: &str) -> Value {
 /// The attributes that single-resource answers may narrow (`?attributes=…`).
 fn one(req: &HttpRequest, row: &ScimUser, base: &str, status: StatusCode) -> ScimResult {
     let params = ListParams::from_query(req.query_string(), &USER_SCHEMA)?;
-    let body = project(render(row, base), &USER_SCHEMA, &params.attributes, &params.excluded);
+    let body = project(
+        render(row, base),
+        &USER_SCHEMA,
+        &params.attributes,
+        &params.excluded,
+    );
     let mut response = answer(status, &body);
     if let Ok(v) = header::HeaderValue::from_str(&etag(row.version)) {
         response.headers_mut().insert(header::ETAG, v);
@@ -76,8 +83,14 @@ fn one(req: &HttpRequest, row: &ScimUser, base: &str, status: StatusCode) -> Sci
 /// `PUT` without it must not re-activate someone), else unassigned, which counts as
 /// active (as on creation).
 fn to_write(mut stored: Map<String, Value>, keep: Option<bool>) -> Result<UserWrite, ScimError> {
-    let user_name = text(&stored, "userName").unwrap_or_default().trim().to_owned();
-    if user_name.is_empty() || user_name.chars().count() > 256 || user_name.chars().any(char::is_control) {
+    let user_name = text(&stored, "userName")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if user_name.is_empty()
+        || user_name.chars().count() > 256
+        || user_name.chars().any(char::is_control)
+    {
         return Err(ScimError::invalid_value(
             "`userName` must be 1 to 256 characters, without control characters",
         ));
@@ -118,7 +131,12 @@ async fn page(pool: &PgPool, actor: &ScimActor, base: &str, params: &ListParams)
         Some((name, v)) if name.eq_ignore_ascii_case("externalId") => Lookup::ExternalId(v),
         Some((name, v)) if name.eq_ignore_ascii_case("id") => match Uuid::parse_str(v) {
             Ok(id) => Lookup::Id(id),
-            Err(_) => return Ok(answer(StatusCode::OK, &params.page(Vec::new(), &USER_SCHEMA))),
+            Err(_) => {
+                return Ok(answer(
+                    StatusCode::OK,
+                    &params.page(Vec::new(), &USER_SCHEMA),
+                ));
+            }
         },
         _ => Lookup::All,
     };
@@ -126,7 +144,12 @@ async fn page(pool: &PgPool, actor: &ScimActor, base: &str, params: &ListParams)
     let matched: Vec<Value> = rows
         .iter()
         .map(|r| render(r, base))
-        .filter(|r| params.filter.as_ref().is_none_or(|f| matches(f, r, &USER_SCHEMA)))
+        .filter(|r| {
+            params
+                .filter
+                .as_ref()
+                .is_none_or(|f| matches(f, r, &USER_SCHEMA))
+        })
         .collect();
     Ok(answer(StatusCode::OK, &params.page(matched, &USER_SCHEMA)))
 }
@@ -271,7 +294,10 @@ mod tests {
         assert_eq!(out["active"], false);
         assert_eq!(out["groups"][0]["value"], "ORG_ADMIN");
         assert_eq!(out["meta"]["version"], "W/\"3\"");
-        assert_eq!(out["meta"]["location"], format!("https://x/scim/v2/Users/{}", Uuid::nil()));
+        assert_eq!(
+            out["meta"]["location"],
+            format!("https://x/scim/v2/Users/{}", Uuid::nil())
+        );
     }
 
     #[test]
@@ -283,7 +309,10 @@ mod tests {
         assert_eq!(w.user_name, "a@example.com");
         assert_eq!(w.email.unwrap().as_str(), "a@example.com");
         let w = to_write(stored(json!({"userName": "b"})), None).unwrap();
-        assert!(w.active && w.resource.get("active").is_none(), "unassigned counts as active");
+        assert!(
+            w.active && w.resource.get("active").is_none(),
+            "unassigned counts as active"
+        );
         assert!(to_write(stored(json!({"userName": "  "})), None).is_err());
     }
 }

@@ -16,7 +16,9 @@ use wizbrand::sync::plan::Scope;
 use wizbrand::sync::{RunOptions, Trigger};
 
 use crate::api::{PASSWORD, Person, person};
-use crate::helpers::{KeycloakAdmin, TestApp, base_env, behind_traefik, repo_root, unique, user_token};
+use crate::helpers::{
+    KeycloakAdmin, TestApp, base_env, behind_traefik, repo_root, unique, user_token,
+};
 
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -89,7 +91,10 @@ impl ScimWorld {
     pub(crate) async fn token(&self, slug: &str) -> String {
         let response = self
             .http
-            .post(format!("{}/api/v1/orgs/{slug}/scim/tokens", self.app.address))
+            .post(format!(
+                "{}/api/v1/orgs/{slug}/scim/tokens",
+                self.app.address
+            ))
             .bearer_auth(&self.admin.token)
             .json(&json!({"name": format!("directory of {slug}")}))
             .send()
@@ -100,7 +105,13 @@ impl ScimWorld {
         body["secret"].as_str().unwrap().to_owned()
     }
 
-    pub(crate) async fn scim(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub(crate) async fn scim(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self
             .http
             .request(method, format!("{}/scim/v2{path}", self.app.address))
@@ -122,8 +133,7 @@ impl ScimWorld {
     }
 
     async fn sync(&self) {
-        let directory =
-            KeycloakDirectory::new(&self.config.keycloak, 8, Duration::from_secs(5));
+        let directory = KeycloakDirectory::new(&self.config.keycloak, 8, Duration::from_secs(5));
         let options = RunOptions {
             scope: Scope::All,
             trigger: Trigger::Cli,
@@ -134,7 +144,11 @@ impl ScimWorld {
         let report = wizbrand::sync::run(&self.app.pool, &directory, &options, &|_, _| {})
             .await
             .unwrap();
-        assert_eq!(report.status, wizbrand::sync::RunStatus::Succeeded, "{report:#?}");
+        assert_eq!(
+            report.status,
+            wizbrand::sync::RunStatus::Succeeded,
+            "{report:#?}"
+        );
     }
 
     /// The member's roles in Postgres (`[]`: not a member).
@@ -173,7 +187,10 @@ impl ScimWorld {
     async fn gate(&self, slug: &str, app: &str, token: &str) -> u16 {
         self.http
             .get(format!("{}/forward-auth", self.app.address))
-            .header("X-Forwarded-Host", format!("{slug}.{app}.wizbrand.localhost"))
+            .header(
+                "X-Forwarded-Host",
+                format!("{slug}.{app}.wizbrand.localhost"),
+            )
             .header("X-Forwarded-Proto", "http")
             .header("X-Forwarded-Uri", "/")
             .header("X-Forwarded-Method", "GET")
@@ -190,11 +207,22 @@ impl ScimWorld {
     async fn agree(&self, step: &str, slug: &str, who: &Person, roles: &[&str]) {
         let mut wanted: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
         wanted.sort();
-        assert_eq!(self.pg_roles(slug, &who.email).await, wanted, "{step}: Postgres");
+        assert_eq!(
+            self.pg_roles(slug, &who.email).await,
+            wanted,
+            "{step}: Postgres"
+        );
         self.sync().await;
-        assert_eq!(self.kc_roles(slug, &who.email).await, wanted, "{step}: Keycloak");
+        assert_eq!(
+            self.kc_roles(slug, &who.email).await,
+            wanted,
+            "{step}: Keycloak"
+        );
         let seo = if roles.is_empty() { 403 } else { 200 };
-        let files = if roles.iter().any(|r| *r == "ORG_MANAGER" || *r == "ORG_ADMIN") {
+        let files = if roles
+            .iter()
+            .any(|r| *r == "ORG_MANAGER" || *r == "ORG_ADMIN")
+        {
             200
         } else {
             403
@@ -202,7 +230,10 @@ impl ScimWorld {
         // The gate follows Postgres within a second (LISTEN/NOTIFY).
         let started = Instant::now();
         loop {
-            let got = (self.gate(slug, "seo", &who.token).await, self.gate(slug, "files", &who.token).await);
+            let got = (
+                self.gate(slug, "seo", &who.token).await,
+                self.gate(slug, "files", &who.token).await,
+            );
             if got == (seo, files) {
                 break;
             }
@@ -220,11 +251,20 @@ fn is_scim_error(reply: &Reply, status: u16) -> bool {
     reply.status == status
         && reply.body["schemas"] == json!([ERROR])
         && reply.body["status"] == json!(status.to_string())
-        && reply.headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/scim+json")
+        && reply
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            == Some("application/scim+json")
 }
 
 fn assert_scim_error(reply: &Reply, status: u16, scim_type: Option<&str>, what: &str) {
-    assert!(is_scim_error(reply, status), "{what}: wanted a {status} SCIM error, got {} {}", reply.status, reply.body);
+    assert!(
+        is_scim_error(reply, status),
+        "{what}: wanted a {status} SCIM error, got {} {}",
+        reply.status,
+        reply.body
+    );
     if let Some(t) = scim_type {
         assert_eq!(reply.body["scimType"], t, "{what}: {}", reply.body);
     }
@@ -264,15 +304,19 @@ async fn tokens_are_shown_once_stored_hashed_named_and_revocable() {
     assert_eq!(response.headers()["cache-control"], "no-store");
     let created: Value = response.json().await.unwrap();
     let secret = created["secret"].as_str().unwrap().to_owned();
-    assert!(secret.starts_with("wzscim_") && secret.len() > 40, "{secret}");
+    assert!(
+        secret.starts_with("wzscim_") && secret.len() > 40,
+        "{secret}"
+    );
     let id = created["token"]["id"].as_str().unwrap().to_owned();
 
     // Stored as a hash: the secret appears nowhere in the database.
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM scim_tokens WHERE id = $1::uuid")
-        .bind(&id)
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap();
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT secret_hash FROM scim_tokens WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&w.app.pool)
+            .await
+            .unwrap();
     assert_ne!(stored, secret.as_bytes());
     let dump: String = sqlx::query_scalar("SELECT string_agg(t::text, ' ') FROM scim_tokens t")
         .fetch_one(&w.app.pool)
@@ -286,7 +330,14 @@ async fn tokens_are_shown_once_stored_hashed_named_and_revocable() {
         let url = format!("{}/api/v1/orgs/acme/scim", w.app.address);
         let token = w.admin.token.clone();
         async move {
-            http.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap()
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
         }
     };
     let before = list(&w).await;
@@ -306,23 +357,46 @@ async fn tokens_are_shown_once_stored_hashed_named_and_revocable() {
         .await
         .unwrap();
     assert_eq!(none.status(), 401);
-    assert!(none.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        none.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     let body: Value = none.json().await.unwrap();
     assert_eq!(body["schemas"], json!([ERROR]));
     let mut wrong = secret.clone();
     wrong.pop();
     wrong.push(if secret.ends_with('A') { 'B' } else { 'A' });
-    assert_scim_error(&w.scim(&wrong, Method::GET, "/Users", None).await, 401, None, "wrong token");
-    assert_scim_error(&w.scim("nonsense", Method::GET, "/Users", None).await, 401, None, "malformed");
+    assert_scim_error(
+        &w.scim(&wrong, Method::GET, "/Users", None).await,
+        401,
+        None,
+        "wrong token",
+    );
+    assert_scim_error(
+        &w.scim("nonsense", Method::GET, "/Users", None).await,
+        401,
+        None,
+        "malformed",
+    );
     let revoked = w
         .http
-        .delete(format!("{}/api/v1/orgs/acme/scim/tokens/{id}", w.app.address))
+        .delete(format!(
+            "{}/api/v1/orgs/acme/scim/tokens/{id}",
+            w.app.address
+        ))
         .bearer_auth(&w.admin.token)
         .send()
         .await
         .unwrap();
     assert_eq!(revoked.status(), 204);
-    assert_scim_error(&w.scim(&secret, Method::GET, "/Users", None).await, 401, None, "revoked token");
+    assert_scim_error(
+        &w.scim(&secret, Method::GET, "/Users", None).await,
+        401,
+        None,
+        "revoked token",
+    );
     assert!(!list(&w).await["tokens"][0]["revoked_at"].is_null());
 
     // Audited with the creator as actor; ORG_MANAGERs cannot make tokens.
@@ -357,7 +431,14 @@ async fn the_rate_limit_is_per_token_and_answers_429_with_retry_after() {
     }
     let refused = get(a.clone()).await;
     assert_eq!(refused.status(), 429);
-    assert!(refused.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(
+        refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["schemas"], json!([ERROR]));
     assert_eq!(get(b).await.status(), 200, "another token is not held back");
@@ -381,7 +462,15 @@ async fn provisioning_session(dialect: Dialect) {
     // Okta asks first; Entra too (for its matching attribute).
     let filter = format!("userName eq \"{}\"", who.email);
     let found = w
-        .scim(&token, Method::GET, &format!("/Users?filter={}&startIndex=1&count=100", urlencode(&filter)), None)
+        .scim(
+            &token,
+            Method::GET,
+            &format!(
+                "/Users?filter={}&startIndex=1&count=100",
+                urlencode(&filter)
+            ),
+            None,
+        )
         .await;
     assert_eq!(found.status, 200);
     assert_eq!(found.body["totalResults"], 0);
@@ -402,10 +491,17 @@ async fn provisioning_session(dialect: Dialect) {
             "displayName": "Pat Doe", "locale": "en-US", "externalId": "00u1okta",
         }),
     };
-    let created = w.scim(&token, Method::POST, "/Users", Some(create.clone())).await;
+    let created = w
+        .scim(&token, Method::POST, "/Users", Some(create.clone()))
+        .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
-    assert!(created.headers["location"].to_str().unwrap().ends_with(&format!("/scim/v2/Users/{id}")));
+    assert!(
+        created.headers["location"]
+            .to_str()
+            .unwrap()
+            .ends_with(&format!("/scim/v2/Users/{id}"))
+    );
     assert!(created.headers.contains_key("etag"));
     w.agree("create", "acme", &who, &[]).await;
     let again = w.scim(&token, Method::POST, "/Users", Some(create)).await;
@@ -437,34 +533,71 @@ async fn provisioning_session(dialect: Dialect) {
 
     // 3. Add to a role group (found by displayName, as both directories do).
     let groups = w
-        .scim(&token, Method::GET, &format!("/Groups?filter={}&excludedAttributes=members", urlencode("displayName eq \"ORG_USER\"")), None)
+        .scim(
+            &token,
+            Method::GET,
+            &format!(
+                "/Groups?filter={}&excludedAttributes=members",
+                urlencode("displayName eq \"ORG_USER\"")
+            ),
+            None,
+        )
         .await;
     assert_eq!(groups.body["totalResults"], 1, "{}", groups.body);
     assert!(groups.body["Resources"][0].get("members").is_none());
-    let group = groups.body["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let group = groups.body["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let add = |group: &str, op: &str| {
         let (op, member) = match dialect {
             Dialect::Entra => (op.to_owned(), json!([{"value": id}])),
-            Dialect::Okta => (op.to_lowercase(), json!([{"value": id, "display": who.email}])),
+            Dialect::Okta => (
+                op.to_lowercase(),
+                json!([{"value": id, "display": who.email}]),
+            ),
         };
-        (group.to_owned(), patch_op(json!([{"op": op, "path": "members", "value": member}])))
+        (
+            group.to_owned(),
+            patch_op(json!([{"op": op, "path": "members", "value": member}])),
+        )
     };
     let (g, body) = add(&group, "Add");
-    let added = w.scim(&token, Method::PATCH, &format!("/Groups/{g}"), Some(body)).await;
+    let added = w
+        .scim(&token, Method::PATCH, &format!("/Groups/{g}"), Some(body))
+        .await;
     assert_eq!(added.status, 204, "{}", added.body);
-    w.agree("add to ORG_USER", "acme", &who, &["ORG_USER"]).await;
-    let user = w.scim(&token, Method::GET, &format!("/Users/{id}"), None).await;
+    w.agree("add to ORG_USER", "acme", &who, &["ORG_USER"])
+        .await;
+    let user = w
+        .scim(&token, Method::GET, &format!("/Users/{id}"), None)
+        .await;
     assert_eq!(user.body["groups"][0]["value"], "ORG_USER");
 
     // 4. Move to another role: out of ORG_USER, into ORG_MANAGER.
     let removal = match dialect {
-        Dialect::Entra => patch_op(json!([{"op": "Remove", "path": "members", "value": [{"value": id}]}])),
-        Dialect::Okta => patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}])),
+        Dialect::Entra => {
+            patch_op(json!([{"op": "Remove", "path": "members", "value": [{"value": id}]}]))
+        }
+        Dialect::Okta => {
+            patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]))
+        }
     };
-    assert_eq!(w.scim(&token, Method::PATCH, "/Groups/ORG_USER", Some(removal)).await.status, 204);
+    assert_eq!(
+        w.scim(&token, Method::PATCH, "/Groups/ORG_USER", Some(removal))
+            .await
+            .status,
+        204
+    );
     let (g, body) = add("ORG_MANAGER", "Add");
-    assert_eq!(w.scim(&token, Method::PATCH, &format!("/Groups/{g}"), Some(body)).await.status, 204);
-    w.agree("move to ORG_MANAGER", "acme", &who, &["ORG_MANAGER"]).await;
+    assert_eq!(
+        w.scim(&token, Method::PATCH, &format!("/Groups/{g}"), Some(body))
+            .await
+            .status,
+        204
+    );
+    w.agree("move to ORG_MANAGER", "acme", &who, &["ORG_MANAGER"])
+        .await;
 
     // 5. Deactivate: the gate refuses within a second of the answer.
     let deactivate = match dialect {
@@ -472,20 +605,35 @@ async fn provisioning_session(dialect: Dialect) {
         Dialect::Okta => patch_op(json!([{"op": "replace", "value": {"active": false}}])),
     };
     let sent = Instant::now();
-    let off = w.scim(&token, Method::PATCH, &format!("/Users/{id}"), Some(deactivate)).await;
+    let off = w
+        .scim(
+            &token,
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(deactivate),
+        )
+        .await;
     assert_eq!(off.status, 200, "{}", off.body);
     assert_eq!(off.body["active"], false);
     loop {
         if w.gate("acme", "seo", &who.token).await == 403 {
             break;
         }
-        assert!(sent.elapsed() < Duration::from_secs(1), "the gate still admits a deactivated user");
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "the gate still admits a deactivated user"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    eprintln!("{dialect:?}: deactivation to the gate's refusal: {} ms", sent.elapsed().as_millis());
+    eprintln!(
+        "{dialect:?}: deactivation to the gate's refusal: {} ms",
+        sent.elapsed().as_millis()
+    );
     w.agree("deactivate", "acme", &who, &[]).await;
     // The role is kept for a reactivation, and still shown.
-    let user = w.scim(&token, Method::GET, &format!("/Users/{id}"), None).await;
+    let user = w
+        .scim(&token, Method::GET, &format!("/Users/{id}"), None)
+        .await;
     assert_eq!(user.body["groups"][0]["value"], "ORG_MANAGER");
 
     // 6. Reactivate: the role comes back.
@@ -493,24 +641,51 @@ async fn provisioning_session(dialect: Dialect) {
         Dialect::Entra => patch_op(json!([{"op": "Replace", "path": "active", "value": "True"}])),
         Dialect::Okta => patch_op(json!([{"op": "replace", "value": {"active": true}}])),
     };
-    assert_eq!(w.scim(&token, Method::PATCH, &format!("/Users/{id}"), Some(reactivate)).await.status, 200);
+    assert_eq!(
+        w.scim(
+            &token,
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(reactivate)
+        )
+        .await
+        .status,
+        200
+    );
     w.agree("reactivate", "acme", &who, &["ORG_MANAGER"]).await;
 
     // 7. Delete: gone from SCIM, from the org, from Keycloak's groups, from the gate.
-    let deleted = w.scim(&token, Method::DELETE, &format!("/Users/{id}"), None).await;
+    let deleted = w
+        .scim(&token, Method::DELETE, &format!("/Users/{id}"), None)
+        .await;
     assert_eq!(deleted.status, 204);
-    assert_scim_error(&w.scim(&token, Method::GET, &format!("/Users/{id}"), None).await, 404, None, "deleted user");
+    assert_scim_error(
+        &w.scim(&token, Method::GET, &format!("/Users/{id}"), None)
+            .await,
+        404,
+        None,
+        "deleted user",
+    );
     w.agree("delete", "acme", &who, &[]).await;
 
     // Every change is on the record, the token as actor.
-    let actions: Vec<String> = sqlx::query_scalar(
-        "SELECT action FROM audit_log WHERE actor LIKE 'scim:%' ORDER BY id",
-    )
-    .fetch_all(&w.app.pool)
-    .await
-    .unwrap();
-    for wanted in ["scim.user.create", "scim.user.update", "scim.group.update", "member.put", "member.delete", "scim.user.delete"] {
-        assert!(actions.iter().any(|a| a == wanted), "no {wanted} in {actions:?}");
+    let actions: Vec<String> =
+        sqlx::query_scalar("SELECT action FROM audit_log WHERE actor LIKE 'scim:%' ORDER BY id")
+            .fetch_all(&w.app.pool)
+            .await
+            .unwrap();
+    for wanted in [
+        "scim.user.create",
+        "scim.user.update",
+        "scim.group.update",
+        "member.put",
+        "member.delete",
+        "scim.user.delete",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == wanted),
+            "no {wanted} in {actions:?}"
+        );
     }
 }
 
@@ -534,45 +709,129 @@ async fn a_token_of_one_org_cannot_see_or_change_another() {
     let (a, b) = (w.token("acme").await, w.token("beta").await);
     let bob = format!("{}@example.com", unique("iso"));
     let b_user = w
-        .scim(&b, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": bob})))
+        .scim(
+            &b,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": bob})),
+        )
         .await;
     assert_eq!(b_user.status, 201);
     let b_id = b_user.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(w.scim(&b, Method::PATCH, "/Groups/ORG_MANAGER", Some(patch_op(json!([{"op": "add", "path": "members", "value": [{"value": b_id}]}])))).await.status, 204);
-    let b_before = w.scim(&b, Method::GET, &format!("/Users/{b_id}"), None).await.body;
+    assert_eq!(
+        w.scim(
+            &b,
+            Method::PATCH,
+            "/Groups/ORG_MANAGER",
+            Some(patch_op(
+                json!([{"op": "add", "path": "members", "value": [{"value": b_id}]}])
+            ))
+        )
+        .await
+        .status,
+        204
+    );
+    let b_before = w
+        .scim(&b, Method::GET, &format!("/Users/{b_id}"), None)
+        .await
+        .body;
 
     // Org A's token: B's user does not exist for it.
     for (method, body) in [
         (Method::GET, None),
-        (Method::PUT, Some(json!({"schemas": [USER], "userName": "taken@example.com"}))),
-        (Method::PATCH, Some(patch_op(json!([{"op": "replace", "path": "active", "value": false}])))),
+        (
+            Method::PUT,
+            Some(json!({"schemas": [USER], "userName": "taken@example.com"})),
+        ),
+        (
+            Method::PATCH,
+            Some(patch_op(
+                json!([{"op": "replace", "path": "active", "value": false}]),
+            )),
+        ),
         (Method::DELETE, None),
     ] {
-        let reply = w.scim(&a, method.clone(), &format!("/Users/{b_id}"), body).await;
-        assert_scim_error(&reply, 404, None, &format!("{method} B's user with A's token"));
+        let reply = w
+            .scim(&a, method.clone(), &format!("/Users/{b_id}"), body)
+            .await;
+        assert_scim_error(
+            &reply,
+            404,
+            None,
+            &format!("{method} B's user with A's token"),
+        );
     }
     let listed = w.scim(&a, Method::GET, "/Users", None).await;
     assert_eq!(listed.body["totalResults"], 0, "{}", listed.body);
-    let filtered = w.scim(&a, Method::GET, &format!("/Users?filter={}", urlencode(&format!("userName eq \"{bob}\""))), None).await;
+    let filtered = w
+        .scim(
+            &a,
+            Method::GET,
+            &format!(
+                "/Users?filter={}",
+                urlencode(&format!("userName eq \"{bob}\""))
+            ),
+            None,
+        )
+        .await;
     assert_eq!(filtered.body["totalResults"], 0);
     let group = w.scim(&a, Method::GET, "/Groups/ORG_MANAGER", None).await;
     assert!(group.body.get("members").is_none(), "{}", group.body);
     // Nor can A put B's user into its roles.
     let put_in = w
-        .scim(&a, Method::PATCH, "/Groups/ORG_ADMIN", Some(patch_op(json!([{"op": "add", "path": "members", "value": [{"value": b_id}]}]))))
+        .scim(
+            &a,
+            Method::PATCH,
+            "/Groups/ORG_ADMIN",
+            Some(patch_op(
+                json!([{"op": "add", "path": "members", "value": [{"value": b_id}]}]),
+            )),
+        )
         .await;
-    assert_scim_error(&put_in, 400, Some("invalidValue"), "A adds B's user to a role");
+    assert_scim_error(
+        &put_in,
+        400,
+        Some("invalidValue"),
+        "A adds B's user to a role",
+    );
 
     // A provisions the same person: a member of A too, and B is untouched.
     let a_user = w
-        .scim(&a, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": bob, "displayName": "Changed by A"})))
+        .scim(
+            &a,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": bob, "displayName": "Changed by A"})),
+        )
         .await;
     assert_eq!(a_user.status, 201, "{}", a_user.body);
     let a_id = a_user.body["id"].as_str().unwrap().to_owned();
     assert_ne!(a_id, b_id);
-    assert_eq!(w.scim(&a, Method::PATCH, "/Groups/ORG_USER", Some(patch_op(json!([{"op": "add", "path": "members", "value": [{"value": a_id}]}])))).await.status, 204);
-    assert_eq!(w.scim(&a, Method::DELETE, &format!("/Users/{a_id}"), None).await.status, 204);
-    assert_eq!(w.scim(&b, Method::GET, &format!("/Users/{b_id}"), None).await.body, b_before);
+    assert_eq!(
+        w.scim(
+            &a,
+            Method::PATCH,
+            "/Groups/ORG_USER",
+            Some(patch_op(
+                json!([{"op": "add", "path": "members", "value": [{"value": a_id}]}])
+            ))
+        )
+        .await
+        .status,
+        204
+    );
+    assert_eq!(
+        w.scim(&a, Method::DELETE, &format!("/Users/{a_id}"), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        w.scim(&b, Method::GET, &format!("/Users/{b_id}"), None)
+            .await
+            .body,
+        b_before
+    );
     assert_eq!(w.pg_roles("beta", &bob).await, vec!["ORG_MANAGER"]);
     assert_eq!(w.pg_roles("acme", &bob).await, Vec::<String>::new());
 
@@ -588,18 +847,46 @@ async fn a_token_of_one_org_cannot_see_or_change_another() {
         .unwrap();
     assert_eq!(put.status(), 201);
     let claim = json!({"schemas": [USER], "userName": hand, "active": false});
-    assert_scim_error(&w.scim(&a, Method::POST, "/Users", Some(claim.clone())).await, 409, Some("uniqueness"), "a hand-added member");
-    assert_eq!(w.pg_roles("acme", &hand).await, vec!["ORG_MANAGER"], "untouched");
+    assert_scim_error(
+        &w.scim(&a, Method::POST, "/Users", Some(claim.clone()))
+            .await,
+        409,
+        Some("uniqueness"),
+        "a hand-added member",
+    );
+    assert_eq!(
+        w.pg_roles("acme", &hand).await,
+        vec!["ORG_MANAGER"],
+        "untouched"
+    );
     // Nor by moving another user's address onto theirs.
-    let other = w.scim(&a, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": "mover"}))).await;
+    let other = w
+        .scim(
+            &a,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "mover"})),
+        )
+        .await;
     let other_id = other.body["id"].as_str().unwrap().to_owned();
     let moved = w
         .scim(&a, Method::PATCH, &format!("/Users/{other_id}"), Some(patch_op(json!([{"op": "add", "path": "emails", "value": [{"value": hand, "primary": true}]}]))))
         .await;
-    assert_scim_error(&moved, 409, Some("uniqueness"), "an address change onto a hand-added member");
+    assert_scim_error(
+        &moved,
+        409,
+        Some("uniqueness"),
+        "an address change onto a hand-added member",
+    );
     // The admin who made the token is hand-added too: never SCIM's to deprovision.
     assert_scim_error(
-        &w.scim(&a, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": w.admin.email, "active": false}))).await,
+        &w.scim(
+            &a,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": w.admin.email, "active": false})),
+        )
+        .await,
         409,
         Some("uniqueness"),
         "the org's admin",
@@ -614,9 +901,19 @@ async fn a_token_of_one_org_cannot_see_or_change_another() {
         .await
         .unwrap();
     assert_eq!(adopt.status(), 200);
-    let adopted = w.scim(&a, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": hand}))).await;
+    let adopted = w
+        .scim(
+            &a,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": hand})),
+        )
+        .await;
     assert_eq!(adopted.status, 201, "{}", adopted.body);
-    assert_eq!(adopted.body["groups"][0]["value"], "ORG_MANAGER", "adopted with the roles held");
+    assert_eq!(
+        adopted.body["groups"][0]["value"], "ORG_MANAGER",
+        "adopted with the roles held"
+    );
     assert_eq!(w.pg_roles("acme", &hand).await, vec!["ORG_MANAGER"]);
 }
 
@@ -625,11 +922,28 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
     let w = ScimWorld::new().await;
     let token = w.token("acme").await;
     let user = w
-        .scim(&token, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": format!("{}@example.com", unique("bad"))})))
+        .scim(
+            &token,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": format!("{}@example.com", unique("bad"))})),
+        )
         .await;
     assert_eq!(user.status, 201);
     let id = user.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(w.scim(&token, Method::PATCH, "/Groups/ORG_USER", Some(patch_op(json!([{"op": "add", "path": "members", "value": [{"value": id}]}])))).await.status, 204);
+    assert_eq!(
+        w.scim(
+            &token,
+            Method::PATCH,
+            "/Groups/ORG_USER",
+            Some(patch_op(
+                json!([{"op": "add", "path": "members", "value": [{"value": id}]}])
+            ))
+        )
+        .await
+        .status,
+        204
+    );
     let state = |w: &ScimWorld| {
         let pool = w.app.pool.clone();
         async move {
@@ -659,7 +973,14 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
         &format!("{}userName pr{}", "(".repeat(200), ")".repeat(200)),
     ];
     for f in filters {
-        let reply = w.scim(&token, Method::GET, &format!("/Users?filter={}", urlencode(f)), None).await;
+        let reply = w
+            .scim(
+                &token,
+                Method::GET,
+                &format!("/Users?filter={}", urlencode(f)),
+                None,
+            )
+            .await;
         assert_scim_error(&reply, 400, Some("invalidFilter"), &format!("filter {f}"));
     }
     let big_count = w.scim(&token, Method::GET, "/Users?count=zero", None).await;
@@ -673,7 +994,16 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
         }
         body
     };
-    let cases: Vec<(&str, Method, &str, Option<String>, u16, Option<&str>)> = vec![
+    // (what, method, path, body, status, scimType)
+    type Case<'a> = (
+        &'a str,
+        Method,
+        &'a str,
+        Option<String>,
+        u16,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         ("unknown attribute", Method::POST, "/Users", Some(u(json!({"shoeSize": 44})).to_string()), 400, Some("invalidSyntax")),
         ("a password", Method::POST, "/Users", Some(u(json!({"password": "hunter2"})).to_string()), 400, Some("invalidSyntax")),
         ("roles on a user", Method::POST, "/Users", Some(u(json!({"roles": [{"value": "ORG_ADMIN"}]})).to_string()), 400, Some("invalidSyntax")),
@@ -707,9 +1037,14 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
         ("searching everything", Method::POST, "/.search", Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}).to_string()), 501, None),
     ];
     for (what, method, path, body, status, scim_type) in cases {
-        let mut request = w.http.request(method, format!("{}/scim/v2{path}", w.app.address)).bearer_auth(&token);
+        let mut request = w
+            .http
+            .request(method, format!("{}/scim/v2{path}", w.app.address))
+            .bearer_auth(&token);
         if let Some(body) = body {
-            request = request.header("content-type", "application/scim+json").body(body);
+            request = request
+                .header("content-type", "application/scim+json")
+                .body(body);
         }
         let response = request.send().await.unwrap();
         let reply = Reply {
@@ -737,28 +1072,78 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
     let mut all = many.clone();
     all.insert(0, json!({"value": id}));
     let reply = w
-        .scim(&token, Method::PATCH, "/Groups/ORG_ADMIN", Some(patch_op(json!([{"op": "add", "path": "members", "value": all}]))))
+        .scim(
+            &token,
+            Method::PATCH,
+            "/Groups/ORG_ADMIN",
+            Some(patch_op(
+                json!([{"op": "add", "path": "members", "value": all}]),
+            )),
+        )
         .await;
-    assert_scim_error(&reply, 400, Some("invalidValue"), "10,000 members in one PATCH");
-    assert!(reply.body["detail"].as_str().unwrap().contains("1000"), "{}", reply.body);
+    assert_scim_error(
+        &reply,
+        400,
+        Some("invalidValue"),
+        "10,000 members in one PATCH",
+    );
+    assert!(
+        reply.body["detail"].as_str().unwrap().contains("1000"),
+        "{}",
+        reply.body
+    );
 
     // The last ORG_ADMIN is not SCIM's to take away either.
     let boss = w
-        .scim(&token, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": format!("{}@example.com", unique("boss"))})))
+        .scim(
+            &token,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": format!("{}@example.com", unique("boss"))})),
+        )
         .await;
     let boss_id = boss.body["id"].as_str().unwrap().to_owned();
-    assert_eq!(w.scim(&token, Method::PATCH, "/Groups/ORG_ADMIN", Some(patch_op(json!([{"op": "add", "path": "members", "value": [{"value": boss_id}]}])))).await.status, 204);
+    assert_eq!(
+        w.scim(
+            &token,
+            Method::PATCH,
+            "/Groups/ORG_ADMIN",
+            Some(patch_op(
+                json!([{"op": "add", "path": "members", "value": [{"value": boss_id}]}])
+            ))
+        )
+        .await
+        .status,
+        204
+    );
     let acme_only = "DELETE FROM memberships m USING users u, orgs o \
         WHERE u.id = m.user_id AND o.id = m.org_id AND o.slug = 'acme' AND u.email = $1";
-    sqlx::query(acme_only).bind(&w.admin.email).execute(&w.app.pool).await.unwrap();
+    sqlx::query(acme_only)
+        .bind(&w.admin.email)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
     let last = w
-        .scim(&token, Method::PATCH, &format!("/Users/{boss_id}"), Some(patch_op(json!([{"op": "replace", "path": "active", "value": false}]))))
+        .scim(
+            &token,
+            Method::PATCH,
+            &format!("/Users/{boss_id}"),
+            Some(patch_op(
+                json!([{"op": "replace", "path": "active", "value": false}]),
+            )),
+        )
         .await;
     assert_scim_error(&last, 409, None, "deactivating the last ORG_ADMIN");
     assert!(last.body["detail"].as_str().unwrap().contains("ORG_ADMIN"));
-    let boss_now = w.scim(&token, Method::GET, &format!("/Users/{boss_id}"), None).await;
+    let boss_now = w
+        .scim(&token, Method::GET, &format!("/Users/{boss_id}"), None)
+        .await;
     assert_ne!(boss_now.body["active"], false, "{}", boss_now.body);
-    sqlx::query("DELETE FROM scim_users WHERE id = $1::uuid").bind(&boss_id).execute(&w.app.pool).await.unwrap();
+    sqlx::query("DELETE FROM scim_users WHERE id = $1::uuid")
+        .bind(&boss_id)
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
     sqlx::query(acme_only)
         .bind(boss.body["userName"].as_str().unwrap())
         .execute(&w.app.pool)
@@ -819,7 +1204,10 @@ async fn scim2_tester_passes_every_check_but_the_documented_ones() {
         "scim2-tester failed to run:\n{text}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let results: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let results: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     assert!(results.len() > 20, "too few checks ran: {text}");
     let failed: BTreeSet<(String, String)> = results
         .iter()
@@ -850,9 +1238,16 @@ async fn scim2_tester_passes_every_check_but_the_documented_ones() {
         })
         .map(|r| r.to_string())
         .collect();
-    assert!(undocumented.is_empty(), "failures docs/scim.md does not explain:\n{}", undocumented.join("\n"));
+    assert!(
+        undocumented.is_empty(),
+        "failures docs/scim.md does not explain:\n{}",
+        undocumented.join("\n")
+    );
     let stale: Vec<_> = documented.difference(&failed).collect();
-    assert!(stale.is_empty(), "docs/scim.md lists checks that pass now: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "docs/scim.md lists checks that pass now: {stale:?}"
+    );
 }
 
 #[tokio::test]
@@ -863,10 +1258,16 @@ async fn an_org_admin_makes_and_revokes_tokens_on_the_scim_page() {
     sign_in(&app, "/", &owner).await;
     let (status, org_page) = body(&app, "/admin/orgs/acme").await;
     assert_eq!(status, 200);
-    assert!(org_page.contains("/admin/orgs/acme/scim"), "the org page links to it");
+    assert!(
+        org_page.contains("/admin/orgs/acme/scim"),
+        "the org page links to it"
+    );
     let (status, page) = body(&app, "/admin/orgs/acme/scim").await;
     assert_eq!(status, 200);
-    assert!(page.contains(&format!("{}/scim/v2", app.address)), "the base URL is shown");
+    assert!(
+        page.contains(&format!("{}/scim/v2", app.address)),
+        "the base URL is shown"
+    );
     let csrf = csrf_of(&page);
 
     // A name that is markup shows as text; the secret is on this answer only.
@@ -880,7 +1281,10 @@ async fn an_org_admin_makes_and_revokes_tokens_on_the_scim_page() {
     assert_eq!(created.status(), 201);
     assert_eq!(created.headers()["cache-control"], "no-store");
     let page = created.text().await.unwrap();
-    assert!(page.contains("Entra") && !page.contains("<b>Entra</b>"), "escaped");
+    assert!(
+        page.contains("Entra") && !page.contains("<b>Entra</b>"),
+        "escaped"
+    );
     let secret = page
         .split("id=\"scim-secret\">")
         .nth(1)
@@ -893,7 +1297,16 @@ async fn an_org_admin_makes_and_revokes_tokens_on_the_scim_page() {
     let scim = |token: String| {
         let client = app.client.clone();
         let url = format!("{}/scim/v2/Users", app.address);
-        async move { client.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+        async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     };
     assert_eq!(scim(secret.clone()).await, 200);
     let id: String = sqlx::query_scalar("SELECT id::text FROM scim_tokens")
@@ -937,23 +1350,51 @@ async fn bench_deactivation_to_refusal() {
     let token = w.token("acme").await;
     let who = newcomer(&w.kc).await;
     let created = w
-        .scim(&token, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": who.email})))
+        .scim(
+            &token,
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": who.email})),
+        )
         .await;
     let id = created.body["id"].as_str().unwrap().to_owned();
     let add = patch_op(json!([{"op": "add", "path": "members", "value": [{"value": id}]}]));
-    assert_eq!(w.scim(&token, Method::PATCH, "/Groups/ORG_USER", Some(add)).await.status, 204);
+    assert_eq!(
+        w.scim(&token, Method::PATCH, "/Groups/ORG_USER", Some(add))
+            .await
+            .status,
+        204
+    );
     w.agree("member", "acme", &who, &["ORG_USER"]).await;
-    let set = |active: bool| patch_op(json!([{"op": "replace", "path": "active", "value": active}]));
+    let set =
+        |active: bool| patch_op(json!([{"op": "replace", "path": "active", "value": active}]));
     let mut times = Vec::new();
     for _ in 0..rounds {
-        let reply = w.scim(&token, Method::PATCH, &format!("/Users/{id}"), Some(set(false))).await;
+        let reply = w
+            .scim(
+                &token,
+                Method::PATCH,
+                &format!("/Users/{id}"),
+                Some(set(false)),
+            )
+            .await;
         assert_eq!(reply.status, 200);
         let sent = Instant::now();
         while w.gate("acme", "seo", &who.token).await != 403 {
             assert!(sent.elapsed() < Duration::from_secs(5));
         }
         times.push(sent.elapsed());
-        assert_eq!(w.scim(&token, Method::PATCH, &format!("/Users/{id}"), Some(set(true))).await.status, 200);
+        assert_eq!(
+            w.scim(
+                &token,
+                Method::PATCH,
+                &format!("/Users/{id}"),
+                Some(set(true))
+            )
+            .await
+            .status,
+            200
+        );
         while w.gate("acme", "seo", &who.token).await != 200 {
             assert!(sent.elapsed() < Duration::from_secs(10));
         }

@@ -33,15 +33,26 @@ fn scim_url(slug: &str) -> String {
     format!("/admin/orgs/{slug}/scim")
 }
 
+/// What the page shows beyond the org's state: a new token's secret, or the name
+/// form as typed with its error.
+#[derive(Default)]
+struct Outcome {
+    secret: Option<String>,
+    name: String,
+    name_error: Option<String>,
+}
+
 async fn page(
     viewer: &Viewer,
     pool: &PgPool,
     config: &Config,
     slug: &str,
     status: StatusCode,
-    secret: Option<String>,
-    name: String,
-    name_error: Option<String>,
+    Outcome {
+        secret,
+        name,
+        name_error,
+    }: Outcome,
 ) -> PageResult {
     let o = match crate::manage::scim::overview(pool, &viewer.user.principal(), slug).await {
         Ok(o) => o,
@@ -51,7 +62,10 @@ async fn page(
         status,
         &ScimPage {
             layout: viewer.layout(format!("SCIM · {}", o.org.name)),
-            base_url: format!("{}/scim/v2", config.public_url.as_str().trim_end_matches('/')),
+            base_url: format!(
+                "{}/scim/v2",
+                config.public_url.as_str().trim_end_matches('/')
+            ),
             provisioned: o.provisioned,
             tokens: o.tokens,
             adopt_hand_added: o.adopt_hand_added,
@@ -71,7 +85,15 @@ async fn show(
     config: web::Data<Config>,
     slug: web::Path<String>,
 ) -> PageResult {
-    page(&viewer, &pool, &config, &slug, StatusCode::OK, None, String::new(), None).await
+    page(
+        &viewer,
+        &pool,
+        &config,
+        &slug,
+        StatusCode::OK,
+        Outcome::default(),
+    )
+    .await
 }
 
 #[post("/admin/orgs/{slug}/scim/tokens")]
@@ -86,12 +108,33 @@ async fn create(
         // Answered here, not after a redirect: the secret is never stored, not even in
         // the session's flash.
         Ok(new) => {
-            page(&viewer, &pool, &config, &slug, StatusCode::CREATED, Some(new.secret), String::new(), None)
-                .await
+            page(
+                &viewer,
+                &pool,
+                &config,
+                &slug,
+                StatusCode::CREATED,
+                Outcome {
+                    secret: Some(new.secret),
+                    ..Outcome::default()
+                },
+            )
+            .await
         }
         Err(AppError::Unprocessable(e)) => {
-            page(&viewer, &pool, &config, &slug, StatusCode::UNPROCESSABLE_ENTITY, None, name, Some(e))
-                .await
+            page(
+                &viewer,
+                &pool,
+                &config,
+                &slug,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Outcome {
+                    secret: None,
+                    name,
+                    name_error: Some(e),
+                },
+            )
+            .await
         }
         Err(e) => error_page(&viewer, e),
     }
@@ -104,11 +147,21 @@ async fn revoke(
     pool: web::Data<PgPool>,
     slug: web::Path<String>,
 ) -> PageResult {
-    match crate::manage::scim::revoke_token(&pool, &viewer.user.principal(), &slug, &fields.text("id")).await {
+    match crate::manage::scim::revoke_token(
+        &pool,
+        &viewer.user.principal(),
+        &slug,
+        &fields.text("id"),
+    )
+    .await
+    {
         Ok(token) => Ok(done(
             &req,
             "ok",
-            format!("Revoked the token {}: its next request is refused.", token.name),
+            format!(
+                "Revoked the token {}: its next request is refused.",
+                token.name
+            ),
             &scim_url(&slug),
         )),
         Err(e) => error_page(&viewer, e),
@@ -123,7 +176,9 @@ async fn settings(
     slug: web::Path<String>,
 ) -> PageResult {
     let adopt = fields.get("adopt_hand_added") == Some("on");
-    match crate::manage::scim::set_adopt_hand_added(&pool, &viewer.user.principal(), &slug, adopt).await {
+    match crate::manage::scim::set_adopt_hand_added(&pool, &viewer.user.principal(), &slug, adopt)
+        .await
+    {
         Ok(()) => Ok(done(
             &req,
             "ok",
@@ -139,5 +194,8 @@ async fn settings(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(show).service(create).service(revoke).service(settings);
+    cfg.service(show)
+        .service(create)
+        .service(revoke)
+        .service(settings);
 }

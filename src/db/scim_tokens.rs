@@ -73,37 +73,27 @@ pub async fn revoke(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error
         .map(|_| ())
 }
 
+#[derive(sqlx::FromRow)]
+struct WithSlug {
+    #[sqlx(flatten)]
+    token: ScimToken,
+    slug: String,
+}
+
 /// A token that is not revoked, with its org's slug, by the hash of what was presented.
 pub async fn by_hash(
     pool: &PgPool,
     secret_hash: &[u8],
 ) -> Result<Option<(ScimToken, String)>, sqlx::Error> {
-    let row: Option<(Uuid, Uuid, String, String, String, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>, String)> =
-        sqlx::query_as(
-            "SELECT t.id, t.org_id, t.name, t.prefix, t.created_by, t.created_at, t.last_used_at, o.slug \
-             FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
-             WHERE t.secret_hash = $1 AND t.revoked_at IS NULL",
-        )
-        .bind(secret_hash)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(
-        |(id, org_id, name, prefix, created_by, created_at, last_used_at, slug)| {
-            (
-                ScimToken {
-                    id,
-                    org_id,
-                    name,
-                    prefix,
-                    created_by,
-                    created_at,
-                    last_used_at,
-                    revoked_at: None,
-                },
-                slug,
-            )
-        },
-    ))
+    let row: Option<WithSlug> = sqlx::query_as(
+        "SELECT t.id, t.org_id, t.name, t.prefix, t.created_by, t.created_at, t.last_used_at, \
+         t.revoked_at, o.slug FROM scim_tokens t JOIN orgs o ON o.id = t.org_id \
+         WHERE t.secret_hash = $1 AND t.revoked_at IS NULL",
+    )
+    .bind(secret_hash)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| (r.token, r.slug)))
 }
 
 /// Records a use; at most once a minute per token, so requests do not each write.

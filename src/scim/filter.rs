@@ -678,7 +678,7 @@ mod tests {
         assert!(m(r#"displayName co "lid""#));
         assert!(m(r#"displayName sw "alice""#));
         assert!(m(r#"displayName ew "LIDDELL""#));
-        assert!(m("title pr") == false);
+        assert!(!m("title pr"));
         assert!(m("name.givenName pr"));
         assert!(
             m(r#"emails.value eq "al@home.example""#),

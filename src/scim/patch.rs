@@ -136,7 +136,10 @@ pub fn apply_to_user(
                         out.remove(urn);
                     }
                     (_, Some(Value::Object(fields))) => {
-                        for (k, v) in fields {
+                        for (k, v) in fields
+                            .iter()
+                            .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                        {
                             let path = parse_path(&format!("{urn}:{k}"))?;
                             apply_at(&mut out, op.op, &path, Some(v), rs)?;
                         }
@@ -171,7 +174,10 @@ pub fn apply_to_user(
                                 "`{key}` must be an object"
                             )));
                         };
-                        for (k, v) in ext {
+                        for (k, v) in ext
+                            .iter()
+                            .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                        {
                             let path = parse_path(&format!("{urn}:{k}"))?;
                             apply_at(&mut out, op.op, &path, Some(v), rs)?;
                         }
@@ -745,7 +751,7 @@ mod tests {
             patch(json!([{"op": "add", "path": "emails", "value": [{"value": "x@example.com"}]}]))
                 .unwrap();
         assert_eq!(out["emails"].as_array().unwrap().len(), 2, "add appends");
-        let out = patch(json!([{"op": "add", "path": ENTERPRISE, "value": {"division": "D", "employeeNumber": "7"}}])).unwrap();
+        let out = patch(json!([{"op": "add", "path": ENTERPRISE, "value": {"schemas": [ENTERPRISE], "division": "D", "employeeNumber": "7"}}])).unwrap();
         assert_eq!(
             out[ENTERPRISE],
             json!({"division": "D", "employeeNumber": "7"}),

@@ -163,7 +163,10 @@ pub fn normalise_body(body: &Value, rs: &ResourceSchema) -> Result<Map<String, V
                 )));
             };
             let mut stored = Map::new();
-            for (k, v) in ext {
+            for (k, v) in ext
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+            {
                 let Some(attr) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(k)) else {
                     return Err(ScimError::invalid_syntax(format!(
                         "`{urn}` has no attribute `{k}`"
@@ -283,7 +286,7 @@ pub fn project(
                 kept.insert(k.clone(), v.clone());
                 continue;
             }
-            if let Some((urn, _)) = rs.extension(k).map(|(u, a)| (u, a)) {
+            if let Some((urn, _)) = rs.extension(k) {
                 let Value::Object(ext) = v else { continue };
                 let mut part = Map::new();
                 for (ek, ev) in ext {

@@ -994,7 +994,16 @@ async fn bad_input_gets_scim_errors_and_changes_nothing() {
         }
         body
     };
-    let cases: Vec<(&str, Method, &str, Option<String>, u16, Option<&str>)> = vec![
+    // (what, method, path, body, status, scimType)
+    type Case<'a> = (
+        &'a str,
+        Method,
+        &'a str,
+        Option<String>,
+        u16,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         ("unknown attribute", Method::POST, "/Users", Some(u(json!({"shoeSize": 44})).to_string()), 400, Some("invalidSyntax")),
         ("a password", Method::POST, "/Users", Some(u(json!({"password": "hunter2"})).to_string()), 400, Some("invalidSyntax")),
         ("roles on a user", Method::POST, "/Users", Some(u(json!({"roles": [{"value": "ORG_ADMIN"}]})).to_string()), 400, Some("invalidSyntax")),

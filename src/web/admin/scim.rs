@@ -33,15 +33,26 @@ fn scim_url(slug: &str) -> String {
     format!("/admin/orgs/{slug}/scim")
 }
 
+/// What the page shows beyond the org's state: a new token's secret, or the name
+/// form as typed with its error.
+#[derive(Default)]
+struct Outcome {
+    secret: Option<String>,
+    name: String,
+    name_error: Option<String>,
+}
+
 async fn page(
     viewer: &Viewer,
     pool: &PgPool,
     config: &Config,
     slug: &str,
     status: StatusCode,
-    secret: Option<String>,
-    name: String,
-    name_error: Option<String>,
+    Outcome {
+        secret,
+        name,
+        name_error,
+    }: Outcome,
 ) -> PageResult {
     let o = match crate::manage::scim::overview(pool, &viewer.user.principal(), slug).await {
         Ok(o) => o,
@@ -80,9 +91,7 @@ async fn show(
         &config,
         &slug,
         StatusCode::OK,
-        None,
-        String::new(),
-        None,
+        Outcome::default(),
     )
     .await
 }
@@ -105,9 +114,10 @@ async fn create(
                 &config,
                 &slug,
                 StatusCode::CREATED,
-                Some(new.secret),
-                String::new(),
-                None,
+                Outcome {
+                    secret: Some(new.secret),
+                    ..Outcome::default()
+                },
             )
             .await
         }
@@ -118,9 +128,11 @@ async fn create(
                 &config,
                 &slug,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                name,
-                Some(e),
+                Outcome {
+                    secret: None,
+                    name,
+                    name_error: Some(e),
+                },
             )
             .await
         }

@@ -57,10 +57,14 @@ pub async fn open_with_previous_keys(
             if previous.is_empty() {
                 return None;
             }
-            let sealed = cookie_guard::single(req.request(), COOKIE_NAME)?;
-            reseal(COOKIE_NAME, sealed, current, previous)
+            // actix-session percent-encodes its cookie's value (and decodes it when
+            // reading): decode before opening, encode what goes back.
+            let raw = cookie_guard::single(req.request(), COOKIE_NAME)?;
+            let sealed = Cookie::parse_encoded(format!("{COOKIE_NAME}={raw}")).ok()?;
+            let resealed = reseal(COOKIE_NAME, sealed.value(), current, previous)?;
+            Some(Cookie::new(COOKIE_NAME, resealed).encoded().to_string())
         });
-    if let Some(value) = resealed {
+    if let Some(pair) = resealed {
         let values = || {
             req.headers()
                 .get_all(header::COOKIE)
@@ -70,7 +74,7 @@ pub async fn open_with_previous_keys(
         if !rest.is_empty() {
             rest.extend_from_slice(b"; ");
         }
-        rest.extend_from_slice(format!("{COOKIE_NAME}={value}").as_bytes());
+        rest.extend_from_slice(pair.as_bytes());
         if let Ok(value) = HeaderValue::from_bytes(&rest) {
             let headers = req.headers_mut();
             headers.remove(header::COOKIE);

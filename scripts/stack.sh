@@ -27,6 +27,8 @@ KC_PORT="${WIZBRAND_KC_PORT:-8180}"
 KC_MGMT_PORT="${WIZBRAND_KC_MGMT_PORT:-9180}"
 TRAEFIK_PORT="${WIZBRAND_TRAEFIK_PORT:-8000}"
 WIZBRAND_PORT="${WIZBRAND_PORT:-8080}"
+# The ops listener (/metrics, readiness details): loopback only, no Traefik route.
+WIZBRAND_OPS_PORT="${WIZBRAND_OPS_PORT:-9090}"
 ECHO_BASE_PORT="${WIZBRAND_ECHO_BASE_PORT:-8091}"
 APPS=(seo music files photos)
 PG_SUPERUSER=wizbrand
@@ -291,6 +293,7 @@ wizbrand_up() {
   (
     set -a; source "$STATE/stack.env"; set +a
     export WIZBRAND_LISTEN="127.0.0.1:$WIZBRAND_PORT" \
+      WIZBRAND_OPS_LISTEN="127.0.0.1:$WIZBRAND_OPS_PORT" \
       WIZBRAND_PUBLIC_URL="http://auth.wizbrand.localhost:$TRAEFIK_PORT" \
       WIZBRAND_COOKIE_DOMAIN="wizbrand.localhost" \
       WIZBRAND_TRUSTED_PROXIES="127.0.0.1/32,::1/128" \
@@ -308,6 +311,7 @@ print_welcome() {
 
 wizbrand dev stack is up.
   wizbrand pages   http://auth.wizbrand.localhost:$TRAEFIK_PORT/   (readiness: /readyz)
+  metrics          http://127.0.0.1:$WIZBRAND_OPS_PORT/metrics   (and /readyz with details; not through Traefik)
   admin UI         http://auth.wizbrand.localhost:$TRAEFIK_PORT/admin/orgs   (sign in as dana/dana)
   apps             http://acme.seo.wizbrand.localhost:$TRAEFIK_PORT/  (music, files, photos alike; org beta too)
   Keycloak         http://localhost:$KC_PORT/admin/  (admin / $KC_ADMIN_PASSWORD)

@@ -11,5 +11,9 @@ CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
 export WIZBRAND_SCHEMATHESIS="$CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st"
 export WIZBRAND_SCIM_TESTER="$CACHE/scim2-tester-$SCIM2_TESTER_VERSION/bin/python"
 [[ -x "$WIZBRAND_SCHEMATHESIS" && -x "$WIZBRAND_SCIM_TESTER" ]] || scripts/install-deps.sh
+# The deployment examples (Helm chart, compose file): with the whole suite, or alone
+# with `scripts/test.sh deploy`.
+if [[ "${1:-}" == deploy ]]; then exec scripts/check-deploy.sh; fi
+if [[ $# -eq 0 ]]; then scripts/check-deploy.sh; fi
 scripts/stack.sh up --infra
 cargo test --locked --all-targets "$@"

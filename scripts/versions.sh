@@ -9,3 +9,12 @@ SCIM2_TESTER_VERSION=0.5.2
 SCIM2_CLIENT_VERSION=0.13.2
 SCIM2_MODELS_VERSION=0.12.3
 HTTPX2_VERSION=2.16.2
+# Deployment checks (scripts/check-deploy.sh): Helm (Go module), the Kubernetes schemas
+# (PyPI kubernetes-validate ships them), the Kubernetes version the chart is checked
+# against, podman-compose and the compose-file schema (shipped by PyPI docker-compose).
+HELM_VERSION=v3.22.0
+KUBERNETES_VALIDATE_VERSION=1.37.0
+# Oldest and newest Kubernetes the chart is checked against.
+KUBERNETES_SCHEMA_VERSIONS="1.30.0 1.37.0"
+PODMAN_COMPOSE_VERSION=1.6.0
+COMPOSE_SCHEMA_VERSION=1.29.2

@@ -57,10 +57,14 @@ pub async fn open_with_previous_keys(
             if previous.is_empty() {
                 return None;
             }
-            let sealed = cookie_guard::single(req.request(), COOKIE_NAME)?;
-            reseal(COOKIE_NAME, sealed, current, previous)
+            // actix-session percent-encodes its cookie's value (and decodes it when
+            // reading): decode before opening, encode what goes back.
+            let raw = cookie_guard::single(req.request(), COOKIE_NAME)?;
+            let sealed = Cookie::parse_encoded(format!("{COOKIE_NAME}={raw}")).ok()?;
+            let resealed = reseal(COOKIE_NAME, sealed.value(), current, previous)?;
+            Some(Cookie::new(COOKIE_NAME, resealed).encoded().to_string())
         });
-    if let Some(value) = resealed {
+    if let Some(pair) = resealed {
         let values = || {
             req.headers()
                 .get_all(header::COOKIE)
@@ -70,7 +74,7 @@ pub async fn open_with_previous_keys(
         if !rest.is_empty() {
             rest.extend_from_slice(b"; ");
         }
-        rest.extend_from_slice(format!("{COOKIE_NAME}={value}").as_bytes());
+        rest.extend_from_slice(pair.as_bytes());
         if let Ok(value) = HeaderValue::from_bytes(&rest) {
             let headers = req.headers_mut();
             headers.remove(header::COOKIE);
@@ -101,9 +105,15 @@ mod tests {
         );
         // Under the current key already: left alone. Under a key nobody lists: refused.
         let under_new = seal(COOKIE_NAME, "state", &new).unwrap_or_default();
-        assert_eq!(reseal(COOKIE_NAME, &under_new, &new, &[old.clone()]), None);
+        assert_eq!(
+            reseal(COOKIE_NAME, &under_new, &new, std::slice::from_ref(&old)),
+            None
+        );
         let under_gone = seal(COOKIE_NAME, "state", &gone).unwrap_or_default();
-        assert_eq!(reseal(COOKIE_NAME, &under_gone, &new, &[old.clone()]), None);
+        assert_eq!(
+            reseal(COOKIE_NAME, &under_gone, &new, std::slice::from_ref(&old)),
+            None
+        );
         // The name is authenticated: a value sealed for another cookie does not move.
         let other = seal("__Host-wizbrand_app", "state", &old).unwrap_or_default();
         assert_eq!(reseal(COOKIE_NAME, &other, &new, &[old]), None);

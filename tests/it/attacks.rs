@@ -128,6 +128,8 @@ async fn secrets_never_reach_the_logs() {
     }
     let app = TestApp {
         address: address.clone(),
+        // The binary's ops listener took a free port nobody here needs.
+        ops_address: String::new(),
         pool: pool.clone(),
         database_url,
         client: http_client(),
@@ -154,11 +156,16 @@ async fn secrets_never_reach_the_logs() {
         .and_then(|v| v.split(';').next())
         .unwrap()
         .to_owned();
-    let (id_token, access_token, refresh_token): (String, String, String) =
-        sqlx::query_as("SELECT id_token, access_token, refresh_token FROM session_tokens")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let tokens = crate::helpers::stored_tokens(
+        &pool,
+        &crate::helpers::session_handle(&format!("__Host-wizbrand_session={cookie}")),
+    )
+    .await;
+    let (id_token, access_token, refresh_token) = (
+        tokens.id_token,
+        tokens.access_token,
+        tokens.refresh_token.unwrap(),
+    );
     assert_eq!(app.get("/admin/orgs/acme").await.status(), StatusCode::OK);
     let bearer = user_token("dana", "dana", "wizbrand-test").await["access_token"]
         .as_str()

@@ -337,9 +337,11 @@ async fn app_with_key(database_url: &str, pool: &sqlx::PgPool, key: &str) -> Tes
     let app = Application::build(Config::from_source(&env).unwrap())
         .await
         .unwrap();
+    let ops_address = crate::helpers::ops_address(&app);
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        ops_address,
         pool: pool.clone(),
         database_url: database_url.to_owned(),
         client: http_client(),

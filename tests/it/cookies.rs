@@ -77,6 +77,7 @@ impl Stack {
         (
             TestApp {
                 address: self.public.clone(),
+                ops_address: self.app.ops_address.clone(),
                 pool: self.app.pool.clone(),
                 database_url: self.app.database_url.clone(),
                 client,
@@ -382,6 +383,7 @@ async fn junk_or_duplicate_cookies_cannot_block_sign_in_or_choose_a_session() {
         (
             TestApp {
                 address: app.address.clone(),
+                ops_address: app.ops_address.clone(),
                 pool: app.pool.clone(),
                 database_url: app.database_url.clone(),
                 client,

@@ -353,6 +353,7 @@ async fn keycloak_gone_and_back_sign_in_answers_503_then_works_and_sessions_live
     // A new browser cannot finish a sign-in: the code exchange needs Keycloak.
     let stranger = TestApp {
         address: app.address.clone(),
+        ops_address: app.ops_address.clone(),
         pool: app.pool.clone(),
         database_url: app.database_url.clone(),
         client: crate::helpers::http_client(),

@@ -465,7 +465,7 @@ async fn gate_metrics_count_decisions_by_outcome_and_app() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    let text = gate.app.get("/metrics").await.text().await.unwrap();
+    let text = gate.app.metrics().await;
     assert!(
         text.contains(r#"wizbrand_gate_decisions_total{app="seo",outcome="allow"} 1"#),
         "{text}"

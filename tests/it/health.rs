@@ -18,7 +18,7 @@ async fn healthz_answers_with_a_request_id_and_metrics_count_it() {
         "no X-Request-Id"
     );
 
-    let metrics = app.get("/metrics").await;
+    let metrics = app.ops_get("/metrics").await;
     assert_eq!(metrics.status(), 200);
     assert!(
         metrics
@@ -54,7 +54,7 @@ async fn made_up_methods_and_paths_do_not_create_metric_series() {
         assert_eq!(app.get(&path).await.status(), 404, "{path}");
     }
 
-    let text = app.get("/metrics").await.text().await.unwrap();
+    let text = app.metrics().await;
     let series: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("wizbrand_http_requests_total{"))
@@ -108,8 +108,9 @@ impl Cable {
     }
 }
 
+/// The ops listener's `/readyz`, with its details.
 async fn readiness(app: &TestApp) -> (u16, Value) {
-    let response = app.get("/readyz").await;
+    let response = app.ops_get("/readyz").await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
@@ -160,6 +161,11 @@ async fn readyz_names_keycloak_while_it_is_unreachable_and_recovers() {
         error.contains("Keycloak") && error.contains("unreachable"),
         "{error}"
     );
+    // The public listener says only that it is not ready: no URL, no error text.
+    let public = app.get("/readyz").await;
+    assert_eq!(public.status(), 503);
+    let public: Value = public.json().await.unwrap();
+    assert_eq!(public, serde_json::json!({ "ready": false }));
 
     let _cable = Cable::plug(address, upstream).await;
     readiness_becomes(&app, 200).await;

@@ -150,6 +150,8 @@ pub fn base_env(database_url: &str) -> HashMap<String, String> {
     for (k, v) in [
         ("DATABASE_URL", database_url),
         ("WIZBRAND_LISTEN", "127.0.0.1:0"),
+        // Metrics and readiness details: a free port of each app's own.
+        ("WIZBRAND_OPS_LISTEN", "127.0.0.1:0"),
         ("WIZBRAND_PUBLIC_URL", "http://auth.wizbrand.localhost:8000"),
         ("WIZBRAND_COOKIE_DOMAIN", "wizbrand.localhost"),
         ("WIZBRAND_PROBE_TIMEOUT_MS", "1500"),
@@ -175,6 +177,8 @@ pub fn behind_traefik(env: &mut HashMap<String, String>) {
 
 pub struct TestApp {
     pub address: String,
+    /// The ops listener (`/metrics`, readiness details), which Traefik never routes to.
+    pub ops_address: String,
     pub pool: PgPool,
     pub database_url: String,
     pub client: reqwest::Client,
@@ -210,9 +214,11 @@ impl TestApp {
         let config = Config::from_source(&env).expect("test configuration is invalid");
         let app = Application::build(config).await.unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
+        let ops_address = ops_address(&app);
         tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
+            ops_address,
             pool,
             database_url,
             client: http_client(),
@@ -226,6 +232,30 @@ impl TestApp {
             .await
             .unwrap()
     }
+
+    /// `path` on the ops listener (`/metrics`, `/readyz` with details).
+    pub async fn ops_get(&self, path: &str) -> reqwest::Response {
+        assert!(!self.ops_address.is_empty(), "this app has no ops listener");
+        self.client
+            .get(format!("{}{path}", self.ops_address))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The Prometheus text of this app's ops listener.
+    pub async fn metrics(&self) -> String {
+        let response = self.ops_get("/metrics").await;
+        assert_eq!(response.status(), 200, "/metrics on the ops listener");
+        response.text().await.unwrap()
+    }
+}
+
+/// `http://127.0.0.1:<ops port>` of an app built in-process ("" when it has none).
+pub fn ops_address(app: &Application) -> String {
+    app.ops_port()
+        .map(|port| format!("http://127.0.0.1:{port}"))
+        .unwrap_or_default()
 }
 
 /// Keycloak's admin REST API, as the bootstrap admin (tests only).
@@ -744,4 +774,41 @@ pub async fn app_host_cookie(app: &TestApp, host: &str) -> String {
     assert_eq!(exchanged.status(), 302, "exchange");
     assert_eq!(exchanged.headers()["location"].to_str().unwrap(), rd);
     cookie_pair(&exchanged, "__Host-wizbrand_app").expect("an app-host cookie")
+}
+
+/// The random handle of the session a response's `Set-Cookie` carries, opened with the
+/// test key of [`base_env`] as wizbrand opens it (the key to the session's tokens).
+pub fn session_handle_in(response: &reqwest::Response) -> String {
+    let pair = cookie_pair(response, wizbrand::web::session::COOKIE_NAME)
+        .expect("a session cookie in the response");
+    session_handle(&pair)
+}
+
+/// The handle inside a session cookie `__Host-wizbrand_session=<value>` sealed with the
+/// test key.
+pub fn session_handle(pair: &str) -> String {
+    // actix-session percent-encodes the value.
+    let cookie = actix_web::cookie::Cookie::parse_encoded(pair.to_owned()).unwrap();
+    let key = actix_web::cookie::Key::from("t".repeat(64).as_bytes());
+    let state = wizbrand::web::key_rotation::open_sealed(
+        wizbrand::web::session::COOKIE_NAME,
+        cookie.value(),
+        &key,
+    )
+    .expect("the session cookie opens with the test key");
+    // actix-session's state: a map of names to JSON text.
+    let state: HashMap<String, String> = serde_json::from_str(&state).unwrap();
+    let user: Value = serde_json::from_str(&state["user"]).unwrap();
+    user["handle"].as_str().unwrap().to_owned()
+}
+
+/// The tokens of session `handle` as `session_tokens` holds them, opened as wizbrand does.
+pub async fn stored_tokens(pool: &PgPool, handle: &str) -> wizbrand::web::token_vault::Tokens {
+    let vault = wizbrand::web::token_vault::Vault::for_handle(handle);
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM session_tokens WHERE id = $1")
+        .bind(vault.row_id())
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    vault.open(&sealed).unwrap()
 }

@@ -1087,22 +1087,18 @@ async fn through_traefik_one_sign_in_on_the_auth_host_opens_an_app_host() {
     delete_client(&admin, &client_id).await;
 }
 
-/// Makes the only session's access token due for refresh; returns its handle.
-async fn make_refresh_due(pool: &PgPool) -> String {
-    sqlx::query_scalar(
-        "UPDATE session_tokens SET access_expires_at = now() - interval '1 second' \
-         RETURNING handle",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
+/// Makes the only session's access token due for refresh.
+async fn make_refresh_due(pool: &PgPool) {
+    sqlx::query("UPDATE session_tokens SET access_expires_at = now() - interval '1 second'")
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
-async fn session_tokens(pool: &PgPool) -> (String, String) {
-    sqlx::query_as("SELECT access_token, refresh_token FROM session_tokens")
-        .fetch_one(pool)
-        .await
-        .unwrap()
+/// The access and refresh token of session `handle` (sealed in `session_tokens`).
+async fn session_tokens(pool: &PgPool, handle: &str) -> (String, String) {
+    let tokens = crate::helpers::stored_tokens(pool, handle).await;
+    (tokens.access_token, tokens.refresh_token.unwrap())
 }
 
 #[tokio::test]
@@ -1110,7 +1106,8 @@ async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_
     use wizbrand::web::refresh::{RefreshOutcome, refresh_session};
     let app = spawn_app().await;
     let username = person(&app.pool, &[("acme", "ORG_USER"), ("beta", "ORG_ADMIN")]).await;
-    sign_in(&app, "/", &username).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let handle = crate::helpers::session_handle_in(&done);
     let (_, page) = body(&app, "/orgs/select").await;
     let chosen = app
         .client
@@ -1120,7 +1117,7 @@ async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_
         .await
         .unwrap();
     assert_eq!(chosen.status(), StatusCode::SEE_OTHER);
-    let (first_access, first_refresh) = session_tokens(&app.pool).await;
+    let (first_access, first_refresh) = session_tokens(&app.pool, &handle).await;
     assert_eq!(
         crate::helpers::claims(&first_access)["preferred_org"],
         Value::Null
@@ -1148,7 +1145,7 @@ async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_
     // Two refreshes of one session at once (two replicas): one refreshes, the other
     // stands aside. Keycloak's refresh tokens are single-use here, so a second refresh
     // with the same token would have been refused and ended the session.
-    let handle = make_refresh_due(&app.pool).await;
+    make_refresh_due(&app.pool).await;
     let oidc = wizbrand::oidc::client::OidcClient::new(reqwest::Client::new(), &config);
     let revocations = wizbrand::web::revocations::Revocations::default();
     let (a, b) = tokio::join!(
@@ -1161,7 +1158,7 @@ async fn a_refreshed_token_carries_the_chosen_org_and_racing_refreshes_keep_the_
         outcomes,
         vec![RefreshOutcome::Refreshed, RefreshOutcome::Skipped]
     );
-    let (access, refresh) = session_tokens(&app.pool).await;
+    let (access, refresh) = session_tokens(&app.pool, &handle).await;
     assert_ne!(refresh, first_refresh, "Keycloak rotates the refresh token");
     assert_eq!(crate::helpers::claims(&access)["preferred_org"], "beta");
     let (_, home) = body(&app, "/").await;
@@ -1184,9 +1181,10 @@ async fn a_refresh_refused_with_invalid_client_keeps_the_session() {
     use wizbrand::web::revocations::Revocations;
     let app = spawn_app().await;
     let username = person(&app.pool, &[]).await;
-    sign_in(&app, "/", &username).await;
-    let handle = make_refresh_due(&app.pool).await;
-    let (_, first_refresh) = session_tokens(&app.pool).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let handle = crate::helpers::session_handle_in(&done);
+    make_refresh_due(&app.pool).await;
+    let (_, first_refresh) = session_tokens(&app.pool, &handle).await;
 
     let mut stale = base_env(&app.database_url);
     stale.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), "rotated-away".into());
@@ -1212,7 +1210,7 @@ async fn a_refresh_refused_with_invalid_client_keeps_the_session() {
         .await
         .unwrap();
     assert_eq!(revoked, 0);
-    assert_eq!(session_tokens(&app.pool).await.1, first_refresh);
+    assert_eq!(session_tokens(&app.pool, &handle).await.1, first_refresh);
     let (_, home) = body(&app, "/").await;
     assert!(home.contains("Signed in as"), "{home}");
 
@@ -1251,15 +1249,16 @@ async fn sessions_in_use_are_refreshed_and_end_when_keycloak_refuses_the_refresh
     })
     .await;
     let (username, keycloak_id) = person_with_id(&app.pool, &[]).await;
-    sign_in(&app, "/", &username).await;
-    let (first, _) = session_tokens(&app.pool).await;
+    let (_, done) = sign_in(&app, "/", &username).await;
+    let handle = crate::helpers::session_handle_in(&done);
+    let (first, _) = session_tokens(&app.pool, &handle).await;
 
     // In use: the app's background refresh renews the tokens; the session goes on.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (_, home) = body(&app, "/").await;
         assert!(home.contains("Signed in as"), "{home}");
-        if session_tokens(&app.pool).await.0 != first {
+        if session_tokens(&app.pool, &handle).await.0 != first {
             break;
         }
         assert!(Instant::now() < deadline, "the session was not refreshed");
@@ -1289,7 +1288,7 @@ async fn sessions_in_use_are_refreshed_and_end_when_keycloak_refuses_the_refresh
         .await
         .unwrap();
     assert_eq!(left, 0, "the dead session's tokens are forgotten");
-    let (_, metrics) = body(&app, "/metrics").await;
+    let metrics = app.metrics().await;
     for outcome in ["refreshed", "ended"] {
         assert!(
             metrics.contains(&format!(

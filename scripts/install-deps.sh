@@ -34,3 +34,14 @@ if [[ ! -x "$st_venv/bin/st" ]]; then
   python3 -m venv "$st_venv"
   "$st_venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+
+# The stack's SMTP server (scripts/mail_store.py), in a virtualenv of its own, pinned.
+smtp_venv="$CACHE/aiosmtpd-$AIOSMTPD_VERSION"
+if [[ ! -x "$smtp_venv/bin/python" ]] || ! "$smtp_venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  echo "[deps] installing aiosmtpd==$AIOSMTPD_VERSION into $smtp_venv"
+  mkdir -p "$CACHE"
+  rm -rf "$smtp_venv"
+  python3 -m venv "$smtp_venv"
+  # shellcheck disable=SC2086 # the pins are words
+  "$smtp_venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION" $AIOSMTPD_DEPS
+fi

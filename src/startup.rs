@@ -155,6 +155,7 @@ fn run(
     let metrics = web::Data::new(metrics);
     let sync = web::Data::new(sync);
     let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
+    let mailer = web::Data::new(crate::mail::Mailer::new(config.lifecycle.mail.as_ref())?);
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
     let server = HttpServer::new(move || {
@@ -172,6 +173,7 @@ fn run(
             .app_data(throttle.clone())
             .app_data(readiness.clone())
             .app_data(http.clone())
+            .app_data(mailer.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
             .app_data(sync.clone())

@@ -46,9 +46,9 @@ pub async fn run(config: &Config) -> ExitCode {
     }
 
     match crate::mail::Mailer::new(config.lifecycle.mail.as_ref()) {
-        Ok(mailer) if !mailer.configured() => println!(
-            "skip mail: WIZBRAND_SMTP_URL is unset, so invitations cannot be sent"
-        ),
+        Ok(mailer) if !mailer.configured() => {
+            println!("skip mail: WIZBRAND_SMTP_URL is unset, so invitations cannot be sent")
+        }
         Ok(mailer) => report(
             "mail",
             mailer

@@ -364,7 +364,10 @@ impl LifecycleConfig {
             None => None,
             Some(raw) => {
                 validate_smtp_url(&raw)?;
-                let from = r.or("WIZBRAND_MAIL_FROM", "wizbrand <noreply@wizbrand.localhost>");
+                let from = r.or(
+                    "WIZBRAND_MAIL_FROM",
+                    "wizbrand <noreply@wizbrand.localhost>",
+                );
                 if from.parse::<lettre::message::Mailbox>().is_err() {
                     return Err(ConfigError::Malformed {
                         var: "WIZBRAND_MAIL_FROM",
@@ -555,7 +558,10 @@ mod tests {
             ("WIZBRAND_MIGRATE_ON_START", Some("maybe")),
             ("WIZBRAND_OIDC_CLIENT_SECRET", None),
             ("WIZBRAND_SMTP_URL", Some("http://mail.example.com")),
-            ("WIZBRAND_SMTP_URL", Some("smtp://mail.example.com?tls=maybe")),
+            (
+                "WIZBRAND_SMTP_URL",
+                Some("smtp://mail.example.com?tls=maybe"),
+            ),
             ("WIZBRAND_SMTP_URL", Some("not a url")),
             ("WIZBRAND_INVITATION_DAYS", Some("0")),
             ("WIZBRAND_INVITATION_DAYS", Some("week")),
@@ -591,7 +597,10 @@ mod tests {
         );
         let refused = error_for_env(&env);
         assert!(refused.contains("WIZBRAND_SMTP_URL"), "{refused}");
-        assert!(!refused.contains("s3cret"), "the password is never repeated: {refused}");
+        assert!(
+            !refused.contains("s3cret"),
+            "the password is never repeated: {refused}"
+        );
     }
 
     fn error_for_env(env: &HashMap<String, String>) -> String {

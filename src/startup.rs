@@ -156,6 +156,10 @@ fn run(
     let sync = web::Data::new(sync);
     let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
     let mailer = web::Data::new(crate::mail::Mailer::new(config.lifecycle.mail.as_ref())?);
+    let accounts = web::Data::new(crate::keycloak::accounts::Accounts::new(
+        &config.keycloak,
+        Duration::from_secs(10),
+    ));
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
     let server = HttpServer::new(move || {
@@ -174,6 +178,7 @@ fn run(
             .app_data(readiness.clone())
             .app_data(http.clone())
             .app_data(mailer.clone())
+            .app_data(accounts.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
             .app_data(sync.clone())

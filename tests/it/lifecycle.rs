@@ -723,6 +723,7 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
     );
     person.goto(&action).await;
     let password = "Chosen-Password-7";
+    const PROCEED: &str = "a[href*=\"action-token\"], a[href*=\"/invitations\"]";
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let url = person.url().await;
@@ -733,7 +734,7 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
             let person = &person;
             async move {
                 person
-                    .script(&format!("return !!document.querySelector('{css}')"))
+                    .script(&format!("return !!document.querySelector({})", json!(css)))
                     .await
                     == json!(true)
             }
@@ -751,11 +752,9 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
                 person.type_into("#username", &newcomer).await;
                 person.type_into("#password", password).await;
                 person.click("#kc-login").await;
-            } else if has("a[href*='action-token'], a[href*='/invitations']").await {
+            } else if has(PROCEED).await {
                 // "Click here to proceed", then "Back to application".
-                person
-                    .click("a[href*='action-token'], a[href*='/invitations']")
-                    .await;
+                person.click(PROCEED).await;
             }
         }
         assert!(

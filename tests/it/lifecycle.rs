@@ -800,3 +800,85 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
     admin.quit().await;
     delete_client(&kc, &client_id).await;
 }
+
+#[tokio::test]
+async fn the_admin_pages_say_when_no_seat_is_free() {
+    let app = crate::signin::spawn_app().await;
+    let owner = crate::signin::person(&app.pool, &[("beta", "ORG_ADMIN")]).await;
+    sqlx::query("UPDATE orgs SET plan = 'free' WHERE slug = 'beta'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let beta: Uuid = sqlx::query_scalar("SELECT id FROM orgs WHERE slug = 'beta'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for i in 0..4 {
+        member(
+            &app,
+            beta,
+            &format!("{}@example.com", unique(&format!("m{i}-"))),
+            None,
+            "ORG_USER",
+        )
+        .await;
+    }
+    crate::signin::sign_in(&app, "/", &owner).await;
+    let (status, page) = crate::signin::body(&app, "/admin/orgs/beta/invitations").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Seats: <strong>5</strong> of <strong>5</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("No seat is free"), "{page}");
+    let csrf = crate::signin::csrf_of(&page);
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .form(&form)
+            .send()
+    };
+    let invited = post(
+        "/admin/orgs/beta/invitations",
+        vec![
+            ("csrf", csrf.clone()),
+            ("emails", "one@example.com\ntwo@example.com".into()),
+            ("roles", "ORG_USER".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(invited.status(), StatusCode::FORBIDDEN);
+    let page = invited.text().await.unwrap();
+    assert!(page.contains("Quota exceeded"), "{page}");
+    assert!(page.contains("members quota is 5"), "{page}");
+    assert!(
+        page.contains("one@example.com"),
+        "the form keeps what was typed: {page}"
+    );
+    let added = post(
+        "/admin/orgs/beta/members",
+        vec![
+            ("csrf", csrf.clone()),
+            ("email", "three@example.com".into()),
+            ("roles", "ORG_USER".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(added.status(), StatusCode::FORBIDDEN);
+    let page = added.text().await.unwrap();
+    assert!(
+        page.contains("Quota exceeded") && page.contains("members quota is 5"),
+        "{page}"
+    );
+    assert_eq!(count(&app, "SELECT count(*) FROM invitations").await, 0);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM users WHERE email LIKE 'three@%' OR email LIKE 'one@%'"
+        )
+        .await,
+        0
+    );
+}

@@ -46,3 +46,14 @@ if [[ ! -x "$scim_venv/bin/python" ]] || ! "$scim_venv/bin/python" -c 'import sc
   "$scim_venv/bin/pip" install -q "scim2-tester[httpx2]==$SCIM2_TESTER_VERSION" \
     "scim2-client==$SCIM2_CLIENT_VERSION" "scim2-models==$SCIM2_MODELS_VERSION" "httpx2==$HTTPX2_VERSION"
 fi
+
+# The stack's SMTP server (scripts/mail_store.py), in a virtualenv of its own, pinned.
+smtp_venv="$CACHE/aiosmtpd-$AIOSMTPD_VERSION"
+if [[ ! -x "$smtp_venv/bin/python" ]] || ! "$smtp_venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+  echo "[deps] installing aiosmtpd==$AIOSMTPD_VERSION into $smtp_venv"
+  mkdir -p "$CACHE"
+  rm -rf "$smtp_venv"
+  python3 -m venv "$smtp_venv"
+  # shellcheck disable=SC2086 # the pins are words
+  "$smtp_venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION" $AIOSMTPD_DEPS
+fi

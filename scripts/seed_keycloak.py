@@ -7,7 +7,8 @@ allow the password grant, which the realm export (keycloak-realm/) deliberately 
   python3 scripts/seed_keycloak.py --url http://localhost:8180 --admin admin --admin-password admin
 
 Idempotent: creates what is missing and puts back what drifted (client settings, client
-scopes, user profile fields, passwords, the wizbrand-admin role of dana), and adds the
+scopes, user profile fields, passwords, the wizbrand-admin role of dana, the realm's SMTP
+settings pointing at the stack's mail server), and adds the
 org realm roles ORG_ADMIN/ORG_MANAGER/ORG_USER to a realm imported before the export had them. Attributes and
 group memberships of users are left alone: org groups, memberships and claim attributes
 belong to the wizbrand sync. Python 3 standard library only.
@@ -147,6 +148,38 @@ def ensure_admin_event_log(admin: Admin) -> None:
         print("service account of wizbrand-sync: view-events granted")
 
 
+def smtp_settings(port: int) -> dict:
+    """The realm's mail settings: the stack's SMTP server (scripts/mail_store.py)."""
+    exported = json.loads(REALM_FILE.read_text())["smtpServer"]
+    return {**exported, "port": str(port)}
+
+
+def ensure_smtp(admin: Admin, port: int) -> None:
+    """Keycloak's own mails (set a password, verify an email) go to the stack's SMTP
+    server; a realm imported before the export had SMTP settings gets them here."""
+    realm = admin.call("GET", "")
+    wanted = smtp_settings(port)
+    if realm.get("smtpServer") != wanted:
+        admin.call("PUT", "", {"smtpServer": wanted})
+        print(f"realm: mail through SMTP 127.0.0.1:{port}")
+
+
+def ensure_web_redirects(admin: Admin) -> None:
+    """wizbrand-web's redirect URIs as exported: the invitation page is where Keycloak's
+    set-a-password mail sends an invited person back to."""
+    exported = next(c for c in json.loads(REALM_FILE.read_text())["clients"]
+                    if c["clientId"] == "wizbrand-web")
+    found = admin.call("GET", "/clients?clientId=wizbrand-web")
+    if not found:
+        fail("client wizbrand-web is missing; was the realm imported from keycloak-realm/?")
+    client = found[0]
+    missing = [u for u in exported["redirectUris"] if u not in client.get("redirectUris", [])]
+    if missing:
+        client["redirectUris"] = client.get("redirectUris", []) + missing
+        admin.call("PUT", f"/clients/{client['id']}", client)
+        print(f"client wizbrand-web: redirect URIs {' '.join(missing)} added")
+
+
 def ensure_client(admin: Admin, client_id: str, secret: str, scopes: list) -> None:
     rep = {
         "clientId": client_id,
@@ -223,6 +256,8 @@ def main() -> None:
     parser.add_argument("--url", required=True, help="Keycloak base URL, e.g. http://localhost:8180")
     parser.add_argument("--admin", required=True, help="master-realm admin user name")
     parser.add_argument("--admin-password", required=True, help="its password")
+    parser.add_argument("--smtp-port", type=int, default=2525,
+                        help="port of the stack's SMTP server on 127.0.0.1 (Keycloak's mail)")
     args = parser.parse_args()
 
     admin = Admin(args.url, args.admin, args.admin_password)
@@ -243,6 +278,8 @@ def main() -> None:
     ensure_org_roles(admin)
     ensure_admin_event_log(admin)
     ensure_email_admin_only(admin)
+    ensure_smtp(admin, args.smtp_port)
+    ensure_web_redirects(admin)
     for client_id, spec in TEST_CLIENTS.items():
         ensure_client(admin, client_id, spec["secret"], spec["scopes"])
     for name in DEMO_USERS:

@@ -5,7 +5,7 @@
 #                                   itself and the demo data out (what the tests need)
 #   scripts/stack.sh down           stop everything this stack started
 #   scripts/stack.sh status         what runs, where
-#   scripts/stack.sh logs [PART]    tail the logs (postgres|keycloak|traefik|wizbrand|echo-*)
+#   scripts/stack.sh logs [PART]    tail the logs (postgres|keycloak|traefik|smtp|wizbrand|echo-*)
 #   scripts/stack.sh clean          down, then delete the state folder
 #
 # State (data, logs, pid files) lives in $WIZBRAND_STATE_DIR (default: .stack/ in the repo).
@@ -30,6 +30,8 @@ WIZBRAND_PORT="${WIZBRAND_PORT:-8080}"
 # The ops listener (/metrics, readiness details): loopback only, no Traefik route.
 WIZBRAND_OPS_PORT="${WIZBRAND_OPS_PORT:-9090}"
 ECHO_BASE_PORT="${WIZBRAND_ECHO_BASE_PORT:-8091}"
+SMTP_PORT="${WIZBRAND_SMTP_PORT:-2525}"
+MAIL_DIR="$STATE/mail"
 APPS=(seo music files photos)
 PG_SUPERUSER=wizbrand
 PG_PASSWORD=wizbrand
@@ -216,7 +218,7 @@ kc_up() {
   fi
   wait_for keycloak 300 "$LOGS/keycloak.log" kc_ready
   python3 "$ROOT/scripts/seed_keycloak.py" --url "http://localhost:$KC_PORT" \
-    --admin "$KC_ADMIN" --admin-password "$KC_ADMIN_PASSWORD" >>"$LOGS/seed.log" 2>&1 \
+    --admin "$KC_ADMIN" --admin-password "$KC_ADMIN_PASSWORD" --smtp-port "$SMTP_PORT" >>"$LOGS/seed.log" 2>&1 \
     || die "seeding Keycloak's demo users failed; see $LOGS/seed.log"
 }
 
@@ -231,6 +233,26 @@ echo_up() {
     wait_for "echo-$app" 20 "$LOGS/echo-$app.log" curl -fsS "http://127.0.0.1:$port/api"
   done
   say "sidecars: ${APPS[*]} on 127.0.0.1:$ECHO_BASE_PORT-$((ECHO_BASE_PORT + ${#APPS[@]} - 1))"
+}
+
+# ---------------------------------------------------------------- mail (SMTP)
+# A real SMTP server (aiosmtpd, installed by install-deps.sh) that keeps every message
+# as files in $MAIL_DIR; Keycloak and wizbrand send their mail to it.
+smtp_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$SMTP_PORT") 2>/dev/null; }
+
+smtp_up() {
+  local python="$CACHE/aiosmtpd-$AIOSMTPD_VERSION/bin/python"
+  [[ -x "$python" ]] || die "aiosmtpd is not installed in $CACHE; run scripts/install-deps.sh"
+  mkdir -p "$MAIL_DIR"
+  if alive smtp; then
+    say "smtp: already running on 127.0.0.1:$SMTP_PORT"
+  else
+    smtp_listening && die "port $SMTP_PORT is taken by another process; set WIZBRAND_SMTP_PORT"
+    say "smtp: starting aiosmtpd $AIOSMTPD_VERSION on 127.0.0.1:$SMTP_PORT (messages in $MAIL_DIR)"
+    start_bg smtp "$LOGS/smtp.log" "$python" "$ROOT/scripts/mail_store.py" \
+      --port "$SMTP_PORT" --dir "$MAIL_DIR"
+  fi
+  wait_for smtp 20 "$LOGS/smtp.log" smtp_listening
 }
 
 # ---------------------------------------------------------------- Traefik
@@ -276,6 +298,8 @@ WIZBRAND_STACK_KC_ADMIN_PASSWORD=$KC_ADMIN_PASSWORD
 WIZBRAND_STACK_TRAEFIK_URL=http://127.0.0.1:$TRAEFIK_PORT
 WIZBRAND_STACK_TRAEFIK_BIN=$(traefik_bin)
 WIZBRAND_STACK_ECHO_BASE_PORT=$ECHO_BASE_PORT
+WIZBRAND_STACK_SMTP_PORT=$SMTP_PORT
+WIZBRAND_STACK_MAIL_DIR=$MAIL_DIR
 WIZBRAND_OIDC_CLIENT_SECRET=wizbrand-web-dev-secret
 WIZBRAND_SYNC_CLIENT_SECRET=wizbrand-sync-dev-secret
 ENV
@@ -297,6 +321,8 @@ wizbrand_up() {
       WIZBRAND_PUBLIC_URL="http://auth.wizbrand.localhost:$TRAEFIK_PORT" \
       WIZBRAND_COOKIE_DOMAIN="wizbrand.localhost" \
       WIZBRAND_TRUSTED_PROXIES="127.0.0.1/32,::1/128" \
+      WIZBRAND_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
+      WIZBRAND_MAIL_FROM="wizbrand <noreply@wizbrand.localhost>" \
       WIZBRAND_SESSION_KEY="$(cat "$STATE/session.key")"
     start_bg wizbrand "$LOGS/wizbrand.log" "$CARGO_TARGET_DIR/debug/wizbrand" serve
   )
@@ -318,6 +344,7 @@ wizbrand dev stack is up.
   Postgres         postgres://$PG_SUPERUSER:$PG_PASSWORD@127.0.0.1:$PG_PORT/wizbrand
   demo logins      alice/alice (acme ORG_ADMIN), bob/bob (acme ORG_USER),
                    carol/carol (beta ORG_MANAGER + acme ORG_USER), dana/dana (platform admin)
+  mail             every message sent: $MAIL_DIR (SMTP 127.0.0.1:$SMTP_PORT; .html files open in a browser)
   logs             $LOGS   (scripts/stack.sh logs PART)
   stop             scripts/stack.sh down
 TXT
@@ -325,7 +352,7 @@ TXT
 
 status() {
   local part
-  for part in keycloak traefik wizbrand "${APPS[@]/#/echo-}"; do
+  for part in keycloak traefik smtp wizbrand "${APPS[@]/#/echo-}"; do
     if alive "$part"; then printf '  %-12s up   (pid %s)\n' "$part" "$(cat "$RUN/$part.pid")"
     else printf '  %-12s down\n' "$part"; fi
   done
@@ -347,12 +374,12 @@ main() {
   case "$cmd" in
     up)
       "$ROOT/scripts/install-deps.sh"
-      pg_up; kc_up; echo_up; traefik_up; write_env
+      pg_up; smtp_up; kc_up; echo_up; traefik_up; write_env
       if [[ "${1:-}" != "--infra" ]]; then wizbrand_up; print_welcome; else say "infrastructure is up"; fi
       ;;
     down)
       local part
-      for part in wizbrand traefik "${APPS[@]/#/echo-}" keycloak; do stop_bg "$part"; done
+      for part in wizbrand traefik "${APPS[@]/#/echo-}" smtp keycloak; do stop_bg "$part"; done
       pg_down
       ;;
     status) status ;;

@@ -51,6 +51,21 @@ pub async fn run(config: &Config) -> ExitCode {
         Err(e) => report("keycloak", Err(e.to_string())),
     }
 
+    match crate::mail::Mailer::new(config.lifecycle.mail.as_ref()) {
+        Ok(mailer) if !mailer.configured() => {
+            println!("skip mail: WIZBRAND_SMTP_URL is unset, so invitations cannot be sent")
+        }
+        Ok(mailer) => report(
+            "mail",
+            mailer
+                .probe()
+                .await
+                .map(|()| "the SMTP server (WIZBRAND_SMTP_URL) answers".to_owned())
+                .map_err(|e| e.to_string()),
+        ),
+        Err(e) => report("mail", Err(e.to_string())),
+    }
+
     if failed {
         ExitCode::FAILURE
     } else {

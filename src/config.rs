@@ -107,6 +107,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Running it in production: key rotation, the internal listener (issue 16).
     pub ops: OpsConfig,
+    /// Invitations and wizbrand's own mail.
+    pub lifecycle: LifecycleConfig,
 }
 
 /// Settings of production operation (issue 16), read in one block of their own.
@@ -382,7 +384,98 @@ impl Config {
             admin_recheck: Duration::from_secs(r.parse("WIZBRAND_ADMIN_RECHECK_SECONDS", "60")?),
             shutdown_grace: shutdown_grace(&r)?,
             ops,
+            lifecycle: LifecycleConfig::read(&r)?,
         })
+    }
+}
+
+/// The tenant lifecycle's settings: invitations and wizbrand's own outgoing mail.
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// `None` when `WIZBRAND_SMTP_URL` is unset: nothing that needs mail can be done.
+    pub mail: Option<MailConfig>,
+    /// How long an invitation link stays good (`WIZBRAND_INVITATION_DAYS`, default 7).
+    pub invitation_ttl: chrono::Duration,
+}
+
+/// Where and as whom wizbrand sends mail.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `smtp://host:port` (plain, a local relay), `smtp://host:587?tls=required`
+    /// (STARTTLS), `smtps://host:465`; `user:password@` for SMTP AUTH. A secret.
+    pub smtp_url: SecretString,
+    /// The `From` of every mail, e.g. `wizbrand <noreply@example.com>`.
+    pub from: String,
+    /// Time limit of one SMTP conversation.
+    pub timeout: Duration,
+}
+
+impl LifecycleConfig {
+    fn read<S: Source>(r: &Reader<'_, S>) -> Result<Self, ConfigError> {
+        let days: i64 = r.parse("WIZBRAND_INVITATION_DAYS", "7")?;
+        if !(1..=90).contains(&days) {
+            return Err(ConfigError::Malformed {
+                var: "WIZBRAND_INVITATION_DAYS",
+                reason: format!("{days} is not between 1 and 90"),
+            });
+        }
+        let mail = match r.opt("WIZBRAND_SMTP_URL") {
+            None => None,
+            Some(raw) => {
+                validate_smtp_url(&raw)?;
+                let from = r.or(
+                    "WIZBRAND_MAIL_FROM",
+                    "wizbrand <noreply@wizbrand.localhost>",
+                );
+                if from.parse::<lettre::message::Mailbox>().is_err() {
+                    return Err(ConfigError::Malformed {
+                        var: "WIZBRAND_MAIL_FROM",
+                        reason: format!(
+                            "`{from}` is not a mailbox; write `Name <address@example.com>` or a bare address"
+                        ),
+                    });
+                }
+                Some(MailConfig {
+                    smtp_url: raw.into(),
+                    from,
+                    timeout: Duration::from_secs(r.parse("WIZBRAND_SMTP_TIMEOUT_SECONDS", "10")?),
+                })
+            }
+        };
+        Ok(LifecycleConfig {
+            mail,
+            invitation_ttl: chrono::Duration::days(days),
+        })
+    }
+}
+
+/// The shape of `WIZBRAND_SMTP_URL`; the reason never repeats the URL (it may hold a
+/// password).
+fn validate_smtp_url(raw: &str) -> Result<(), ConfigError> {
+    let malformed = |reason: &str| ConfigError::Malformed {
+        var: "WIZBRAND_SMTP_URL",
+        reason: reason.to_owned(),
+    };
+    let url = Url::parse(raw).map_err(|e| {
+        malformed(&format!(
+            "{e}; expected smtp://HOST:PORT, smtp://HOST:587?tls=required or smtps://HOST:465"
+        ))
+    })?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(malformed("it names no host"));
+    }
+    let tls = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    match (url.scheme(), tls.as_deref()) {
+        ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None) => Ok(()),
+        ("smtp" | "smtps", Some(other)) => Err(malformed(&format!(
+            "tls={other} is not one of required, opportunistic"
+        ))),
+        (scheme, _) => Err(malformed(&format!(
+            "scheme `{scheme}` is not smtp:// or smtps://"
+        ))),
     }
 }
 
@@ -554,6 +647,14 @@ mod tests {
             ("WIZBRAND_OIDC_CLIENT_SECRET", None),
             ("WIZBRAND_SESSION_KEYS_PREVIOUS", Some("too-short")),
             ("WIZBRAND_OPS_LISTEN", Some("9090")),
+            ("WIZBRAND_SMTP_URL", Some("http://mail.example.com")),
+            (
+                "WIZBRAND_SMTP_URL",
+                Some("smtp://mail.example.com?tls=maybe"),
+            ),
+            ("WIZBRAND_SMTP_URL", Some("not a url")),
+            ("WIZBRAND_INVITATION_DAYS", Some("0")),
+            ("WIZBRAND_INVITATION_DAYS", Some("week")),
         ];
         for (var, value) in cases {
             let message = error_for(var, *value);
@@ -561,6 +662,41 @@ mod tests {
                 message.contains(var),
                 "{var}={value:?} gave `{message}`, which does not name the variable"
             );
+        }
+    }
+
+    #[test]
+    fn mail_is_off_without_an_smtp_url_and_checked_with_one() {
+        let config = Config::from_source(&base()).unwrap();
+        assert!(config.lifecycle.mail.is_none());
+        assert_eq!(config.lifecycle.invitation_ttl, chrono::Duration::days(7));
+        let mut env = base();
+        env.insert(
+            "WIZBRAND_SMTP_URL".into(),
+            "smtps://user:s3cret@mail.example.com:465".into(),
+        );
+        let config = Config::from_source(&env).unwrap();
+        assert!(config.lifecycle.mail.is_some());
+        env.insert("WIZBRAND_MAIL_FROM".into(), "not <a mailbox".into());
+        let refused = error_for_env(&env);
+        assert!(refused.contains("WIZBRAND_MAIL_FROM"), "{refused}");
+        env.remove("WIZBRAND_MAIL_FROM");
+        env.insert(
+            "WIZBRAND_SMTP_URL".into(),
+            "ftp://user:s3cret@mail.example.com".into(),
+        );
+        let refused = error_for_env(&env);
+        assert!(refused.contains("WIZBRAND_SMTP_URL"), "{refused}");
+        assert!(
+            !refused.contains("s3cret"),
+            "the password is never repeated: {refused}"
+        );
+    }
+
+    fn error_for_env(env: &HashMap<String, String>) -> String {
+        match Config::from_source(env) {
+            Ok(_) => String::from("accepted"),
+            Err(e) => e.to_string(),
         }
     }
 

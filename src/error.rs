@@ -31,6 +31,14 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// A plan's quota is used up (`quota`: which one, e.g. `members`).
+    #[error("{detail}")]
+    QuotaExceeded {
+        quota: &'static str,
+        limit: u32,
+        used: i64,
+        detail: String,
+    },
     #[error("{dependency} is unavailable")]
     Unavailable {
         dependency: &'static str,
@@ -73,6 +81,7 @@ impl AppError {
             AppError::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
             AppError::Conflict(_) => ("conflict", "Conflict"),
             AppError::Unprocessable(_) => ("validation", "Invalid input"),
+            AppError::QuotaExceeded { .. } => ("quota-exceeded", "Quota exceeded"),
             AppError::Unavailable { .. } => ("unavailable", "Service unavailable"),
             AppError::Internal(_) => ("internal", "Internal error"),
         }
@@ -87,6 +96,7 @@ impl AppError {
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::QuotaExceeded { .. } => StatusCode::FORBIDDEN,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,6 +154,13 @@ struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
+    /// For `quota-exceeded`: which quota, its limit, and how much is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used: Option<i64>,
 }
 
 impl ResponseError for SurfacedError {
@@ -167,6 +184,12 @@ impl ResponseError for SurfacedError {
         if matches!(self.error, AppError::Unavailable { .. }) {
             response.insert_header((header::RETRY_AFTER, "5"));
         }
+        let (quota, limit, used) = match &self.error {
+            AppError::QuotaExceeded {
+                quota, limit, used, ..
+            } => (Some(*quota), Some(*limit), Some(*used)),
+            _ => (None, None, None),
+        };
         match self.surface {
             Surface::Json => response
                 .content_type("application/problem+json")
@@ -175,6 +198,9 @@ impl ResponseError for SurfacedError {
                     title,
                     status: status.as_u16(),
                     detail,
+                    quota,
+                    limit,
+                    used,
                 }),
             Surface::Html => response
                 .insert_header(ContentType::html())

@@ -15,6 +15,7 @@ pub mod forward_auth;
 pub mod health;
 pub mod jwt;
 pub mod keycloak;
+pub mod mail;
 pub mod manage;
 pub mod metrics;
 pub mod oidc;

@@ -340,6 +340,9 @@ fn run_ops(
             .configure(crate::health::ops_routes)
     })
     .workers(1)
+    // Stopped with the public server by `Application::run_until`.
+    .disable_signals()
+    .shutdown_timeout(5)
     .listen(listener)?
     .run();
     Ok(server)
@@ -370,6 +373,7 @@ fn run(
     ));
     let readiness = web::Data::new(crate::health::ReadinessCache::default());
     let scim_limiter = web::Data::new(crate::scim::ScimLimiter::new(config.scim_rate_per_minute));
+    let grace = config.shutdown_grace;
     let oidc = web::Data::from(oidc);
     let refresher = web::Data::from(refresher);
     let revocations = web::Data::from(revocations);
@@ -381,6 +385,11 @@ fn run(
     let metrics = web::Data::new(metrics);
     let sync = web::Data::new(sync);
     let http = web::Data::new(crate::keycloak::http_client(config.probe_timeout));
+    let mailer = web::Data::new(crate::mail::Mailer::new(config.lifecycle.mail.as_ref())?);
+    let accounts = web::Data::new(crate::keycloak::accounts::Accounts::new(
+        &config.keycloak,
+        Duration::from_secs(10),
+    ));
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
     let ops = match ops_listener {
@@ -414,6 +423,8 @@ fn run(
             .app_data(readiness.clone())
             .app_data(scim_limiter.clone())
             .app_data(http.clone())
+            .app_data(mailer.clone())
+            .app_data(accounts.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
             .app_data(sync.clone())

@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod invitations;
 pub mod members;
 pub mod openapi;
 pub mod orgs;
@@ -244,6 +245,59 @@ pub fn table() -> Table {
         )
         .ok(204, None),
         members::delete,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs/{slug}/invitations",
+            "listInvitations",
+            "An org's invitations, newest first (ORG_MANAGER and up)",
+        )
+        .ok(200, Some("InvitationPage"))
+        .paged(),
+        invitations::list,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/orgs/{slug}/invitations",
+            "createInvitations",
+            "Invite 1-50 addresses with roles, each mailed a link; all or none (ORG_ADMIN; ORG_MANAGER for ORG_USER only). A pending invitation holds a seat: past the plan's members quota, 403 quota-exceeded",
+        )
+        .body("InvitationCreate")
+        .ok(201, Some("InvitationList")),
+        invitations::create,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/orgs/{slug}/invitations/{id}/resend",
+            "resendInvitation",
+            "Mail a pending invitation again with a new link and expiry; the old link is dead",
+        )
+        .ok(200, Some("Invitation")),
+        invitations::resend,
+    );
+    t.add(
+        RouteDoc::new(
+            M::DELETE,
+            "/api/v1/orgs/{slug}/invitations/{id}",
+            "revokeInvitation",
+            "Revoke a pending invitation (idempotent); its link then says so",
+        )
+        .ok(204, None),
+        invitations::revoke,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/invitations/accept",
+            "acceptInvitation",
+            "Accept an invitation by its link's token; the caller's verified email must be the invited address",
+        )
+        .body("InvitationAccept")
+        .ok(200, Some("Invitation")),
+        invitations::accept,
     );
     t.add(
         RouteDoc::new(

@@ -152,7 +152,10 @@ fn schemas() -> Value {
     json!({
         "Problem": {"type": "object", "properties": {
             "type": {"type": "string", "format": "uri"}, "title": {"type": "string"},
-            "status": {"type": "integer"}, "detail": {"type": "string"}}},
+            "status": {"type": "integer"}, "detail": {"type": "string"},
+            "quota": {"type": "string", "description": "quota-exceeded only: which quota, e.g. members"},
+            "limit": {"type": "integer", "description": "quota-exceeded only"},
+            "used": {"type": "integer", "description": "quota-exceeded only"}}},
         "Role": role,
         "Me": {"type": "object", "properties": {
             "sub": {"type": "string"}, "email": {"type": ["string", "null"]},
@@ -184,6 +187,27 @@ fn schemas() -> Value {
         "MemberPage": page_of("Member"),
         "MemberPut": {"type": "object", "additionalProperties": false, "required": ["roles"], "properties": {
             "roles": {"type": "array", "minItems": 1, "items": reference("Role")}}},
+        "Invitation": {"type": "object", "properties": {
+            "id": {"type": "string", "format": "uuid"}, "org_slug": {"type": "string"},
+            "email": {"type": "string"}, "roles": {"type": "array", "items": reference("Role")},
+            "invited_by": {"type": "string", "description": "the inviter's Keycloak subject"},
+            "invited_by_email": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["pending", "accepted", "revoked"],
+                "description": "a pending one whose expires_at has passed is expired"},
+            "expires_at": time, "sent_at": time,
+            "accepted_at": {"type": ["string", "null"], "format": "date-time"},
+            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
+            "created_at": time}},
+        "InvitationPage": page_of("Invitation"),
+        "InvitationList": {"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": reference("Invitation")}}},
+        "InvitationCreate": {"type": "object", "additionalProperties": false, "required": ["emails", "roles"], "properties": {
+            "emails": {"type": "array", "minItems": 1, "maxItems": crate::manage::invitations::MAX_BATCH,
+                "items": {"type": "string", "format": "email", "maxLength": 254,
+                    "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)"}},
+            "roles": {"type": "array", "minItems": 1, "items": reference("Role")}}},
+        "InvitationAccept": {"type": "object", "additionalProperties": false, "required": ["token"], "properties": {
+            "token": {"type": "string", "description": "the token query parameter of the mailed link"}}},
         "Entitlements": {"type": "object", "properties": {
             "slug": {"type": "string"}, "plan": {"type": "string"}, "status": {"type": "string"},
             "features": strings,

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod changes;
 pub mod gate;
 pub mod host_tickets;
+pub mod invitations;
 pub mod logout_jtis;
 pub mod members;
 pub mod orgs;

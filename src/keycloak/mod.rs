@@ -1,5 +1,6 @@
 //! Keycloak: discovery, the service account, and (for the sync) the admin API.
 
+pub mod accounts;
 pub mod directory;
 pub mod token;
 

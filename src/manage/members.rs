@@ -56,8 +56,9 @@ pub async fn put(
         ));
     }
     let mut tx = pool.begin().await?;
-    // Lock the org: concurrent changes cannot both take away "the last" admin.
-    db::orgs::lock_by_slug(&mut tx, &org.slug)
+    // Lock the org: concurrent changes cannot both take away "the last" admin, nor both
+    // take the last seat.
+    let locked = db::orgs::lock_by_slug(&mut tx, &org.slug)
         .await?
         .ok_or(AppError::NotFound)?;
     let before = match db::members::user_id(&mut tx, email.as_str()).await? {
@@ -80,6 +81,10 @@ pub async fn put(
     let admins = db::members::count_admins(&mut tx, org.id).await?;
     if !policy::keeps_an_admin(admins, &before_roles, &after) {
         return Err(AppError::Conflict(LAST_ADMIN.to_owned()));
+    }
+    if change.added {
+        // A new member takes a seat (none if their invitation holds one already).
+        super::seats::take(&mut tx, &locked, &[email.as_str()]).await?;
     }
     let (user, _) = db::members::ensure_user(&mut tx, email.as_str()).await?;
     db::members::upsert(&mut tx, org.id, user, &strings(&after)).await?;

@@ -2,9 +2,11 @@
 //! The JSON API and the admin pages both call these, so a rule holds the same on both.
 //! Who may do what is decided in [`crate::policy`]; the SQL lives in [`crate::db`].
 
+pub mod invitations;
 pub mod members;
 pub mod orgs;
 pub mod scim;
+pub mod seats;
 pub mod sync;
 
 use sqlx::{PgPool, Postgres, Transaction};

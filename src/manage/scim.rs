@@ -166,6 +166,14 @@ async fn set_membership(
     if !policy::keeps_an_admin(admins, &before_roles, after) {
         return Err(ScimFault::Refused(LAST_ADMIN.to_owned()));
     }
+    if before.is_none() && !after.is_empty() {
+        // A joiner takes a seat like any new member; the org's row lock makes two
+        // requests unable to both take the last one.
+        let locked = db::orgs::lock_by_slug(&mut *tx, &org.slug)
+            .await?
+            .ok_or(AppError::NotFound)?;
+        super::seats::take(&mut *tx, &locked, &[email]).await?;
+    }
     let (user, _) = db::members::ensure_user(tx, email).await?;
     let target = format!("{}/{email}", org.slug);
     let entry = if after.is_empty() {

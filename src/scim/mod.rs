@@ -98,6 +98,10 @@ impl From<AppError> for ScimError {
             AppError::Conflict(m) => ScimError::uniqueness(m),
             AppError::BadRequest(m) | AppError::Unprocessable(m) => ScimError::invalid_value(m),
             AppError::Forbidden(m) => ScimError::new(StatusCode::FORBIDDEN, None, m),
+            // The plan's seats: the directory should stop pushing joiners, not retry.
+            AppError::QuotaExceeded { detail, .. } => {
+                ScimError::new(StatusCode::FORBIDDEN, None, detail)
+            }
             AppError::Unauthorized => ScimError::unauthorized(),
             AppError::MethodNotAllowed => {
                 ScimError::new(StatusCode::METHOD_NOT_ALLOWED, None, e.to_string())

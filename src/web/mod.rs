@@ -3,6 +3,7 @@ pub mod admin;
 pub mod app_host;
 pub mod cookie_guard;
 pub mod html;
+pub mod invitations;
 pub mod key_rotation;
 pub mod orgs;
 pub mod page;
@@ -21,5 +22,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(app_host::routes)
         .configure(orgs::routes)
         .configure(admin::routes)
+        .configure(invitations::routes)
         .service(page::stylesheet);
 }

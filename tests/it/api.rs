@@ -148,7 +148,31 @@ impl World {
             .await;
         self.add_member(&slug, &format!("victim@{slug}.example.com"), &["ORG_USER"])
             .await;
+        // Two pending invitations: `{inv}` (ORG_USER) and `{inv_admin}` (ORG_ADMIN).
+        for (who, role) in [("invited", "ORG_USER"), ("invited-admin", "ORG_ADMIN")] {
+            sqlx::query(
+                "INSERT INTO invitations (org_id, email, roles, invited_by, token_hash, expires_at) \
+                 SELECT id, $2, $3, 'matrix', encode(sha256(gen_random_uuid()::text::bytea), 'hex'), \
+                        now() + interval '1 day' FROM orgs WHERE slug = $1",
+            )
+            .bind(&slug)
+            .bind(format!("{who}@{slug}.example.com"))
+            .bind(vec![role.to_owned()])
+            .execute(&self.app.pool)
+            .await
+            .unwrap();
+        }
         slug
+    }
+
+    /// The id of the matrix org's invitation of `who@<org>.example.com`.
+    async fn invitation_id(&self, slug: &str, who: &str) -> String {
+        let id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM invitations WHERE email = $1")
+            .bind(format!("{who}@{slug}.example.com"))
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap();
+        id.to_string()
     }
 
     async fn add_app(&self) -> String {
@@ -354,6 +378,55 @@ async fn role_matrix_over_every_route() {
             None,
             [404, 404, 403, 403, 404, 401],
         ),
+        case(
+            M::GET,
+            "/api/v1/orgs/{org}/invitations",
+            None,
+            [200, 200, 200, 403, 404, 401],
+        ),
+        case(
+            M::POST,
+            "/api/v1/orgs/{org}/invitations",
+            Some(json!({"emails": ["{new}@example.com"], "roles": ["ORG_USER"]})),
+            [201, 201, 201, 403, 404, 401],
+        ),
+        case(
+            M::POST,
+            "/api/v1/orgs/{org}/invitations",
+            Some(json!({"emails": ["{new}@example.com"], "roles": ["ORG_MANAGER"]})),
+            [201, 201, 403, 403, 404, 401],
+        ),
+        case(
+            M::POST,
+            "/api/v1/orgs/{org}/invitations/{inv}/resend",
+            None,
+            [200, 200, 200, 403, 404, 401],
+        ),
+        case(
+            M::POST,
+            "/api/v1/orgs/{org}/invitations/{inv_admin}/resend",
+            None,
+            [200, 200, 403, 403, 404, 401],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/orgs/{org}/invitations/{inv}",
+            None,
+            [204, 204, 204, 403, 404, 401],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/orgs/{org}/invitations/{inv_admin}",
+            None,
+            [204, 204, 403, 403, 404, 401],
+        ),
+        // A token nobody was mailed: as if there were no invitation, for anyone.
+        case(
+            M::POST,
+            "/api/v1/invitations/accept",
+            Some(json!({"token": "{new}"})),
+            [404, 404, 404, 404, 404, 401],
+        ),
         case(M::GET, "/api/v1/apps", None, [200, 200, 200, 200, 200, 401]),
         case(
             M::POST,
@@ -429,10 +502,14 @@ async fn role_matrix_over_every_route() {
             let org = world.matrix_org().await;
             let app = world.add_app().await;
             let new = unique("n");
+            let inv = world.invitation_id(&org, "invited").await;
+            let inv_admin = world.invitation_id(&org, "invited-admin").await;
             let fill = |s: &str| {
                 s.replace("{org}", &org)
                     .replace("{app}", &app)
                     .replace("{new}", &new)
+                    .replace("{inv_admin}", &inv_admin)
+                    .replace("{inv}", &inv)
             };
             let path = fill(c.path);
             let body = c
@@ -480,6 +557,7 @@ fn template(path: &str) -> String {
             (Some(&"apps"), 4) => "{key}",
             (Some(&"members"), 6) => "{email}",
             (Some(&"tokens"), 7) => "{id}",
+            (Some(&"invitations"), 6) => "{id}",
             _ => seg,
         };
         out.push(named);

@@ -32,16 +32,89 @@ pub fn stack() -> &'static HashMap<String, String> {
             .status()
             .expect("scripts/stack.sh could not be run");
         assert!(status.success(), "scripts/stack.sh up --infra failed");
-        let state = std::env::var("WIZBRAND_STATE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join(".stack"));
-        let text = std::fs::read_to_string(state.join("stack.env")).expect("stack.env missing");
+        let text =
+            std::fs::read_to_string(state_dir().join("stack.env")).expect("stack.env missing");
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     })
+}
+
+/// The stack's state folder (`WIZBRAND_STATE_DIR`, else `.stack/` in the checkout).
+pub fn state_dir() -> PathBuf {
+    std::env::var("WIZBRAND_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".stack"))
+}
+
+/// The stack's SMTP server (scripts/mail_store.py). The defaults are stack.sh's, for a
+/// stack.env written by a checkout that did not have the mail server yet.
+pub fn smtp_url() -> String {
+    let port = stack()
+        .get("WIZBRAND_STACK_SMTP_PORT")
+        .cloned()
+        .unwrap_or_else(|| "2525".to_owned());
+    format!("smtp://127.0.0.1:{port}")
+}
+
+/// Where the stack's SMTP server keeps every message (`<stamp>.json` summaries).
+pub fn mail_dir() -> PathBuf {
+    stack()
+        .get("WIZBRAND_STACK_MAIL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| state_dir().join("mail"))
+}
+
+/// Every message the mail server kept for `to`, oldest first: its JSON summary
+/// (`subject`, `text`, `html`, `rcpt_tos`, ...) plus `"file"`, the summary's path.
+pub fn mails_to(to: &str) -> Vec<Value> {
+    let to = to.to_lowercase();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(mail_dir())
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|path| {
+            let mut mail: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+            let for_them = mail["rcpt_tos"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|a| a.as_str() == Some(to.as_str())));
+            mail["file"] = json!(path.to_string_lossy());
+            for_them.then_some(mail)
+        })
+        .collect()
+}
+
+/// Waits up to 30 s for the `n`-th (1-based) message to `to`; returns it.
+pub async fn nth_mail_to(to: &str, n: usize) -> Value {
+    for _ in 0..150 {
+        if let Some(mail) = mails_to(to).into_iter().nth(n - 1) {
+            return mail;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("no mail #{n} to {to} in {}", mail_dir().display());
+}
+
+/// The first URL in `text` that starts with `prefix`.
+pub fn link_in(text: &str, prefix: &str) -> String {
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no link starting {prefix} in {text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 pub fn stack_var(name: &str) -> String {
@@ -161,6 +234,8 @@ pub fn base_env(database_url: &str) -> HashMap<String, String> {
     ] {
         env.insert(k.to_owned(), v.to_owned());
     }
+    // The stack's mail server: invitations are really sent (and kept there).
+    env.insert("WIZBRAND_SMTP_URL".into(), smtp_url());
     env.insert("WIZBRAND_SESSION_KEY".into(), "t".repeat(64));
     env
 }

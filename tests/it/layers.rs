@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     // The reconcile engine and its port (`sync::directory`).
     &["sync"],
     // Talking to Keycloak: the admin adapter (implements the sync's port), then OIDC.
-    &["keycloak"],
+    &["keycloak", "mail"],
     &["oidc"],
     // The changes people make, shared by the API and the pages.
     &["manage"],

@@ -20,6 +20,7 @@ mod health;
 mod identity;
 mod keycloak_realm;
 mod layers;
+mod lifecycle;
 mod operations;
 mod schema;
 mod scim;

@@ -611,7 +611,9 @@ pub(crate) async fn own_web_client(
                 "standardFlowEnabled": true,
                 "directAccessGrantsEnabled": false,
                 "frontchannelLogout": false,
-                "redirectUris": [format!("{public}/auth/callback")],
+                // As the realm's wizbrand-web: the sign-in callback, and the invitations
+                // page Keycloak's set-a-password mail leads back to.
+                "redirectUris": [format!("{public}/auth/callback"), format!("{public}/invitations")],
                 // As the realm's wizbrand-web: the org claims, realm roles (platform
                 // admin) and the API audience in its access tokens.
                 "defaultClientScopes": ["web-origins", "acr", "wizbrand-orgs", "roles", "profile", "basic", "email"],

@@ -9,6 +9,7 @@ pub mod apps;
 pub mod audit;
 pub mod form;
 pub mod home;
+pub mod invitations;
 pub mod members;
 pub mod org_page;
 pub mod orgs;
@@ -208,6 +209,7 @@ pub fn error_page(viewer: &Viewer, error: AppError) -> Result<HttpResponse, Surf
         AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request"),
         AppError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
         AppError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid input"),
+        AppError::QuotaExceeded { .. } => (StatusCode::FORBIDDEN, "Quota exceeded"),
         // Logged and worded in one place.
         _ => return Err(error.html()),
     };
@@ -308,6 +310,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(home::routes)
         .configure(orgs::routes)
         .configure(members::routes)
+        .configure(invitations::routes)
         .configure(apps::routes)
         .configure(scim::routes)
         .configure(sync::routes)

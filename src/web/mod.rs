@@ -19,5 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(app_host::routes)
         .configure(orgs::routes)
         .configure(admin::routes)
-        .service(page::stylesheet);
+        .service(page::stylesheet)
+        // Any path nothing else serves (the API's scope answers its own).
+        .default_service(web::to(page::not_found));
 }

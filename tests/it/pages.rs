@@ -591,6 +591,14 @@ async fn forms_validate_removal_asks_first_and_phones_get_cards() {
         browser.click(&format!("#add-role-{role}")).await;
         browser.click("#add-member-button").await;
         page_shows(&browser, &format!("Added {email} as {role}.")).await;
+        // The message is in view, not scrolled away to the form.
+        let top = browser
+            .script("return document.querySelector('#flash').getBoundingClientRect().top")
+            .await;
+        assert!(
+            top.as_f64().is_some_and(|t| (0.0..900.0).contains(&t)),
+            "the flash is out of sight: {top}"
+        );
     }
     let labels = browser
         .script("return [...document.querySelectorAll('tr[data-email=\"second@example.com\"] input[type=checkbox]')].map(i => i.getAttribute('aria-label'))")

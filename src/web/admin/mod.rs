@@ -131,10 +131,17 @@ fn sign_in_first(req: &HttpRequest) -> HttpResponse {
 
 pub use crate::web::page::{flash, take_flash};
 
-/// After a change: a message, then back to a page (Post/Redirect/Get).
+/// After a change: a message, then back to a page (Post/Redirect/Get), scrolled to the
+/// message: a redirect without a fragment would keep the form's own (`#errors`,
+/// `#add-heading`), and the message at the top would be out of sight.
 pub fn done(req: &HttpRequest, kind: &str, text: impl Into<String>, to: &str) -> HttpResponse {
     flash(req, kind, text);
-    crate::web::html::redirect(StatusCode::SEE_OTHER, to)
+    let to = if to.contains('#') {
+        to.to_owned()
+    } else {
+        format!("{to}#flash")
+    };
+    crate::web::html::redirect(StatusCode::SEE_OTHER, &to)
 }
 
 pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, SurfacedError> {

@@ -78,8 +78,24 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         return actix_web::ResponseError::error_response(&AppError::NotFound.json());
     }
     let user = session::current(&req);
+    let mut frame = frame("Page not found", user.as_ref());
+    // On an app host (Traefik sends it `/_wizbrand/…`), the links go to the auth host.
+    if let Some(config) = req.app_data::<web::Data<Config>>()
+        && config.public_url.host_str()
+            != Some(
+                req.connection_info()
+                    .host()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default(),
+            )
+    {
+        frame.base = config.public_url.origin().ascii_serialization();
+    }
+    let home = frame.link("/");
+    let orgs = frame.link("/admin/orgs");
     let mut page = ErrorPage::new(
-        frame("Page not found", user.as_ref()),
+        frame,
         "Page not found",
         format!(
             "There is no page at {}. It may have moved, or the address was mistyped.",
@@ -88,13 +104,13 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     );
     page.links = vec![Link {
         id: "home",
-        href: "/".to_owned(),
+        href: home,
         text: "Home",
     }];
     if user.is_some() {
         page.links.push(Link {
             id: "orgs",
-            href: "/admin/orgs".to_owned(),
+            href: orgs,
             text: "Your organizations",
         });
     }

@@ -399,6 +399,23 @@ async fn unknown_paths_answer_a_page_or_problem_json_and_form_addresses_lead_bac
         "{text}"
     );
     assert!(text.contains("href=\"/static/wizbrand.css\""), "{text}");
+    // On an app host (Traefik sends `/_wizbrand/…` there to wizbrand), the page links to
+    // the auth host.
+    let on_app_host = app
+        .client
+        .get(format!("{}/_wizbrand/nothing", app.address))
+        .header("host", "acme.seo.wizbrand.localhost")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_app_host.status(), StatusCode::NOT_FOUND);
+    let text = on_app_host.text().await.unwrap();
+    assert!(
+        text.contains(&format!("href=\"{}/static/wizbrand.css\"", app.address)),
+        "{text}"
+    );
+    assert!(!text.contains("href=\"/"), "{text}");
     let machine = app.get("/no/such/thing").await;
     assert_eq!(machine.status(), StatusCode::NOT_FOUND);
     assert_eq!(

@@ -912,3 +912,44 @@ async fn the_sync_page_says_when_runs_happen_who_started_them_for_which_orgs_and
     let (_, page) = body(&app, "/admin/sync").await;
     assert!(page.contains("Sync now (this page)"), "{page}");
 }
+
+#[tokio::test]
+async fn the_gate_tells_an_org_admin_what_they_can_do_not_to_ask_an_org_admin() {
+    let gate = crate::gate::Gate::new().await;
+    let owner = gate.member(&[("beta", "ORG_ADMIN")]).await;
+    gate.admitted(&owner, "beta", "seo").await;
+    let page = |app: &'static str| {
+        let request = gate
+            .get("beta", app, "/")
+            .bearer_auth(&owner.token)
+            .header("Accept", "text/html");
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    // beta's plan has no music.
+    let (status, html) = page("music").await;
+    assert_eq!(status, 403);
+    assert!(
+        html.contains("As an ORG_ADMIN of &#34;beta&#34;, ask a platform administrator"),
+        "{html}"
+    );
+    assert!(!html.contains("An ORG_ADMIN of"), "{html}");
+    // seo closed for the members: the ORG_ADMIN is told they can open it again.
+    sqlx::query("UPDATE orgs SET hidden_apps = ARRAY['seo'] WHERE slug = 'beta'")
+        .execute(&gate.app.pool)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let html = loop {
+        let (status, html) = page("seo").await;
+        if status == 403 {
+            break html;
+        }
+        assert!(Instant::now() < deadline, "seo still open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(html.contains("you can open it again"), "{html}");
+    assert!(!html.contains("Ask them"), "{html}");
+}

@@ -10,15 +10,67 @@ pub mod run;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     #[error(
-        "`{0}` is not a valid org slug: use 1-63 lower-case letters, digits and dashes, not starting or ending with a dash"
+        "\"{0}\" is not a valid org slug: use 1-63 lower-case letters, digits and dashes, not starting or ending with a dash"
     )]
     SlugFormat(String),
-    #[error("`{0}` is reserved and cannot be an org slug")]
+    #[error("\"{0}\" is reserved and cannot be an org slug")]
     SlugReserved(String),
-    #[error("`{0}` is not a role; roles are ORG_ADMIN, ORG_MANAGER, ORG_USER")]
+    #[error("\"{0}\" is not a role; roles are ORG_ADMIN, ORG_MANAGER, ORG_USER")]
     UnknownRole(String),
-    #[error("`{0}` is not an email address")]
+    #[error("\"{0}\" is not an email address")]
     Email(String),
+    #[error("\"{0}\" is not a plan; plans are free, pro, enterprise")]
+    UnknownPlan(String),
+}
+
+/// An org's plan: one of a known set, each with its quotas ([`crate::policy::quotas`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+impl Plan {
+    pub const ALL: [Plan; 3] = [Plan::Free, Plan::Pro, Plan::Enterprise];
+    /// The names, in the order offered.
+    pub const NAMES: [&'static str; 3] = ["free", "pro", "enterprise"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Pro => "pro",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+}
+
+impl FromStr for Plan {
+    type Err = DomainError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Plan::ALL
+            .into_iter()
+            .find(|p| p.as_str() == raw)
+            .ok_or_else(|| DomainError::UnknownPlan(raw.to_owned()))
+    }
+}
+
+/// From a JSON string only (as [`Role`]): another string is an unknown variant naming
+/// the allowed ones, the API's 422.
+impl<'de> Deserialize<'de> for Plan {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        raw.parse()
+            .map_err(|_| serde::de::Error::unknown_variant(&raw, &Plan::NAMES))
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Slugs that name wizbrand's own hosts and paths; the `orgs_slug_not_reserved`

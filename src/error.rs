@@ -1,12 +1,14 @@
 //! One application error type, mapped to HTTP responses in one place.
 //!
-//! People get a plain HTML page; API clients get `application/problem+json` (RFC 9457).
+//! People get the error page (`templates/error.html`); API clients get `application/problem+json` (RFC 9457).
 //! The cause chain is logged here, never shown.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::web::html::Frame;
 
 /// Which kind of client an error is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +155,7 @@ struct Problem<'a> {
     kind: String,
     title: &'a str,
     status: u16,
-    detail: String,
+    detail: &'a str,
     /// For `quota-exceeded`: which quota, its limit, and how much is used.
     #[serde(skip_serializing_if = "Option::is_none")]
     quota: Option<&'static str>,
@@ -161,6 +163,33 @@ struct Problem<'a> {
     limit: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     used: Option<i64>,
+}
+
+/// The one builder of `application/problem+json` answers (RFC 9457), for the API's
+/// errors and the gate's refusals alike; `kind` becomes the `type` URI.
+pub fn problem_response(status: StatusCode, kind: &str, title: &str, detail: &str) -> HttpResponse {
+    problem_json(status, kind, title, detail, None)
+}
+
+/// [`problem_response`] with the figures of a `quota-exceeded` refusal.
+fn problem_json(
+    status: StatusCode,
+    kind: &str,
+    title: &str,
+    detail: &str,
+    quota: Option<(&'static str, u32, i64)>,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/problem+json")
+        .json(Problem {
+            kind: format!("https://wizbrand.dev/problems/{kind}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            quota: quota.map(|q| q.0),
+            limit: quota.map(|q| q.1),
+            used: quota.map(|q| q.2),
+        })
 }
 
 impl ResponseError for SurfacedError {
@@ -177,35 +206,28 @@ impl ResponseError for SurfacedError {
         }
         let (kind, title) = self.error.kind();
         let detail = self.error.public_detail();
-        let mut response = HttpResponse::build(status);
+        let mut response = match self.surface {
+            Surface::Json => {
+                let quota = match &self.error {
+                    AppError::QuotaExceeded {
+                        quota, limit, used, ..
+                    } => Some((*quota, *limit, *used)),
+                    _ => None,
+                };
+                problem_json(status, kind, title, &detail, quota)
+            }
+            Surface::Html => {
+                crate::web::html::error_response(status, Frame::bare(title), title, &detail)
+            }
+        };
+        let headers = response.headers_mut();
         if matches!(self.error, AppError::Unauthorized) {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if matches!(self.error, AppError::Unavailable { .. }) {
-            response.insert_header((header::RETRY_AFTER, "5"));
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
-        let (quota, limit, used) = match &self.error {
-            AppError::QuotaExceeded {
-                quota, limit, used, ..
-            } => (Some(*quota), Some(*limit), Some(*used)),
-            _ => (None, None, None),
-        };
-        match self.surface {
-            Surface::Json => response
-                .content_type("application/problem+json")
-                .json(Problem {
-                    kind: format!("https://wizbrand.dev/problems/{kind}"),
-                    title,
-                    status: status.as_u16(),
-                    detail,
-                    quota,
-                    limit,
-                    used,
-                }),
-            Surface::Html => response
-                .insert_header(ContentType::html())
-                .body(crate::web::html::error_page(title, &detail)),
-        }
+        response
     }
 }
 

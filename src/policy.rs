@@ -69,6 +69,39 @@ impl OrgAction {
     }
 }
 
+/// Why a member is refused `action`, in a sentence that names who can do it. Only the
+/// platform's actions are refused to an ORG_ADMIN, so nobody is told to ask a role
+/// they hold.
+pub fn refusal(action: OrgAction) -> &'static str {
+    match action {
+        OrgAction::Read => "Only members of this organization can see it.",
+        OrgAction::ReadMembers => {
+            "Only the organization's ORG_MANAGERs and ORG_ADMINs can see and change its \
+             members; ask one of its ORG_ADMINs if you need to."
+        }
+        OrgAction::Rename => {
+            "Only the organization's ORG_ADMINs can change this; ask one of them if you \
+             need to."
+        }
+        OrgAction::ManageScim => {
+            "Only the organization's ORG_ADMINs can manage its SCIM provisioning; ask one \
+             of them if you need to."
+        }
+        OrgAction::ChangePlan => {
+            "Only platform administrators can change an organization's plan, features or \
+             status."
+        }
+        OrgAction::Delete => "Only platform administrators can delete an organization.",
+    }
+}
+
+/// Why [`platform_only`] refuses.
+pub const PLATFORM_ONLY: &str = "Only platform administrators can do this.";
+
+/// Why [`may_change_member`] refuses a member who may see the members (an ORG_MANAGER).
+pub const MANAGERS_CHANGE_USERS_ONLY: &str = "An ORG_MANAGER can add and remove ORG_USERs \
+     only; changing ORG_MANAGER or ORG_ADMIN roles needs one of the organization's ORG_ADMINs.";
+
 /// May the caller do `action` to the org? Non-members are told nothing (`Hidden`).
 pub fn org_verdict(access: &OrgAccess, action: OrgAction) -> Verdict {
     if access.platform_admin {

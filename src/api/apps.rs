@@ -6,12 +6,11 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::auth::Caller;
-use super::{ApiResult, PageQuery, enforce, page, problem};
+use super::{ApiResult, PageQuery, page, problem};
 use crate::db;
 use crate::db::audit::Entry;
 use crate::domain::Role;
 use crate::error::AppError;
-use crate::policy;
 
 pub async fn list(_caller: Caller, pool: web::Data<PgPool>, q: web::Query<PageQuery>) -> ApiResult {
     let paging = q.checked().map_err(problem)?;
@@ -53,7 +52,7 @@ pub async fn create(
     pool: web::Data<PgPool>,
     body: web::Json<AppCreate>,
 ) -> ApiResult {
-    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
+    crate::manage::platform_only(caller.platform_admin()).map_err(problem)?;
     let mut tx = pool.begin().await.map_err(problem)?;
     let app = db::apps::insert(
         &mut tx,
@@ -98,7 +97,7 @@ pub async fn update(
     key: web::Path<String>,
     body: web::Json<AppPatch>,
 ) -> ApiResult {
-    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
+    crate::manage::platform_only(caller.platform_admin()).map_err(problem)?;
     let mut tx = pool.begin().await.map_err(problem)?;
     let before = db::apps::lock(&mut tx, &key)
         .await
@@ -132,7 +131,7 @@ pub async fn update(
 }
 
 pub async fn delete(caller: Caller, pool: web::Data<PgPool>, key: web::Path<String>) -> ApiResult {
-    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
+    crate::manage::platform_only(caller.platform_admin()).map_err(problem)?;
     let mut tx = pool.begin().await.map_err(problem)?;
     let before = db::apps::lock(&mut tx, &key)
         .await

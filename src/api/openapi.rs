@@ -131,7 +131,6 @@ fn page_of(item: &str) -> Value {
 /// The rules the code holds, written as the document states them (the database's
 /// CHECK constraints and the checks in `manage`): a schema-valid request is accepted.
 const SLUG_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
-const PLAN_PATTERN: &str = "^[a-z0-9][a-z0-9_-]{0,39}$";
 const FEATURE_PATTERN: &str = "^[a-z0-9_-]{1,40}$";
 const HOST_PATTERN: &str = "^(\\{org\\}\\.)?[a-z0-9.-]+$";
 /// A display name: 1 to 200 characters once trimmed, no control characters.
@@ -147,7 +146,7 @@ fn schemas() -> Value {
     let features =
         json!({"type": "array", "items": {"type": "string", "pattern": FEATURE_PATTERN}});
     let name = json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN});
-    let plan = json!({"type": "string", "pattern": PLAN_PATTERN});
+    let plan = json!({"type": "string", "enum": crate::domain::Plan::NAMES});
     let time = json!({"type": "string", "format": "date-time"});
     json!({
         "Problem": {"type": "object", "properties": {
@@ -157,6 +156,7 @@ fn schemas() -> Value {
             "limit": {"type": "integer", "description": "quota-exceeded only"},
             "used": {"type": "integer", "description": "quota-exceeded only"}}},
         "Role": role,
+        "Plan": plan,
         "Me": {"type": "object", "properties": {
             "sub": {"type": "string"}, "email": {"type": ["string", "null"]},
             "platform_admin": {"type": "boolean"},
@@ -174,10 +174,10 @@ fn schemas() -> Value {
             "slug": {"type": "string", "pattern": SLUG_PATTERN,
                 "description": "A DNS label, not reserved (www, auth, api, admin, …)"},
             "name": name.clone(),
-            "plan": {"type": "string", "pattern": PLAN_PATTERN, "default": "free"}, "features": features.clone()}},
+            "plan": {"allOf": [reference("Plan")], "default": "free"}, "features": features.clone()}},
         "OrgPatch": {"type": "object", "additionalProperties": false, "properties": {
             "name": {"allOf": [name], "description": "ORG_ADMIN or platform admin"},
-            "plan": {"allOf": [plan], "description": "platform admin"},
+            "plan": {"allOf": [reference("Plan")], "description": "platform admin"},
             "features": {"allOf": [features], "description": "platform admin"},
             "status": {"type": "string", "enum": ["active", "suspended"], "description": "platform admin"},
             "hidden_apps": {"type": "array", "items": {"type": "string", "pattern": SLUG_PATTERN}, "description": "keys of existing apps (listed as served), closed for this org; ORG_ADMIN or platform admin"}}},

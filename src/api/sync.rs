@@ -5,9 +5,8 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::auth::Caller;
-use super::{ApiResult, PageQuery, enforce, page, problem};
+use super::{ApiResult, PageQuery, page, problem};
 use crate::db;
-use crate::policy;
 use crate::sync::scheduler::SyncHandle;
 
 pub async fn request(
@@ -15,14 +14,19 @@ pub async fn request(
     pool: web::Data<PgPool>,
     handle: web::Data<Option<SyncHandle>>,
 ) -> ApiResult {
-    crate::manage::sync::request(&pool, &caller.principal, handle.as_ref().as_ref())
-        .await
-        .map_err(problem)?;
+    crate::manage::sync::request(
+        &pool,
+        &caller.principal,
+        handle.as_ref().as_ref(),
+        crate::sync::Trigger::Api,
+    )
+    .await
+    .map_err(problem)?;
     Ok(HttpResponse::Accepted().json(json!({"requested": true, "scope": "all"})))
 }
 
 pub async fn runs(caller: Caller, pool: web::Data<PgPool>, q: web::Query<PageQuery>) -> ApiResult {
-    enforce(policy::platform_only(caller.platform_admin())).map_err(problem)?;
+    crate::manage::platform_only(caller.platform_admin()).map_err(problem)?;
     let paging = q.checked().map_err(problem)?;
     let (items, total) = db::sync_state::runs_page(&pool, paging.0, paging.1)
         .await

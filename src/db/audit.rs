@@ -58,12 +58,15 @@ pub struct AuditRow {
     pub target: String,
     /// The org's current slug, when the entry names an org that still exists.
     pub org_slug: Option<String>,
+    /// What the target was before and after the change (absent when created or deleted).
+    pub before: Option<Value>,
+    pub after: Option<Value>,
 }
 
 /// Filters of the audit log; empty strings filter nothing.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    /// An org's slug: entries about it (its own and its members').
+    /// Part of an org's slug, any case: entries about it (its own and its members').
     pub org: String,
     /// Part of the actor's email or subject.
     pub actor: String,
@@ -84,15 +87,18 @@ pub async fn search(
     // `target` starts with the slug for org and member entries, which also finds
     // entries of deleted orgs by their old slug.
     let from = "FROM audit_log a LEFT JOIN orgs o ON o.id = a.org_id \
-         WHERE ($1 = '' OR o.slug = $1 OR a.target = $1 OR a.target LIKE $1 || '/%') \
+         WHERE ($1 = '' OR o.slug LIKE '%' || lower($1) || '%' \
+                OR (a.action LIKE 'org.%' OR a.action LIKE 'member.%') \
+                   AND split_part(a.target, '/', 1) LIKE '%' || lower($1) || '%') \
            AND ($2 = '' OR a.actor ILIKE '%' || $2 || '%' OR a.actor_email ILIKE '%' || $2 || '%') \
-           AND ($3 = '' OR a.action LIKE $3 || '%') \
+           AND ($3 = '' OR a.action ILIKE $3 || '%') \
            AND ($4::boolean = false OR a.org_id IN ( \
                 SELECT m.org_id FROM memberships m JOIN users u ON u.id = m.user_id \
                 WHERE 'ORG_ADMIN' = ANY(m.roles) \
                   AND u.keycloak_id = $5))";
     let rows = sqlx::query_as(&format!(
-        "SELECT a.id, a.at, a.actor, a.actor_email, a.action, a.target, o.slug AS org_slug {from} \
+        "SELECT a.id, a.at, a.actor, a.actor_email, a.action, a.target, o.slug AS org_slug, \
+             a.before, a.after {from} \
          ORDER BY a.id DESC LIMIT $6 OFFSET $7"
     ))
     .bind(&filter.org)

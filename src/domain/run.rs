@@ -59,6 +59,8 @@ text_enum!(
         Cron => "cron",
         Change => "change",
         Api => "api",
+        /// "Sync now" on the admin sync page.
+        Web => "web",
         Cli => "cli",
         Startup => "startup",
     }

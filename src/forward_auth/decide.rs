@@ -129,6 +129,34 @@ impl Denial {
         }
     }
 
+    /// [`Denial::explain`] for the person refused: an ORG_ADMIN of the org is not told to
+    /// ask an ORG_ADMIN; they are told what they can do themselves.
+    pub fn explain_to(&self, org_admin: bool) -> String {
+        match self {
+            Denial::FeatureMissing { org, app, feature } if org_admin => format!(
+                "The plan of \"{org}\" does not include {app} (feature \"{feature}\"). As an \
+                 ORG_ADMIN of \"{org}\", ask a platform administrator for a plan that has it."
+            ),
+            Denial::AppHidden { org, app } if org_admin => format!(
+                "{app} is closed for the members of \"{org}\". As one of its ORG_ADMINs, you \
+                 can open it again on the organization's page."
+            ),
+            other => other.explain(),
+        }
+    }
+
+    /// The org the refusal is about, if any.
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            Denial::UnknownHost { .. } => None,
+            Denial::NotMember { org, .. }
+            | Denial::RoleTooLow { org, .. }
+            | Denial::FeatureMissing { org, .. }
+            | Denial::OrgSuspended { org, .. }
+            | Denial::AppHidden { org, .. } => Some(org),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Denial::UnknownHost { .. } => "unknown-host",
@@ -255,6 +283,28 @@ pub fn decide(state: &GateSnapshot, host: &str, who: Option<&Principal>) -> Outc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_org_admin_is_not_told_to_ask_an_org_admin() {
+        let hidden = Denial::AppHidden {
+            org: "acme".into(),
+            app: "SEO".into(),
+        };
+        let missing = Denial::FeatureMissing {
+            org: "acme".into(),
+            app: "SEO".into(),
+            feature: "seo".into(),
+        };
+        for denial in [&hidden, &missing] {
+            assert!(denial.explain().contains("ORG_ADMIN of"), "{denial:?}");
+            let to_admin = denial.explain_to(true);
+            assert!(!to_admin.contains("Ask an ORG_ADMIN"), "{to_admin}");
+            assert!(!to_admin.contains("An ORG_ADMIN of"), "{to_admin}");
+            assert_eq!(denial.explain_to(false), denial.explain());
+        }
+        assert!(hidden.explain_to(true).contains("open it again"));
+        assert_eq!(hidden.org(), Some("acme"));
+    }
 
     fn state() -> GateSnapshot {
         let app = |key: &str, feature: &str, min_role| AppRule {

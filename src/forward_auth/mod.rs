@@ -14,7 +14,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, get, web};
-use serde_json::json;
 
 use crate::config::Config;
 use crate::domain::Principal;
@@ -117,14 +116,7 @@ fn from_trusted_proxy(req: &HttpRequest, config: &Config) -> bool {
 }
 
 fn problem(status: StatusCode, kind: &str, title: &str, detail: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/problem+json")
-        .json(json!({
-            "type": format!("https://wizbrand.dev/problems/{kind}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-        }))
+    crate::error::problem_response(status, kind, title, detail)
 }
 
 /// (`Cache-Control: no-store` comes from the route's wrapper, as on every answer.)
@@ -308,16 +300,31 @@ async fn gate_request(
                 String::new(),
             )
         }
-        Outcome::Deny(denial) if html && !matches!(denial, Denial::UnknownHost { .. }) => {
-            let (cookie, back) = hand_off(req, config, &fwd.url);
-            let switch = with_rd(config, "/orgs/select", &back);
-            (
-                with_cookie(deny(&denial, html, Some(&switch)), cookie),
-                "deny",
-                String::new(),
-            )
+        Outcome::Deny(denial) if html => {
+            let who = principal.as_ref();
+            // Switching helps only someone with another org to switch to.
+            let orgs = who.map_or(0, |p| {
+                snapshot.members_by_sub.get(&p.sub).map_or(0, |m| m.len())
+            });
+            let (cookie, switch) = if orgs > 1 && !matches!(denial, Denial::UnknownHost { .. }) {
+                let (cookie, back) = hand_off(req, config, &fwd.url);
+                (cookie, Some(with_rd(config, "/orgs/select", &back)))
+            } else {
+                (None, None)
+            };
+            let org_admin = who
+                .zip(denial.org())
+                .and_then(|(p, org)| snapshot.members_by_sub.get(&p.sub)?.get(org))
+                .is_some_and(|roles| roles.contains(&crate::domain::Role::Admin));
+            let page = crate::web::html::refusal_page(
+                &config.public_url.origin().ascii_serialization(),
+                who.map(|p| p.email.as_deref().unwrap_or(&p.sub)),
+                &denial.explain_to(org_admin),
+                switch.as_deref(),
+            );
+            (with_cookie(page, cookie), "deny", String::new())
         }
-        Outcome::Deny(denial) => (deny(&denial, html, None), "deny", String::new()),
+        Outcome::Deny(denial) => (deny(&denial), "deny", String::new()),
     }
 }
 
@@ -355,32 +362,14 @@ fn hand_on_credentials(
     }
 }
 
-/// `switch`: the org selection on the auth host (absolute: this page shows on the app
-/// host, whose own paths belong to the app).
-fn deny(denial: &Denial, html: bool, switch: Option<&str>) -> HttpResponse {
-    let detail = denial.explain();
-    if html {
-        let mut body = format!(
-            "<h1>Access denied</h1><p>{}</p>",
-            crate::web::html::escape(&detail)
-        );
-        if let Some(switch) = switch {
-            body.push_str(&format!(
-                "<p><a href=\"{}\">Switch organization</a></p>",
-                crate::web::html::escape(switch)
-            ));
-        }
-        HttpResponse::Forbidden()
-            .content_type("text/html; charset=utf-8")
-            .body(crate::web::html::frame("Access denied", &body))
-    } else {
-        problem(
-            StatusCode::FORBIDDEN,
-            denial.kind(),
-            "Access denied",
-            &detail,
-        )
-    }
+/// A refusal for a client that is not a browser (or of a host no app serves).
+fn deny(denial: &Denial) -> HttpResponse {
+    problem(
+        StatusCode::FORBIDDEN,
+        denial.kind(),
+        "Access denied",
+        &denial.explain(),
+    )
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::{actor_name, authorized_org, commit_audited, enforce, parse_roles};
+use super::{actor_name, authorized_org, commit_audited, enforce_because, parse_roles};
 use crate::db;
 use crate::db::audit::Entry;
 use crate::domain::Principal;
@@ -68,7 +68,10 @@ pub async fn put(
         None => None,
     };
     let before_roles = before.clone().unwrap_or_default();
-    enforce(policy::may_change_member(&access, &before_roles, &after))?;
+    enforce_because(
+        policy::may_change_member(&access, &before_roles, &after),
+        policy::MANAGERS_CHANGE_USERS_ONLY,
+    )?;
     let change = MemberChange {
         email: email.clone(),
         roles: after.clone(),
@@ -125,7 +128,10 @@ pub async fn remove(
         .await?
         .map(|r| canonical_roles(&parse_roles(&r)))
         .ok_or(AppError::NotFound)?;
-    enforce(policy::may_change_member(&access, &before, &[]))?;
+    enforce_because(
+        policy::may_change_member(&access, &before, &[]),
+        policy::MANAGERS_CHANGE_USERS_ONLY,
+    )?;
     let admins = db::members::count_admins(&mut tx, org.id).await?;
     if !policy::keeps_an_admin(admins, &before, &[]) {
         return Err(AppError::Conflict(LAST_ADMIN.to_owned()));

@@ -29,13 +29,21 @@ pub fn actor_name(who: &Principal) -> db::audit::Actor<'_> {
 
 /// A policy verdict as an error: strangers learn nothing (404), members are told no (403).
 pub fn enforce(verdict: Verdict) -> Result<(), AppError> {
+    enforce_because(verdict, "Your roles do not allow this.")
+}
+
+/// [`enforce`], saying `why` to a member refused.
+pub fn enforce_because(verdict: Verdict, why: &str) -> Result<(), AppError> {
     match verdict {
         Verdict::Allow => Ok(()),
-        Verdict::Forbidden => Err(AppError::Forbidden(
-            "your roles do not allow this".to_owned(),
-        )),
+        Verdict::Forbidden => Err(AppError::Forbidden(why.to_owned())),
         Verdict::Hidden => Err(AppError::NotFound),
     }
+}
+
+/// The platform's own actions (creating orgs, the app registry, the sync).
+pub fn platform_only(platform_admin: bool) -> Result<(), AppError> {
+    enforce_because(policy::platform_only(platform_admin), policy::PLATFORM_ONLY)
 }
 
 pub fn parse_roles(raw: &[String]) -> Vec<Role> {
@@ -64,7 +72,10 @@ pub async fn authorized_org(
         .await?
         .ok_or(AppError::NotFound)?;
     let access = access(pool, who, &org).await?;
-    enforce(policy::org_verdict(&access, action))?;
+    enforce_because(
+        policy::org_verdict(&access, action),
+        policy::refusal(action),
+    )?;
     Ok((org, access))
 }
 

@@ -4,14 +4,14 @@ use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
 
-use super::{actor_name, authorized_org, commit_audited, enforce};
+use super::{actor_name, authorized_org, commit_audited};
 use crate::db;
 use crate::db::audit::Entry;
 use crate::db::orgs::Org;
-use crate::domain::OrgSlug;
 use crate::domain::Principal;
+use crate::domain::{OrgSlug, Plan};
 use crate::error::AppError;
-use crate::policy::{self, OrgAction};
+use crate::policy::OrgAction;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,20 +19,20 @@ pub struct OrgCreate {
     pub slug: OrgSlug,
     pub name: String,
     #[serde(default = "free")]
-    pub plan: String,
+    pub plan: Plan,
     #[serde(default)]
     pub features: Vec<String>,
 }
 
-fn free() -> String {
-    "free".to_owned()
+fn free() -> Plan {
+    Plan::Free
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
     pub name: Option<String>,
-    pub plan: Option<String>,
+    pub plan: Option<Plan>,
     pub features: Option<Vec<String>>,
     pub status: Option<String>,
     /// Apps (by key) closed for this org; ORG_ADMIN's to decide.
@@ -61,7 +61,7 @@ pub fn normalise_features(raw: &[String]) -> Result<Vec<String>, AppError> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !ok {
             return Err(AppError::Unprocessable(format!(
-                "`{f}` is not a feature name: use 1-40 lower-case letters, digits, `-` and `_`"
+                "\"{f}\" is not a feature name: use 1-40 lower-case letters, digits, dashes and underscores"
             )));
         }
         out.push(f.clone());
@@ -84,11 +84,18 @@ pub fn check_name(raw: &str) -> Result<&str, AppError> {
 
 /// Creates an org (platform admins only).
 pub async fn create(pool: &PgPool, who: &Principal, new: &OrgCreate) -> Result<Org, AppError> {
-    enforce(policy::platform_only(who.platform_admin))?;
+    super::platform_only(who.platform_admin)?;
     let features = normalise_features(&new.features)?;
     let name = check_name(&new.name)?;
     let mut tx = pool.begin().await?;
-    let org = db::orgs::insert(&mut tx, new.slug.as_str(), name, &new.plan, &features).await?;
+    let org = db::orgs::insert(
+        &mut tx,
+        new.slug.as_str(),
+        name,
+        new.plan.as_str(),
+        &features,
+    )
+    .await?;
     commit_audited(
         tx,
         Entry {
@@ -137,7 +144,7 @@ pub async fn update(
         &mut tx,
         org.id,
         name,
-        patch.plan.as_deref(),
+        patch.plan.map(Plan::as_str),
         features.as_deref(),
         patch.status.as_deref(),
         hidden_apps.as_deref(),
@@ -189,6 +196,13 @@ mod tests {
         assert_eq!(patch.action(), OrgAction::Rename);
         let patch: OrgPatch = serde_json::from_str(r#"{"name":"x","plan":"pro"}"#).unwrap();
         assert_eq!(patch.action(), OrgAction::ChangePlan);
+        let err = serde_json::from_str::<OrgPatch>(r#"{"plan":"platinum"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "unknown variant `platinum`, expected one of `free`, `pro`, `enterprise`"
+            ),
+            "{err}"
+        );
         let err = serde_json::from_str::<OrgPatch>(r#"{"nmae":"x"}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `nmae`"), "{err}");
     }

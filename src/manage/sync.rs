@@ -2,22 +2,23 @@
 
 use sqlx::PgPool;
 
-use super::{actor_name, commit_audited, enforce};
+use super::{actor_name, commit_audited};
 use crate::db::audit::Entry;
 use crate::domain::Principal;
 use crate::error::AppError;
-use crate::policy;
 use crate::sync::Trigger;
 use crate::sync::plan::Scope;
 use crate::sync::scheduler::SyncHandle;
 
 /// Requests a full sync (platform admins); the scheduler of this process runs it.
+/// `trigger`: where it was asked for (the API, the sync page), as the run records it.
 pub async fn request(
     pool: &PgPool,
     who: &Principal,
     handle: Option<&SyncHandle>,
+    trigger: Trigger,
 ) -> Result<(), AppError> {
-    enforce(policy::platform_only(who.platform_admin))?;
+    super::platform_only(who.platform_admin)?;
     let Some(handle) = handle else {
         return Err(AppError::Unavailable {
             dependency: "the sync scheduler (off: WIZBRAND_SYNC_ENABLED=false)",
@@ -36,6 +37,6 @@ pub async fn request(
         },
     )
     .await?;
-    handle.request(Scope::All, Trigger::Api);
+    handle.request(Scope::All, trigger);
     Ok(())
 }

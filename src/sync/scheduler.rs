@@ -252,23 +252,43 @@ async fn listen(pool: PgPool, database_url: String, handle: SyncHandle, stop: Ca
     }
 }
 
-async fn scope_of(pool: &PgPool, payload: &str) -> Option<Scope> {
+/// What a change notification asks the sync for, before the org's slug is looked up.
+#[derive(Debug, PartialEq, Eq)]
+enum Need {
+    /// A run scoped to this org (by id).
+    Org(uuid::Uuid),
+    All,
+}
+
+/// A membership removed takes the person out of the org's groups, which a run scoped to
+/// the org does, but it also changes their claims, and a scoped run only writes the
+/// claims of the org's present members: the removed one would keep the org in
+/// `org_memberships` until a full run. So a removal asks for a full run.
+fn need_of(payload: &str) -> Option<Need> {
     let note: serde_json::Value = serde_json::from_str(payload).ok()?;
     match note["table"].as_str()? {
-        "orgs" | "memberships" => {
-            let org_id = note["org_id"].as_str()?.parse().ok()?;
-            match crate::db::sync_state::org_slug(pool, org_id).await {
-                Ok(Some(slug)) => Some(match OrgSlug::parse(&slug) {
-                    Ok(slug) => Scope::Orgs(BTreeSet::from([slug])),
-                    Err(_) => Scope::All,
-                }),
-                // The org is gone: only a full run removes its group.
-                _ => Some(Scope::All),
-            }
-        }
+        "memberships" if note["op"].as_str() == Some("DELETE") => Some(Need::All),
+        "orgs" | "memberships" => Some(match note["org_id"].as_str()?.parse() {
+            Ok(id) => Need::Org(id),
+            Err(_) => Need::All,
+        }),
         // A user's preferred org changes their claims; a full run finds them.
-        "users" => Some(Scope::All),
+        "users" => Some(Need::All),
         _ => None,
+    }
+}
+
+async fn scope_of(pool: &PgPool, payload: &str) -> Option<Scope> {
+    match need_of(payload)? {
+        Need::All => Some(Scope::All),
+        Need::Org(org_id) => match crate::db::sync_state::org_slug(pool, org_id).await {
+            Ok(Some(slug)) => Some(match OrgSlug::parse(&slug) {
+                Ok(slug) => Scope::Orgs(BTreeSet::from([slug])),
+                Err(_) => Scope::All,
+            }),
+            // The org is gone: only a full run removes its group.
+            _ => Some(Scope::All),
+        },
     }
 }
 
@@ -304,6 +324,21 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[test]
+    fn a_removed_membership_asks_for_a_full_run() {
+        let id = "6f1c2a1e-0000-4000-8000-000000000001";
+        let note = |table: &str, op: &str| {
+            serde_json::json!({"table": table, "op": op, "org_id": id}).to_string()
+        };
+        let org = Some(Need::Org(id.parse().unwrap()));
+        assert_eq!(need_of(&note("memberships", "INSERT")), org);
+        assert_eq!(need_of(&note("memberships", "UPDATE")), org);
+        assert_eq!(need_of(&note("memberships", "DELETE")), Some(Need::All));
+        assert_eq!(need_of(&note("orgs", "UPDATE")), org);
+        assert_eq!(need_of(&note("users", "UPDATE")), Some(Need::All));
+        assert_eq!(need_of(&note("apps", "UPDATE")), None);
     }
 
     #[test]

@@ -35,8 +35,8 @@ use crate::forward_auth::decide::normalise_host;
 use crate::forward_auth::state::GateState;
 use crate::oidc::client::public_path;
 use crate::web::cookie_guard;
-use crate::web::html::{html, redirect};
-use crate::web::page::{escape, html_err};
+use crate::web::html::{ErrorPage, Frame, Link, redirect, render};
+use crate::web::page::html_err;
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
@@ -414,10 +414,10 @@ async fn exchange_ticket(
         Ok(user) if !revocations.is_revoked(user.sid.as_deref(), &user.sub, user.issued_at()) => {
             user
         }
-        Ok(_) => return Ok(refused(&rd, "the session it continues has ended")),
+        Ok(_) => return Ok(refused(&config, &rd, "the session it continues has ended")),
         Err(refusal) => {
             tracing::info!(%host, %refusal, "app-host ticket refused");
-            return Ok(refused(&rd, &refusal.to_string()));
+            return Ok(refused(&config, &rd, &refusal.to_string()));
         }
     };
     let Some(cookie) = cookies.seal(&HostPass {
@@ -436,18 +436,26 @@ async fn exchange_ticket(
 }
 
 /// The page of a refused ticket: going on starts a fresh hand-over through the gate.
-fn refused(rd: &str, why: &str) -> HttpResponse {
-    html(
-        StatusCode::BAD_REQUEST,
-        "Sign-in link not valid",
-        &format!(
-            "<h1>This sign-in link cannot be used</h1><p>{}. Sign-in links work once, for a \
-             few seconds, in the browser that asked for them.</p>\
-             <p><a id=\"continue\" href=\"{}\">Continue</a> to sign in again.</p>",
-            escape(&capitalised(why)),
-            escape(rd)
+/// It shows on the app host: the frame links the auth host.
+fn refused(config: &Config, rd: &str, why: &str) -> HttpResponse {
+    let mut page = ErrorPage::new(
+        Frame {
+            base: config.public_url.origin().ascii_serialization(),
+            ..Frame::bare("Sign-in link not valid")
+        },
+        "This sign-in link cannot be used",
+        format!(
+            "{}. Sign-in links work once, for a few seconds, in the browser that asked for \
+             them. Continue to sign in again.",
+            capitalised(why)
         ),
-    )
+    );
+    page.links = vec![Link {
+        id: "continue",
+        href: rd.to_owned(),
+        text: "Continue",
+    }];
+    render(StatusCode::BAD_REQUEST, &page)
 }
 
 fn capitalised(text: &str) -> String {

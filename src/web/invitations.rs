@@ -19,9 +19,8 @@ use crate::manage::invitations::{
 };
 use crate::oidc::client::public_path;
 use crate::web::admin::form::Fields;
-use crate::web::admin::{
-    Layout, MessagePage, PageResult, Posted, Viewer, error_page, flash, render,
-};
+use crate::web::admin::{PageResult, Posted, Viewer, error_page, flash, render};
+use crate::web::html::{ErrorPage, Frame};
 use crate::web::page::html_err;
 use crate::web::session::{self, SignedIn};
 
@@ -33,7 +32,7 @@ struct TokenQuery {
 #[derive(Template)]
 #[template(path = "invitation.html")]
 struct InvitationPage {
-    layout: Layout,
+    frame: Frame,
     invitation: Invitation,
     roles: String,
     until: String,
@@ -46,29 +45,25 @@ struct InvitationPage {
 #[derive(Template)]
 #[template(path = "my_invitations.html")]
 struct MyInvitationsPage {
-    layout: Layout,
+    frame: Frame,
     email: Option<String>,
     invitations: Vec<Invitation>,
     csrf: String,
 }
 
-fn layout(title: &str, user: Option<SignedIn>) -> Layout {
-    Layout {
-        title: title.to_owned(),
-        user,
-        flash: None,
-    }
+fn frame(title: &str, user: Option<SignedIn>) -> Frame {
+    crate::web::page::frame(title, user.as_ref())
 }
 
 /// A page saying why a link cannot be used (nothing was changed).
 fn problem_page(user: Option<SignedIn>, problem: &LinkProblem) -> PageResult {
     render(
         StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::BAD_REQUEST),
-        &MessagePage {
-            layout: layout(problem.heading(), user),
-            heading: problem.heading().to_owned(),
-            detail: problem.detail(),
-        },
+        &ErrorPage::new(
+            frame(problem.heading(), user),
+            problem.heading(),
+            problem.detail(),
+        ),
     )
 }
 
@@ -80,11 +75,7 @@ fn message(
 ) -> PageResult {
     render(
         status,
-        &MessagePage {
-            layout: layout(heading, user),
-            heading: heading.to_owned(),
-            detail,
-        },
+        &ErrorPage::new(frame(heading, user), heading, detail),
     )
 }
 
@@ -130,7 +121,7 @@ async fn open(
     render(
         StatusCode::OK,
         &InvitationPage {
-            layout: layout(&format!("Invitation to {}", invitation.org_name), user),
+            frame: frame(&format!("Invitation to {}", invitation.org_name), user),
             roles: invitation.roles.join(", "),
             until: format!("{} UTC", invitation.expires_at.format("%Y-%m-%d %H:%M")),
             login: sign_in_url(&config, &link_of(&token)),
@@ -230,7 +221,7 @@ async fn mine(viewer: Viewer, pool: web::Data<PgPool>) -> PageResult {
     render(
         StatusCode::OK,
         &MyInvitationsPage {
-            layout: viewer.layout("Your invitations"),
+            frame: viewer.frame("Your invitations"),
             email: who.email,
             invitations,
             csrf: viewer.user.csrf.clone(),

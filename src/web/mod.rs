@@ -23,5 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(orgs::routes)
         .configure(admin::routes)
         .configure(invitations::routes)
-        .service(page::stylesheet);
+        .service(page::stylesheet)
+        // Any path nothing else serves (the API's scope answers its own).
+        .default_service(web::to(page::not_found));
 }

@@ -3,6 +3,7 @@
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
 use serde::Deserialize;
 use sqlx::PgPool;
 
@@ -10,9 +11,8 @@ use crate::config::Config;
 use crate::db::sessions::UserOrgRow;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::public_path;
-use crate::web::html::{html, logout_form, redirect};
-use crate::web::page::escape;
-use crate::web::page::html_err;
+use crate::web::html::{Frame, redirect, render};
+use crate::web::page::{flash_in, frame, html_err};
 use crate::web::rd::safe_redirect;
 use crate::web::session::{self, SignedIn};
 
@@ -77,19 +77,43 @@ fn sign_in_first(config: &Config, rd: Option<&str>) -> HttpResponse {
     redirect(StatusCode::FOUND, login.as_str())
 }
 
+/// Makes `org` the user's org and goes on to `rd`. `confirm`: a choice the person made
+/// (not the only org taken for them), confirmed on the next page when that is one of
+/// wizbrand's (an app host shows no flash).
 async fn choose(
     session: &Session,
     pool: &PgPool,
     mut user: SignedIn,
     org: &UserOrgRow,
     rd: &str,
+    confirm: Option<&Config>,
 ) -> Result<HttpResponse, SurfacedError> {
     crate::db::sessions::set_preferred_org(pool, &user.sub, org.id)
         .await
         .map_err(html_err)?;
+    let changed = user.org.as_deref() != Some(org.slug.as_str());
     user.org = Some(org.slug.clone());
     session::store(session, &user).map_err(AppError::html)?;
+    if let Some(config) = confirm
+        && lands_here(config, rd)
+    {
+        let text = if changed {
+            format!(
+                "Switched to {} ({}). Apps whose address names no organization now open in it.",
+                org.name, org.slug
+            )
+        } else {
+            format!("{} ({}) is your organization already.", org.name, org.slug)
+        };
+        flash_in(session, "ok", text);
+    }
     Ok(redirect(StatusCode::SEE_OTHER, rd))
+}
+
+/// Whether `rd` (already made safe) is a page of the auth host.
+pub fn lands_here(config: &Config, rd: &str) -> bool {
+    rd.starts_with('/') && !rd.starts_with("//")
+        || url::Url::parse(rd).is_ok_and(|u| u.origin() == config.public_url.origin())
 }
 
 #[get("/orgs/select")]
@@ -111,49 +135,38 @@ async fn select_page(
     let orgs = crate::db::sessions::user_orgs(&pool, &user.sub)
         .await
         .map_err(html_err)?;
-    match selection(&orgs) {
-        Selection::NoOrgs => Ok(html(
+    let page = |orgs: &[UserOrgRow], title: &str| {
+        render(
             StatusCode::OK,
-            "No organization",
-            &format!(
-                "<h1>No organization</h1><p id=\"no-orgs\">You ({}) are not a member of any \
-                 organization yet. Ask an administrator of your organization (an ORG_ADMIN) to \
-                 add you, then sign in again.</p>{}",
-                escape(user.email.as_deref().unwrap_or(&user.sub)),
-                logout_form(&user.csrf)
-            ),
-        )),
-        Selection::Only(org) => choose(&session, &pool, user, org, &rd).await,
-        Selection::Choose(orgs) => {
-            let options: String = orgs
-                .iter()
-                .map(|o| {
-                    let current = user.org.as_deref() == Some(o.slug.as_str());
-                    format!(
-                        "<li><button type=\"submit\" name=\"org\" value=\"{slug}\" id=\"org-{slug}\">{name}</button> \
-                         <small>{slug} · {roles}{current}</small></li>",
-                        slug = escape(&o.slug),
-                        name = escape(&o.name),
-                        roles = escape(&o.roles.join(", ")),
-                        current = if current { " · current" } else { "" },
-                    )
-                })
-                .collect();
-            Ok(html(
-                StatusCode::OK,
-                "Choose an organization",
-                &format!(
-                    "<h1>Choose an organization</h1>\
-                     <form method=\"post\" action=\"/orgs/select\">\
-                     <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-                     <input type=\"hidden\" name=\"rd\" value=\"{rd}\"><ul>{options}</ul></form>{logout}",
-                    csrf = escape(&user.csrf),
-                    rd = escape(&rd),
-                    logout = logout_form(&user.csrf),
-                ),
-            ))
-        }
+            &SelectPage {
+                frame: frame(title, Some(&user)),
+                who: user.email.clone().unwrap_or_else(|| user.sub.clone()),
+                platform_admin: user.admin,
+                csrf: user.csrf.clone(),
+                rd: rd.clone(),
+                current: user.org.clone(),
+                orgs: orgs.to_vec(),
+            },
+        )
+    };
+    match selection(&orgs) {
+        Selection::NoOrgs => Ok(page(&[], "No organization")),
+        Selection::Only(org) => choose(&session, &pool, user.clone(), org, &rd, None).await,
+        Selection::Choose(orgs) => Ok(page(orgs, "Choose an organization")),
     }
+}
+
+/// The org chooser, or (no orgs) the page that says whom to ask.
+#[derive(Template)]
+#[template(path = "org_select.html")]
+struct SelectPage {
+    frame: Frame,
+    who: String,
+    platform_admin: bool,
+    csrf: String,
+    rd: String,
+    current: Option<String>,
+    orgs: Vec<UserOrgRow>,
 }
 
 #[post("/orgs/select")]
@@ -190,7 +203,7 @@ async fn select_submit(
         ))
         .html());
     };
-    choose(&session, &pool, user, org, &rd).await
+    choose(&session, &pool, user, org, &rd, Some(&config)).await
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -219,6 +232,33 @@ mod tests {
         assert_eq!(selection(&one), Selection::Only(&one[0]));
         let two = [org("acme", false), org("beta", false)];
         assert_eq!(selection(&two), Selection::Choose(&two));
+    }
+
+    #[test]
+    fn the_switch_is_confirmed_only_on_a_page_of_the_auth_host() {
+        let env: std::collections::HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/wizbrand"),
+            ("WIZBRAND_PUBLIC_URL", "http://auth.wizbrand.localhost:8000"),
+            ("WIZBRAND_COOKIE_DOMAIN", "wizbrand.localhost"),
+            ("KEYCLOAK_URL", "http://localhost:8180"),
+            ("WIZBRAND_OIDC_CLIENT_SECRET", "s"),
+            ("WIZBRAND_SYNC_CLIENT_SECRET", "s"),
+            ("WIZBRAND_SESSION_KEY", &"k".repeat(64)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Config::from_source(&env).unwrap();
+        assert!(lands_here(&config, "/"));
+        assert!(lands_here(
+            &config,
+            "http://auth.wizbrand.localhost:8000/admin/orgs"
+        ));
+        assert!(!lands_here(
+            &config,
+            "http://acme.seo.wizbrand.localhost:8000/"
+        ));
+        assert!(!lands_here(&config, "//evil.example/"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use actix_session::Session;
 use actix_web::http::header;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -15,8 +16,8 @@ use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
 use crate::web::cookie_guard::DuplicateCookies;
-use crate::web::html::{html, redirect};
-use crate::web::page::html_err;
+use crate::web::html::{Frame, error_response, redirect, render};
+use crate::web::page::{frame, html_err};
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::REFRESH_MARGIN;
 use crate::web::revocations::Revocations;
@@ -83,12 +84,13 @@ fn throttled(
     let wait = throttle.take(client, std::time::Instant::now()).err()?;
     let seconds = wait.as_secs().max(1);
     tracing::warn!(%client, path = req.path(), "sign-in rate limit reached");
-    let mut response = html(
+    let mut response = error_response(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        Frame::bare("Too many sign-in attempts"),
         "Too many sign-in attempts",
         &format!(
-            "<h1>Too many sign-in attempts</h1><p>Too many sign-in requests came from your \
-             address. Please wait {seconds} seconds and try again.</p>"
+            "Too many sign-in requests came from your address. Please wait {seconds} seconds \
+             and try again."
         ),
     );
     if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
@@ -98,12 +100,12 @@ fn throttled(
 }
 
 fn idp_down() -> HttpResponse {
-    html(
+    error_response(
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-        "Sign-in unavailable",
-        "<h1>Sign-in is unavailable</h1><p>The identity provider (Keycloak) cannot be reached \
-         right now, so nobody can sign in. If you are already signed in, you can keep working.</p>\
-         <p>Please try again in a minute.</p>",
+        Frame::bare("Sign-in unavailable"),
+        "Sign-in is unavailable",
+        "The identity provider (Keycloak) cannot be reached right now, so nobody can sign in. \
+         If you are already signed in, you can keep working. Please try again in a minute.",
     )
 }
 
@@ -319,14 +321,45 @@ async fn logout(
     Ok(redirect(actix_web::http::StatusCode::SEE_OTHER, &location))
 }
 
+#[derive(Template)]
+#[template(path = "signed_out.html")]
+struct SignedOutPage {
+    frame: Frame,
+}
+
 /// `GET /signed-out`: where Keycloak sends the browser after logout.
 #[get("/signed-out")]
 async fn signed_out_page() -> HttpResponse {
-    html(
+    render(
         actix_web::http::StatusCode::OK,
-        "Signed out",
-        "<h1 id=\"signed-out\">You are signed out</h1><p><a href=\"/login\">Sign in again</a></p>",
+        &SignedOutPage {
+            frame: Frame::signed_out("Signed out"),
+        },
     )
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage {
+    frame: Frame,
+    csrf: String,
+}
+
+/// `GET /logout`: asks before signing out, with the form that carries the CSRF token.
+/// Pages on app hosts (the gate's refusal) link here: no wizbrand form lives there.
+/// Nobody signed in: home.
+#[get("/logout")]
+async fn logout_page(req: HttpRequest) -> HttpResponse {
+    match session::current(&req) {
+        Some(user) => render(
+            actix_web::http::StatusCode::OK,
+            &LogoutPage {
+                frame: frame("Sign out", Some(&user)),
+                csrf: user.csrf,
+            },
+        ),
+        None => redirect(actix_web::http::StatusCode::FOUND, "/"),
+    }
 }
 
 /// `POST /auth/backchannel-logout`: Keycloak's logout token ends the matching sessions
@@ -388,6 +421,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(login)
         .service(callback)
         .service(logout)
+        .service(logout_page)
         .service(signed_out_page)
         .service(backchannel_logout);
 }

@@ -22,6 +22,7 @@ mod keycloak_realm;
 mod layers;
 mod lifecycle;
 mod operations;
+mod pages;
 mod schema;
 mod scim;
 mod shutdown;

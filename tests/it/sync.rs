@@ -43,6 +43,20 @@ impl SyncWorld {
         }
     }
 
+    /// A world on a running app's database and group root (its scheduler syncs; this
+    /// one looks, with dry runs and the Keycloak admin).
+    pub(crate) async fn on_app(app: &crate::helpers::TestApp, root: &str) -> SyncWorld {
+        let mut env = base_env(&app.database_url);
+        env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), root.to_owned());
+        SyncWorld {
+            pool: app.pool.clone(),
+            config: Config::from_source(&env).unwrap(),
+            root: root.to_owned(),
+            admin: KeycloakAdmin::connect().await,
+            tag: unique(""),
+        }
+    }
+
     pub(crate) fn email(&self, name: &str) -> String {
         format!("{name}.{}@example.com", self.tag)
     }
@@ -741,4 +755,98 @@ async fn between_full_reads_a_quiet_event_log_stands_in_for_reading_every_group(
     assert_eq!(checked_by(&w.sync_with(every).await), Some(CheckedBy::Read));
 
     master.delete_realm(&realm).await;
+}
+
+/// Issue 17: the sync page's dry run listed "set claims of dave: org_memberships={}"
+/// for a member removed earlier while every run had succeeded. The runs were the wrong
+/// side: the removal's run was scoped to the org, and a scoped run writes only the
+/// claims of the org's present members, so the removed one kept the org in their
+/// claims until a full run. A removal now asks for a full run.
+#[tokio::test]
+async fn a_member_removed_through_the_scheduler_loses_their_claims_and_nothing_is_left_to_do() {
+    let root = unique("t");
+    let app = crate::helpers::TestApp::spawn_with(|env| {
+        env.insert("WIZBRAND_SYNC_ENABLED".into(), "true".into());
+        env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), root.clone());
+        // No run on the clock during the test: only changes start runs.
+        env.insert("WIZBRAND_SYNC_CRON".into(), "0 0 0 1 1 *".into());
+    })
+    .await;
+    let w = SyncWorld::on_app(&app, &root).await;
+    w.add_org("acme", "pro", &["seo"]).await;
+    w.set_member("acme", "ann", &["ORG_ADMIN"]).await;
+    w.set_member("acme", "dave", &["ORG_USER"]).await;
+    let dave = w.email("dave");
+    let claims_of = |email: String| {
+        let admin = &w.admin;
+        async move {
+            admin
+                .user_by_email(&email)
+                .await
+                .map(|u| u["attributes"]["org_memberships"].clone())
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while claims_of(dave.clone()).await != Some(json!([r#"{"acme":["ORG_USER"]}"#])) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduler did not give dave his claims: {:?}",
+            claims_of(dave.clone()).await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    // Let the runs that the accounts' links start finish: the removal's own run is
+    // the point (one queued beside it would make it a full run).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sync_runs WHERE finished_at IS NULL \
+             OR finished_at > now() - interval '2 seconds'",
+        )
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+        if busy == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never settled"
+        );
+    }
+    w.sql(&format!(
+        "DELETE FROM memberships WHERE user_id = (SELECT id FROM users WHERE email = '{dave}')"
+    ))
+    .await;
+    // The runs the removal starts leave nothing for a dry run to find.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let plan = w.dry_run().await.plan;
+        let out_of_groups = w
+            .admin
+            .member_emails(&w.path("/acme/ORG_USER"))
+            .await
+            .is_empty();
+        if plan.is_empty() && out_of_groups {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "work left undone after the removal: {plan:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(claims_of(dave.clone()).await, Some(Value::Null));
+    let runs: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        "SELECT trigger, scope, status FROM sync_runs WHERE id > (SELECT min(id) FROM sync_runs) ORDER BY id",
+    )
+    .fetch_all(&w.pool)
+    .await
+    .unwrap();
+    assert!(
+        runs.iter().all(|(_, _, status)| status == "succeeded"),
+        "{runs:?}"
+    );
 }

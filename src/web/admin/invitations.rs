@@ -7,7 +7,7 @@ use askama::Template;
 use sqlx::PgPool;
 
 use super::org_page::parse_role_fields;
-use super::{Layout, PageResult, Posted, Viewer, done, error_page, render};
+use super::{PageResult, Posted, Viewer, done, error_page, render};
 use crate::config::Config;
 use crate::domain::Role;
 use crate::error::AppError;
@@ -33,7 +33,7 @@ struct Row {
 #[derive(Template)]
 #[template(path = "invitations.html")]
 struct InvitationsPage {
-    layout: Layout,
+    frame: crate::web::html::Frame,
     org: crate::db::orgs::Org,
     csrf: String,
     taken: i64,
@@ -116,7 +116,7 @@ async fn page(
     render(
         status,
         &InvitationsPage {
-            layout: viewer.layout(format!("Invitations · {}", overview.org.name)),
+            frame: viewer.frame(format!("Invitations · {}", overview.org.name)),
             csrf: viewer.user.csrf.clone(),
             full: overview
                 .quota

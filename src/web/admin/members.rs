@@ -1,14 +1,21 @@
 //! Member changes from the org page: add by email with roles, change roles, remove.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, post, web};
+use actix_web::{HttpRequest, get, post, web};
+use askama::Template;
+use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::org_page::{AddForm, org_page, parse_role_fields};
-use super::{PageResult, Posted, done, error_page};
+use super::{PageResult, Posted, Viewer, done, error_page, render};
 use crate::config::Config;
+use crate::db::orgs::Org;
 use crate::domain::Role;
 use crate::error::AppError;
+use crate::manage::authorized_org;
+use crate::policy::OrgAction;
+use crate::web::html::Frame;
+use crate::web::page::html_err;
 
 fn org_url(slug: &str) -> String {
     format!("/admin/orgs/{slug}")
@@ -127,6 +134,63 @@ async fn set_roles(
     }
 }
 
+#[derive(Template)]
+#[template(path = "member_remove.html")]
+struct RemovePage {
+    frame: Frame,
+    org: Org,
+    email: String,
+    roles: String,
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+struct RemoveQuery {
+    email: Option<String>,
+}
+
+/// `GET …/members/remove?email=`: asks before removing (the page's Remove is a link
+/// here; the form on this page does it). Who may remove whom is checked again on the post.
+#[get("/admin/orgs/{slug}/members/remove")]
+async fn confirm_remove(
+    viewer: Viewer,
+    pool: web::Data<PgPool>,
+    slug: web::Path<String>,
+    q: web::Query<RemoveQuery>,
+) -> PageResult {
+    let (org, _) = match authorized_org(
+        &pool,
+        &viewer.user.principal(),
+        &slug,
+        OrgAction::ReadMembers,
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return error_page(&viewer, e),
+    };
+    let wanted = q.email.as_deref().unwrap_or_default().trim().to_lowercase();
+    let (members, _) = crate::db::members::list(&pool, org.id, 1000, 0)
+        .await
+        .map_err(html_err)?;
+    let Some(member) = members.into_iter().find(|m| m.email == wanted) else {
+        return error_page(
+            &viewer,
+            AppError::Unprocessable(format!("\"{wanted}\" is not a member of {}.", org.slug)),
+        );
+    };
+    render(
+        StatusCode::OK,
+        &RemovePage {
+            frame: viewer.frame(format!("Remove {}", member.email)),
+            roles: member.roles.join(", "),
+            email: member.email,
+            csrf: viewer.user.csrf.clone(),
+            org,
+        },
+    )
+}
+
 #[post("/admin/orgs/{slug}/members/remove")]
 async fn remove(
     req: HttpRequest,
@@ -153,7 +217,10 @@ async fn remove(
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(add).service(set_roles).service(remove);
+    cfg.service(add)
+        .service(set_roles)
+        .service(confirm_remove)
+        .service(remove);
 }
 
 #[cfg(test)]

@@ -17,46 +17,19 @@ pub mod scim;
 pub mod sync;
 
 use actix_session::SessionExt;
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
 use askama::Template;
-use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{AppError, SurfacedError};
 use crate::oidc::client::public_path;
+use crate::web::html::{ErrorPage, Flash, Frame};
 use crate::web::refresh::AdminCheck;
 use crate::web::session::{self, SignedIn};
 
-const FLASH_KEY: &str = "flash";
-
 /// What an admin page handler answers.
 pub type PageResult = Result<HttpResponse, SurfacedError>;
-
-/// A one-time message shown on the next page.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Flash {
-    /// `ok` or `error` (a CSS class).
-    pub kind: String,
-    pub text: String,
-}
-
-/// What every page's frame shows.
-pub struct Layout {
-    pub title: String,
-    pub user: Option<SignedIn>,
-    pub flash: Option<Flash>,
-}
-
-impl Layout {
-    /// The signed-in person's name as shown: display name, else email, else subject.
-    pub fn who(&self) -> &str {
-        self.user
-            .as_ref()
-            .map(|u| u.name.as_deref().or(u.email.as_deref()).unwrap_or(&u.sub))
-            .unwrap_or_default()
-    }
-}
 
 /// A signed-in person on an admin page, with the flash message left for them.
 pub struct Viewer {
@@ -65,11 +38,11 @@ pub struct Viewer {
 }
 
 impl Viewer {
-    pub fn layout(&self, title: impl Into<String>) -> Layout {
-        Layout {
-            title: title.into(),
-            user: Some(self.user.clone()),
+    /// The frame of a page for this person, with their flash message.
+    pub fn frame(&self, title: impl Into<String>) -> Frame {
+        Frame {
             flash: self.flash.clone(),
+            ..crate::web::page::frame(title, Some(&self.user))
         }
     }
 }
@@ -158,47 +131,23 @@ fn sign_in_first(req: &HttpRequest) -> HttpResponse {
     crate::web::html::redirect(StatusCode::FOUND, login.as_str())
 }
 
-/// The message left for this page, if any (shown once).
-pub fn take_flash(req: &HttpRequest) -> Option<Flash> {
-    req.get_session()
-        .remove_as::<Flash>(FLASH_KEY)
-        .and_then(Result::ok)
-}
+pub use crate::web::page::{flash, take_flash};
 
-/// Leaves a message for the next page.
-pub fn flash(req: &HttpRequest, kind: &str, text: impl Into<String>) {
-    let _ = req.get_session().insert(
-        FLASH_KEY,
-        Flash {
-            kind: kind.to_owned(),
-            text: text.into(),
-        },
-    );
-}
-
-/// After a change: a message, then back to a page (Post/Redirect/Get).
+/// After a change: a message, then back to a page (Post/Redirect/Get), scrolled to the
+/// message: a redirect without a fragment would keep the form's own (`#errors`,
+/// `#add-heading`), and the message at the top would be out of sight.
 pub fn done(req: &HttpRequest, kind: &str, text: impl Into<String>, to: &str) -> HttpResponse {
     flash(req, kind, text);
-    crate::web::html::redirect(StatusCode::SEE_OTHER, to)
+    let to = if to.contains('#') {
+        to.to_owned()
+    } else {
+        format!("{to}#flash")
+    };
+    crate::web::html::redirect(StatusCode::SEE_OTHER, &to)
 }
 
 pub fn render(status: StatusCode, page: &impl Template) -> Result<HttpResponse, SurfacedError> {
-    let body = page
-        .render()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")).html())?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body))
-}
-
-/// A page that says why something cannot be done (with the site's frame).
-#[derive(Template)]
-#[template(path = "message.html")]
-pub struct MessagePage {
-    pub layout: Layout,
-    pub heading: String,
-    pub detail: String,
+    Ok(crate::web::html::render(status, page))
 }
 
 /// An error from a change, as a page with the navigation around it.
@@ -213,10 +162,8 @@ pub fn error_page(viewer: &Viewer, error: AppError) -> Result<HttpResponse, Surf
         // Logged and worded in one place.
         _ => return Err(error.html()),
     };
+    // A refusal says who can do it (crate::policy::refusal); nothing to add here.
     let detail = match &error {
-        AppError::Forbidden(_) => format!(
-            "{error}. Ask a platform admin or an ORG_ADMIN of this organization if you need it."
-        ),
         AppError::NotFound => {
             "There is no such page, or it belongs to an organization you are not a member of."
                 .to_owned()
@@ -225,11 +172,7 @@ pub fn error_page(viewer: &Viewer, error: AppError) -> Result<HttpResponse, Surf
     };
     render(
         status,
-        &MessagePage {
-            layout: viewer.layout(heading),
-            heading: heading.to_owned(),
-            detail,
-        },
+        &ErrorPage::new(viewer.frame(heading), heading, detail),
     )
 }
 

@@ -7,13 +7,14 @@ use sqlx::PgPool;
 
 use super::apps::{AppRow, app_row};
 use super::form::Fields;
-use super::{Layout, PageResult, Viewer, error_page, render};
+use super::{PageResult, Viewer, error_page, render};
 use crate::config::Config;
 use crate::db;
 use crate::db::orgs::Org;
 use crate::domain::{Email, Role};
 use crate::manage::{authorized_org, parse_roles};
 use crate::policy::{self, OrgAction, Verdict};
+use crate::web::html::Frame;
 use crate::web::page::html_err;
 
 /// The add-member form as typed, with what is wrong next to each field.
@@ -75,7 +76,7 @@ pub struct MemberRow {
 #[derive(Template)]
 #[template(path = "org.html")]
 struct OrgPage {
-    layout: Layout,
+    frame: Frame,
     org: Org,
     roles: Vec<String>,
     csrf: String,
@@ -139,7 +140,7 @@ pub async fn org_page(
     render(
         status,
         &OrgPage {
-            layout: viewer.layout(org.name.clone()),
+            frame: viewer.frame(org.name.clone()),
             roles: access.roles.iter().map(|r| r.as_str().to_owned()).collect(),
             may_hide: policy::org_verdict(&access, OrgAction::Rename) == Verdict::Allow,
             csrf: viewer.user.csrf.clone(),

@@ -9,17 +9,16 @@ use sqlx::PgPool;
 
 use super::form::Fields;
 use super::org_page::{AddForm, org_page};
-use super::{
-    Layout, PAGE_SIZE, PageResult, Pager, Posted, Viewer, done, error_page, page_number, render,
-};
+use super::{PAGE_SIZE, PageResult, Pager, Posted, Viewer, done, error_page, page_number, render};
 use crate::config::Config;
 use crate::db;
 use crate::db::orgs::Org;
-use crate::domain::OrgSlug;
+use crate::domain::{OrgSlug, Plan};
 use crate::error::AppError;
 use crate::manage::authorized_org;
 use crate::manage::orgs::{OrgCreate, OrgPatch, check_name, normalise_features};
-use crate::policy::{self, OrgAction};
+use crate::policy::OrgAction;
+use crate::web::html::Frame;
 use crate::web::page::html_err;
 
 #[derive(Deserialize)]
@@ -31,7 +30,7 @@ struct ListQuery {
 #[derive(Template)]
 #[template(path = "orgs.html")]
 struct OrgsPage {
-    layout: Layout,
+    frame: Frame,
     query: String,
     orgs: Vec<Org>,
     platform_admin: bool,
@@ -71,7 +70,7 @@ async fn list(viewer: Viewer, pool: web::Data<PgPool>, q: web::Query<ListQuery>)
     render(
         StatusCode::OK,
         &OrgsPage {
-            layout: viewer.layout("Organizations"),
+            frame: viewer.frame("Organizations"),
             query,
             orgs,
             platform_admin: viewer.user.admin,
@@ -103,16 +102,21 @@ impl OrgFormErrors {
     fn any(&self) -> bool {
         self.slug.is_some() || self.name.is_some() || self.plan.is_some() || self.features.is_some()
     }
-}
 
-/// A plan name as the database accepts it (rule `orgs_plan_format`).
-pub fn plan_ok(plan: &str) -> bool {
-    let b = plan.as_bytes();
-    !b.is_empty()
-        && b.len() <= 40
-        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+    /// Every error with the field it is about (its element id), for the summary at the
+    /// top of the form.
+    pub fn summary(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("slug", &self.slug),
+            ("name", &self.name),
+            ("plan", &self.plan),
+            ("feature-list", &self.features),
+            ("org-form", &self.form),
+        ]
+        .into_iter()
+        .filter_map(|(id, e)| e.as_deref().map(|e| (id, e)))
+        .collect()
+    }
 }
 
 impl OrgForm {
@@ -121,7 +125,8 @@ impl OrgForm {
         features.sort();
         features.dedup();
         OrgForm {
-            slug: fields.text("slug").to_lowercase(),
+            // As typed: a wrong slug is shown back the way the person wrote it.
+            slug: fields.text("slug"),
             name: fields.text("name"),
             plan: fields.text("plan"),
             features,
@@ -145,14 +150,15 @@ impl OrgForm {
         if creating && let Err(e) = OrgSlug::parse(&self.slug) {
             self.errors.slug = Some(e.to_string());
         }
-        if let Err(e) = check_name(&self.name) {
-            self.errors.name = Some(e.to_string());
+        if check_name(&self.name).is_err() {
+            self.errors.name = Some("Give a name of 1 to 200 characters.".to_owned());
         }
-        if !plan_ok(&self.plan) {
-            self.errors.plan = Some(
-                "Use 1-40 lower-case letters, digits, `-` and `_`, e.g. free, pro, enterprise."
-                    .to_owned(),
-            );
+        if let Err(e) = self.plan.parse::<Plan>() {
+            self.errors.plan = Some(if self.plan.is_empty() {
+                "Choose a plan: free, pro or enterprise.".to_owned()
+            } else {
+                e.to_string()
+            });
         }
         if let Err(e) = normalise_features(&self.features) {
             self.errors.features = Some(e.to_string());
@@ -174,13 +180,16 @@ impl OrgForm {
 #[derive(Template)]
 #[template(path = "org_form.html")]
 struct OrgFormPage {
-    layout: Layout,
+    frame: Frame,
     creating: bool,
     action: String,
     cancel: String,
     csrf: String,
     form: OrgForm,
     features: Vec<String>,
+    /// The plans offered, and whether the form holds one of them.
+    plans: Vec<(&'static str, bool)>,
+    known_plan: bool,
 }
 
 /// The features offered: every app's feature, and any the org has already.
@@ -219,11 +228,16 @@ async fn org_form_page(
     render(
         status,
         &OrgFormPage {
-            layout: viewer.layout(title),
+            frame: viewer.frame(title),
             creating,
             action,
             cancel,
             csrf: viewer.user.csrf.clone(),
+            plans: Plan::NAMES
+                .into_iter()
+                .map(|p| (p, p == form.plan))
+                .collect(),
+            known_plan: Plan::NAMES.contains(&form.plan.as_str()),
             form,
             features,
         },
@@ -232,7 +246,7 @@ async fn org_form_page(
 
 #[get("/admin/orgs/new")]
 async fn new_form(viewer: Viewer, pool: web::Data<PgPool>) -> PageResult {
-    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+    if let Err(e) = crate::manage::platform_only(viewer.user.admin) {
         return error_page(&viewer, e);
     }
     let form = OrgForm {
@@ -248,20 +262,20 @@ async fn create(
     Posted { viewer, fields }: Posted,
     pool: web::Data<PgPool>,
 ) -> PageResult {
-    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+    if let Err(e) = crate::manage::platform_only(viewer.user.admin) {
         return error_page(&viewer, e);
     }
     let mut form = OrgForm::from_fields(&fields);
     if !form.validate(true) {
         return org_form_page(&viewer, &pool, StatusCode::UNPROCESSABLE_ENTITY, true, form).await;
     }
-    let Ok(slug) = OrgSlug::parse(&form.slug) else {
+    let (Ok(slug), Ok(plan)) = (OrgSlug::parse(&form.slug), form.plan.parse::<Plan>()) else {
         return org_form_page(&viewer, &pool, StatusCode::UNPROCESSABLE_ENTITY, true, form).await;
     };
     let new = OrgCreate {
         slug,
         name: form.name.clone(),
-        plan: form.plan.clone(),
+        plan,
         features: form.features.clone(),
     };
     match crate::manage::orgs::create(&pool, &viewer.user.principal(), &new).await {
@@ -347,7 +361,7 @@ async fn update(
     }
     let patch = OrgPatch {
         name: Some(form.name.clone()),
-        plan: Some(form.plan.clone()),
+        plan: form.plan.parse::<Plan>().ok(),
         features: Some(form.features.clone()),
         ..OrgPatch::default()
     };
@@ -425,7 +439,7 @@ async fn set_status(
 #[derive(Template)]
 #[template(path = "org_delete.html")]
 struct DeletePage {
-    layout: Layout,
+    frame: Frame,
     org: Org,
     csrf: String,
     typed: String,
@@ -444,7 +458,7 @@ async fn delete_page(
         Ok((org, _)) => render(
             status,
             &DeletePage {
-                layout: viewer.layout(format!("Delete {}", org.slug)),
+                frame: viewer.frame(format!("Delete {}", org.slug)),
                 csrf: viewer.user.csrf.clone(),
                 org,
                 typed,
@@ -520,6 +534,17 @@ async fn set_visibility(
     }
 }
 
+/// The addresses the org page's forms post to, asked for with GET (a reload or a
+/// bookmark after a form came back with an error): the org page, not a dead end.
+#[get("/admin/orgs/{slug}/{form:(members|members/roles|apps|status)}")]
+async fn form_target(path: web::Path<(String, String)>) -> HttpResponse {
+    let (slug, _) = path.into_inner();
+    let slug = OrgSlug::parse(&slug)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    crate::web::html::redirect(StatusCode::SEE_OTHER, &format!("/admin/orgs/{slug}"))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // `new` before `{slug}`: a literal segment wins only if registered first.
     cfg.service(admin_root)
@@ -532,7 +557,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(set_status)
         .service(delete_confirm)
         .service(delete)
-        .service(set_visibility);
+        .service(set_visibility)
+        .service(form_target);
 }
 
 #[cfg(test)]
@@ -576,8 +602,21 @@ mod tests {
     }
 
     #[test]
-    fn plans_follow_the_database_rule() {
-        assert!(plan_ok("free") && plan_ok("pro-2") && plan_ok("9x"));
-        assert!(!plan_ok("") && !plan_ok("-x") && !plan_ok("Pro") && !plan_ok(&"x".repeat(41)));
+    fn plans_are_the_known_set_and_the_slug_stays_as_typed() {
+        for plan in ["free", "pro", "enterprise"] {
+            let mut ok = form("gamma", "Gamma", plan, &[]);
+            assert!(ok.validate(true), "{plan}");
+        }
+        for plan in ["platinum", "Pro", ""] {
+            let mut bad = form("gamma", "Gamma", plan, &[]);
+            assert!(!bad.validate(true), "{plan}");
+            let why = bad.errors.plan.unwrap_or_default();
+            assert!(why.contains("free") && why.contains("enterprise"), "{why}");
+        }
+        let mut typed = form("Bad Slug!", "Gamma", "free", &[]);
+        assert!(!typed.validate(true));
+        assert_eq!(typed.slug, "Bad Slug!");
+        let why = typed.errors.slug.unwrap_or_default();
+        assert!(why.contains("\"Bad Slug!\"") && !why.contains('`'), "{why}");
     }
 }

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, get, post, web};
 use askama::Template;
 use sqlx::PgPool;
 
-use super::{Layout, PageResult, Posted, Viewer, done, error_page, render};
+use super::{PageResult, Posted, Viewer, done, error_page, render};
 use crate::config::Config;
 use crate::db::orgs::Org;
 use crate::db::scim_tokens::ScimToken;
@@ -16,7 +16,7 @@ use crate::error::AppError;
 #[derive(Template)]
 #[template(path = "scim.html")]
 struct ScimPage {
-    layout: Layout,
+    frame: crate::web::html::Frame,
     org: Org,
     base_url: String,
     provisioned: usize,
@@ -61,7 +61,7 @@ async fn page(
     render(
         status,
         &ScimPage {
-            layout: viewer.layout(format!("SCIM · {}", o.org.name)),
+            frame: viewer.frame(format!("SCIM · {}", o.org.name)),
             base_url: format!(
                 "{}/scim/v2",
                 config.public_url.as_str().trim_end_matches('/')

@@ -8,15 +8,15 @@ use actix_web::{HttpRequest, get, post, web};
 use askama::Template;
 use sqlx::PgPool;
 
-use super::{Layout, PageResult, Posted, Viewer, done, error_page, render};
+use super::{PageResult, Posted, Viewer, done, error_page, render};
 use crate::config::Config;
 use crate::db::sync_state::SyncRunRow;
 use crate::error::AppError;
 use crate::keycloak::directory::KeycloakDirectory;
-use crate::policy;
 use crate::sync::plan::Scope;
 use crate::sync::scheduler::SyncHandle;
 use crate::sync::{RunOptions, Trigger};
+use crate::web::html::Frame;
 use crate::web::page::html_err;
 
 /// How long "sync now" waits for its run before saying it is still going.
@@ -25,11 +25,130 @@ const WAIT_FOR_RUN: Duration = Duration::from_secs(20);
 #[derive(Template)]
 #[template(path = "sync.html")]
 struct SyncPage {
-    layout: Layout,
+    frame: Frame,
     csrf: String,
+    /// When runs happen, in words.
     schedule: String,
-    runs: Vec<SyncRunRow>,
+    /// The cron expression itself, beside the words.
+    cron: Option<String>,
+    runs: Vec<RunView>,
     plan: Option<Vec<String>>,
+}
+
+/// A run as the page shows it: labels in words, errors as a list.
+pub struct RunView {
+    pub id: i64,
+    pub dry_run: bool,
+    pub started: String,
+    pub trigger: &'static str,
+    /// "all organizations", or the orgs a run after a change was limited to.
+    pub scope: String,
+    pub status: String,
+    pub created: i32,
+    pub updated: i32,
+    pub deleted: i32,
+    pub unchanged: i32,
+    pub failed: i32,
+    pub errors: Vec<String>,
+}
+
+/// What started a run, in words.
+pub fn trigger_label(trigger: Trigger) -> &'static str {
+    match trigger {
+        Trigger::Cron => "schedule",
+        Trigger::Change => "change in Postgres",
+        Trigger::Api => "API request",
+        Trigger::Web => "Sync now (this page)",
+        Trigger::Cli => "command line",
+        Trigger::Startup => "start-up",
+    }
+}
+
+/// A run's `errors` column (a JSON array, of strings since the sync writes them) as
+/// lines a person can read.
+pub fn error_lines(errors: &serde_json::Value) -> Vec<String> {
+    match errors {
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|e| match e {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other.to_string()],
+    }
+}
+
+impl From<SyncRunRow> for RunView {
+    fn from(run: SyncRunRow) -> Self {
+        RunView {
+            id: run.id,
+            dry_run: run.dry_run,
+            started: run.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            trigger: trigger_label(run.trigger),
+            scope: match run.scope.as_deref() {
+                None => "all organizations".to_owned(),
+                Some(slugs) => slugs.replace(',', ", "),
+            },
+            status: run.status.to_string(),
+            created: run.created,
+            updated: run.updated,
+            deleted: run.deleted,
+            unchanged: run.unchanged,
+            failed: run.failed,
+            errors: error_lines(&run.errors),
+        }
+    }
+}
+
+/// A six-field cron expression (seconds first, UTC, as the scheduler reads it) in
+/// words, for the usual shapes; `None` for others (the page then shows the expression).
+pub fn describe_cron(expr: &str) -> Option<String> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let [sec, min, hour, dom, month, dow] = fields.as_slice() else {
+        return None;
+    };
+    let every = |field: &str| -> Option<u32> {
+        match field {
+            "*" => Some(1),
+            f => f.strip_prefix("*/")?.parse().ok().filter(|n| *n > 0),
+        }
+    };
+    let number = |field: &str| field.parse::<u32>().ok();
+    let plural = |n: u32, unit: &str| {
+        if n == 1 {
+            format!("every {unit}")
+        } else {
+            format!("every {n} {unit}s")
+        }
+    };
+    let daily = (*dom, *month, *dow) == ("*", "*", "*");
+    if !daily {
+        return None;
+    }
+    match (
+        number(sec),
+        every(sec),
+        number(min),
+        every(min),
+        number(hour),
+        every(hour),
+    ) {
+        // */N * * * * *
+        (None, Some(n), None, Some(1), None, Some(1)) => Some(plural(n, "second")),
+        // S */N * * * *
+        (Some(0), _, None, Some(n), None, Some(1)) => Some(plural(n, "minute")),
+        // S M */N * * *
+        (Some(0), _, Some(m), _, None, Some(n)) => {
+            Some(format!("{} at minute {m}", plural(n, "hour")))
+        }
+        // S M H * * *
+        (Some(0), _, Some(m), _, Some(h), _) if h < 24 && m < 60 => {
+            Some(format!("every day at {h:02}:{m:02} UTC"))
+        }
+        _ => None,
+    }
 }
 
 /// The page, without a plan. A GET never runs anything: `?plan=1` (a link from any site
@@ -41,7 +160,7 @@ async fn page(
     config: web::Data<Config>,
     handle: web::Data<Option<SyncHandle>>,
 ) -> PageResult {
-    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+    if let Err(e) = crate::manage::platform_only(viewer.user.admin) {
         return error_page(&viewer, e);
     }
     sync_page(&viewer, &pool, &config, &handle, None).await
@@ -57,7 +176,7 @@ async fn show_plan(
     config: web::Data<Config>,
     handle: web::Data<Option<SyncHandle>>,
 ) -> PageResult {
-    if let Err(e) = crate::manage::enforce(policy::platform_only(viewer.user.admin)) {
+    if let Err(e) = crate::manage::platform_only(viewer.user.admin) {
         return error_page(&viewer, e);
     }
     match dry_run(&pool, &config).await {
@@ -74,7 +193,7 @@ async fn dry_run(pool: &PgPool, config: &Config) -> Result<Vec<String>, AppError
     );
     let options = RunOptions {
         scope: Scope::All,
-        trigger: Trigger::Api,
+        trigger: Trigger::Web,
         dry_run: true,
         root: config.sync_group_root.clone(),
         full_read_every: None,
@@ -100,18 +219,31 @@ async fn sync_page(
     let runs = crate::db::sync_state::recent_runs(pool, 20)
         .await
         .map_err(html_err)?;
-    let schedule = if handle.is_some() {
-        format!("on changes, and on the schedule {}", config.sync_cron)
+    let (schedule, cron) = if handle.is_some() {
+        let when = describe_cron(&config.sync_cron).unwrap_or_else(|| "on a schedule".to_owned());
+        (
+            format!(
+                "Runs within seconds of a change to an organization or its members, and \
+                 {when} as a safety net."
+            ),
+            Some(config.sync_cron.clone()),
+        )
     } else {
-        "off in this process: WIZBRAND_SYNC_ENABLED=false".to_owned()
+        (
+            "Off in this process (WIZBRAND_SYNC_ENABLED=false): runs happen where the \
+             scheduler is on, or from the command line."
+                .to_owned(),
+            None,
+        )
     };
     render(
         StatusCode::OK,
         &SyncPage {
-            layout: viewer.layout("Sync"),
+            frame: viewer.frame("Sync"),
             csrf: viewer.user.csrf.clone(),
             schedule,
-            runs,
+            cron,
+            runs: runs.into_iter().map(RunView::from).collect(),
             plan,
         },
     )
@@ -129,11 +261,9 @@ pub fn run_summary(run: &SyncRunRow) -> String {
              else changed anything in Keycloak since the last verified run.",
         );
     }
-    if let Some(errors) = run.errors.as_array().filter(|e| !e.is_empty()) {
-        text.push_str(&format!(
-            " Errors: {}",
-            serde_json::Value::from(errors.clone())
-        ));
+    let errors = error_lines(&run.errors);
+    if !errors.is_empty() {
+        text.push_str(&format!(" Errors: {}", errors.join("; ")));
     }
     text
 }
@@ -152,8 +282,13 @@ async fn sync_now(
     };
     let before = latest(pool.clone()).await.map_err(html_err)?;
     let before = before.map(|r| r.id).unwrap_or(0);
-    match crate::manage::sync::request(&pool, &viewer.user.principal(), handle.as_ref().as_ref())
-        .await
+    match crate::manage::sync::request(
+        &pool,
+        &viewer.user.principal(),
+        handle.as_ref().as_ref(),
+        Trigger::Web,
+    )
+    .await
     {
         Ok(()) => {}
         Err(e @ AppError::Unavailable { .. }) => {
@@ -191,6 +326,62 @@ async fn sync_now(
     }
 }
 
+/// The dry run's form address asked for with GET (a reload): the page, running nothing.
+#[get("/admin/sync/plan")]
+async fn plan_by_get() -> actix_web::HttpResponse {
+    crate::web::html::redirect(StatusCode::SEE_OTHER, "/admin/sync")
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(page).service(show_plan).service(sync_now);
+    cfg.service(page)
+        .service(show_plan)
+        .service(plan_by_get)
+        .service(sync_now);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usual_schedules_read_as_words() {
+        assert_eq!(
+            describe_cron("0 */5 * * * *").as_deref(),
+            Some("every 5 minutes")
+        );
+        assert_eq!(
+            describe_cron("0 * * * * *").as_deref(),
+            Some("every minute")
+        );
+        assert_eq!(
+            describe_cron("*/30 * * * * *").as_deref(),
+            Some("every 30 seconds")
+        );
+        assert_eq!(
+            describe_cron("0 0 * * * *").as_deref(),
+            Some("every hour at minute 0")
+        );
+        assert_eq!(
+            describe_cron("0 15 */2 * * *").as_deref(),
+            Some("every 2 hours at minute 15")
+        );
+        assert_eq!(
+            describe_cron("0 30 3 * * *").as_deref(),
+            Some("every day at 03:30 UTC")
+        );
+        // Others are shown as they are written.
+        assert_eq!(describe_cron("0 0 0 1 1 *"), None);
+        assert_eq!(describe_cron("nonsense"), None);
+    }
+
+    #[test]
+    fn errors_read_as_lines_and_an_empty_list_as_none() {
+        assert!(error_lines(&serde_json::json!([])).is_empty());
+        assert_eq!(
+            error_lines(&serde_json::json!(["add x to /orgs/a: 500", {"op": 1}])),
+            ["add x to /orgs/a: 500", r#"{"op":1}"#]
+        );
+        assert_eq!(trigger_label(Trigger::Web), "Sync now (this page)");
+        assert_eq!(trigger_label(Trigger::Api), "API request");
+    }
 }

@@ -213,9 +213,11 @@ impl Application {
             tasks.shutdown(grace)
         );
         if tokio::time::timeout(Duration::from_secs(5), pool.close())
-            .await
-            .is_err()
-        {
+        // What is left of the grace period, and a moment at least.
+        let left = grace
+            .saturating_sub(began.elapsed())
+            .max(Duration::from_millis(200));
+        if tokio::time::timeout(left, pool.close()).await.is_err() {
             tracing::warn!("database connections still in use after the shutdown; leaving them");
         }
         served.map_err(|e| anyhow::anyhow!("the HTTP server failed while stopping: {e}"))?;

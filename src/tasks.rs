@@ -57,12 +57,6 @@ impl Tasks {
         }
     }
 
-    /// Cancelled when shutdown begins: for work that is not a task of its own (a
-    /// request in flight may look at it).
-    pub fn stopping(&self) -> CancellationToken {
-        self.stop.clone()
-    }
-
     /// Starts `start(stop)` now and again whenever it ends before shutdown.
     pub fn supervise<F, Fut>(&mut self, name: &'static str, start: F)
     where
@@ -232,13 +226,11 @@ mod tests {
                 }
             });
         }
-        let stopping = tasks.stopping();
         until("both started", || starts.load(Ordering::SeqCst) == 2).await;
-        assert!(!stopping.is_cancelled());
+        assert_eq!(stopped.load(Ordering::SeqCst), 0);
 
         assert!(tasks.shutdown(Duration::from_secs(5)).await);
 
-        assert!(stopping.is_cancelled());
         assert_eq!(stopped.load(Ordering::SeqCst), 2, "each saw the stop");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(starts.load(Ordering::SeqCst), 2, "none started again");

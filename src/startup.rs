@@ -212,7 +212,6 @@ impl Application {
             &mut server,
             tasks.shutdown(grace)
         );
-        if tokio::time::timeout(Duration::from_secs(5), pool.close())
         // What is left of the grace period, and a moment at least.
         let left = grace
             .saturating_sub(began.elapsed())

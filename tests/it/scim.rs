@@ -1409,3 +1409,59 @@ async fn bench_deactivation_to_refusal() {
         ms(times[times.len() - 1])
     );
 }
+
+/// A SCIM joiner takes a seat like any new member: at a `free` org's quota (5 members)
+/// the directory's next joiner is refused with a SCIM error, and nothing is half-made.
+#[tokio::test]
+async fn a_joiner_past_the_plans_seats_is_refused_and_nothing_changes() {
+    let w = ScimWorld::new().await;
+    let token = w.token("acme").await;
+    sqlx::query("UPDATE orgs SET plan = 'free' WHERE slug = 'acme'")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let members = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM memberships m JOIN orgs o ON o.id = m.org_id WHERE o.slug = 'acme'",
+        )
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(members().await, 1, "the hand-added ORG_ADMIN");
+    let mut emails = Vec::new();
+    for n in 0..5 {
+        let email = format!("{}@example.com", unique(&format!("seat{n}")));
+        let user = w
+            .scim(
+                &token,
+                Method::POST,
+                "/Users",
+                Some(json!({"schemas": [USER], "userName": email})),
+            )
+            .await;
+        assert_eq!(user.status, 201, "{}", user.body);
+        let id = user.body["id"].as_str().unwrap().to_owned();
+        let joined = w
+            .scim(
+                &token,
+                Method::PATCH,
+                "/Groups/ORG_USER",
+                Some(patch_op(
+                    json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+                )),
+            )
+            .await;
+        if n < 4 {
+            assert_eq!(joined.status, 204, "joiner {n}: {}", joined.body);
+        } else {
+            assert_scim_error(&joined, 403, None, "the sixth member of a free org");
+            let detail = joined.body["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("members quota is 5"), "{}", joined.body);
+        }
+        emails.push(email);
+    }
+    assert_eq!(members().await, 5);
+    assert!(w.pg_roles("acme", &emails[4]).await.is_empty());
+    assert_eq!(w.pg_roles("acme", &emails[3]).await, ["ORG_USER"]);
+}

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{Value, json};
@@ -338,13 +339,38 @@ pub struct KeycloakAdmin {
     pub base: String,
     pub realm: String,
     http: reqwest::Client,
-    token: String,
+    /// The master realm's admin token and when it was fetched: it lives 60 s, and a
+    /// long test (or a loaded machine) outlives it, so it is fetched again at 40 s.
+    token: Arc<std::sync::Mutex<(String, std::time::Instant)>>,
 }
 
 impl KeycloakAdmin {
     pub async fn connect() -> KeycloakAdmin {
         let base = stack_var("KEYCLOAK_URL");
         let http = reqwest::Client::new();
+        let token = Self::fetch_token(&http, &base).await;
+        KeycloakAdmin {
+            realm: stack_var("KEYCLOAK_REALM"),
+            base,
+            http,
+            token: Arc::new(std::sync::Mutex::new((token, std::time::Instant::now()))),
+        }
+    }
+
+    /// A token of the master realm's admin, fresh enough for the next call.
+    async fn token(&self) -> String {
+        {
+            let held = self.token.lock().unwrap();
+            if held.1.elapsed() < Duration::from_secs(40) {
+                return held.0.clone();
+            }
+        }
+        let fresh = Self::fetch_token(&self.http, &self.base).await;
+        *self.token.lock().unwrap() = (fresh.clone(), std::time::Instant::now());
+        fresh
+    }
+
+    async fn fetch_token(http: &reqwest::Client, base: &str) -> String {
         let token: Value = http
             .post(format!(
                 "{base}/realms/master/protocol/openid-connect/token"
@@ -361,12 +387,7 @@ impl KeycloakAdmin {
             .json()
             .await
             .unwrap();
-        KeycloakAdmin {
-            realm: stack_var("KEYCLOAK_REALM"),
-            base,
-            http,
-            token: token["access_token"].as_str().unwrap().to_owned(),
-        }
+        token["access_token"].as_str().unwrap().to_owned()
     }
 
     fn url(&self, path: &str) -> String {
@@ -379,7 +400,7 @@ impl KeycloakAdmin {
             base: self.base.clone(),
             realm: realm.to_owned(),
             http: self.http.clone(),
-            token: self.token.clone(),
+            token: Arc::clone(&self.token),
         }
     }
 
@@ -406,7 +427,7 @@ impl KeycloakAdmin {
         let response = self
             .http
             .post(format!("{}/admin/realms", self.base))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token().await)
             .json(&realm)
             .send()
             .await
@@ -428,7 +449,7 @@ impl KeycloakAdmin {
         let response = self
             .http
             .get(self.url(path))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token().await)
             .send()
             .await
             .unwrap();
@@ -450,7 +471,7 @@ impl KeycloakAdmin {
         let mut request = self
             .http
             .request(method.clone(), self.url(path))
-            .bearer_auth(&self.token);
+            .bearer_auth(self.token().await);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -514,7 +535,7 @@ impl KeycloakAdmin {
         let response = self
             .http
             .get(self.url(&format!("/group-by-path{path}")))
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token().await)
             .send()
             .await
             .unwrap();

@@ -86,8 +86,12 @@ async fn an_unverified_account_holding_an_invited_address_is_never_linked_nor_pr
             "{error}"
         );
         assert_eq!(report.counts.failed, 1, "{report:#?}");
+        // (The address and the account id are random and may hold the digits 409.)
         assert!(
-            !report.errors.iter().any(|e| e.contains("409")),
+            !report
+                .errors
+                .iter()
+                .any(|e| e.replace(&invited, "").replace(&evil, "").contains("409")),
             "{report:#?}"
         );
     }

@@ -11,6 +11,7 @@ command -v unzip >/dev/null || need+=(unzip)
 command -v curl >/dev/null || need+=(curl)
 command -v envsubst >/dev/null || need+=(gettext-base)
 command -v mvn >/dev/null || need+=(maven)
+command -v openssl >/dev/null || need+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 if ((${#need[@]})); then
@@ -33,4 +34,15 @@ if [[ ! -x "$st_venv/bin/st" ]]; then
   rm -rf "$st_venv"
   python3 -m venv "$st_venv"
   "$st_venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+# An independent verifier of the gate's identity assertion (tests/it/assertion.rs):
+# PyJWT with its crypto backend, pinned, in a virtualenv of its own.
+jwt_venv="$CACHE/pyjwt-$PYJWT_VERSION"
+if [[ ! -x "$jwt_venv/bin/python" ]] || ! "$jwt_venv/bin/python" -c 'import jwt, cryptography' 2>/dev/null; then
+  echo "[deps] installing PyJWT==$PYJWT_VERSION (cryptography==$CRYPTOGRAPHY_VERSION) into $jwt_venv"
+  mkdir -p "$CACHE"
+  rm -rf "$jwt_venv"
+  python3 -m venv "$jwt_venv"
+  "$jwt_venv/bin/pip" install -q "PyJWT==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
 fi

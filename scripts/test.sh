@@ -9,6 +9,7 @@ cd "$ROOT"
 source "$ROOT/scripts/versions.sh"
 CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
 export WIZBRAND_SCHEMATHESIS="$CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st"
-[[ -x "$WIZBRAND_SCHEMATHESIS" ]] || scripts/install-deps.sh
+export WIZBRAND_PYJWT_PYTHON="$CACHE/pyjwt-$PYJWT_VERSION/bin/python"
+[[ -x "$WIZBRAND_SCHEMATHESIS" && -x "$WIZBRAND_PYJWT_PYTHON" ]] || scripts/install-deps.sh
 scripts/stack.sh up --infra
 cargo test --locked --all-targets "$@"

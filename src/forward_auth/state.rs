@@ -84,11 +84,7 @@ pub async fn load(pool: &PgPool) -> Result<GateSnapshot, sqlx::Error> {
     }
     for m in members {
         let roles: Vec<Role> = m.roles.iter().filter_map(|r| r.parse().ok()).collect();
-        snapshot
-            .members_by_sub
-            .entry(m.keycloak_id)
-            .or_default()
-            .insert(m.slug, roles);
+        snapshot.add_member(m.keycloak_id, m.slug, roles);
     }
     Ok(snapshot)
 }

@@ -7,6 +7,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod explain;
 pub mod form;
 pub mod home;
 pub mod members;
@@ -309,7 +310,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(members::routes)
         .configure(apps::routes)
         .configure(sync::routes)
-        .configure(audit::routes);
+        .configure(audit::routes)
+        .configure(explain::routes);
 }
 
 #[cfg(test)]

@@ -102,22 +102,22 @@ impl Gate {
     fn count(&self, outcome: &'static str, app: Option<&str>, started: Instant) {
         let metrics = &self.shared.metrics;
         if let Ok(mut counters) = self.counters.try_borrow_mut() {
-            let counter = match app {
+            let counters = &mut *counters;
+            match app {
                 Some(app) => match counters.allowed.get(app) {
-                    Some(counter) => counter.clone(),
+                    Some(counter) => counter.inc(),
                     None => {
                         let counter = metrics.gate_decisions.with_label_values(&[outcome, app]);
-                        counters.allowed.insert(app.into(), counter.clone());
-                        counter
+                        counter.inc();
+                        counters.allowed.insert(app.into(), counter);
                     }
                 },
                 None => counters
                     .other
                     .entry(outcome)
                     .or_insert_with(|| metrics.gate_decisions.with_label_values(&[outcome, ""]))
-                    .clone(),
-            };
-            counter.inc();
+                    .inc(),
+            }
         }
         metrics
             .gate_latency

@@ -741,17 +741,17 @@ mod tests {
             ),
             (
                 "WIZBRAND_ASSERTION_KEY_FILE",
-                &sec1.0.to_str().unwrap_or_default(),
+                sec1.0.to_str().unwrap_or_default(),
                 "openssl pkcs8",
             ),
             (
                 "WIZBRAND_ASSERTION_KEY_FILE",
-                &junk.0.to_str().unwrap_or_default(),
+                junk.0.to_str().unwrap_or_default(),
                 "PKCS#8",
             ),
             (
                 "WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE",
-                &good.0.to_str().unwrap_or_default(),
+                good.0.to_str().unwrap_or_default(),
                 "same key",
             ),
             ("WIZBRAND_ASSERTION_TTL_SECONDS", "3600", "30..=300"),

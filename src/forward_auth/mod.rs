@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
@@ -36,8 +36,8 @@ use url::Url;
 use crate::domain::Principal;
 use crate::metrics::Metrics;
 use crate::oidc::jwks::TokenVerifier;
-use decide::{Denial, Grant, Outcome};
-use passes::{AppHosts, Pass, PassCache};
+use decide::{Denial, GateSnapshot, Grant, Outcome};
+use passes::{AppHosts, Pass, PassCache, TokenCache};
 use state::GateState;
 
 pub const HEADER_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
@@ -72,6 +72,9 @@ pub struct GateShared {
 pub struct Gate {
     shared: Arc<GateShared>,
     passes: RefCell<PassCache>,
+    tokens: RefCell<TokenCache>,
+    /// The state's version this worker holds, and that snapshot.
+    snapshot: RefCell<(u64, Arc<GateSnapshot>)>,
     counters: RefCell<Counters>,
     assertions: RefCell<assertion::SignedCache>,
 }
@@ -83,11 +86,34 @@ impl Gate {
                 shared.pass_cache,
                 Some(shared.metrics.gate_pass_cache.clone()),
             )),
+            tokens: RefCell::new(TokenCache::default()),
+            snapshot: RefCell::new((shared.state.version(), shared.state.snapshot())),
             counters: RefCell::new(Counters::default()),
             assertions: RefCell::new(assertion::SignedCache::default()),
             shared,
         }
     }
+
+    /// The newest snapshot: taken from the shared state only when it moved on.
+    fn snapshot(&self) -> Arc<GateSnapshot> {
+        let version = self.shared.state.version();
+        match self.snapshot.try_borrow_mut() {
+            Ok(mut held) => {
+                if held.0 != version {
+                    *held = (version, self.shared.state.snapshot());
+                }
+                Arc::clone(&held.1)
+            }
+            Err(_) => self.shared.state.snapshot(),
+        }
+    }
+}
+
+/// Now, in unix milliseconds.
+fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// This worker's handles of `wizbrand_gate_decisions_total`, resolved once per label
@@ -161,36 +187,43 @@ enum BadForward {
     Repeated(&'static str),
 }
 
-const FORWARDED_HEADERS: [&str; 4] = [
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-uri",
-    "x-forwarded-method",
+// Names made once (a name given as `&str` is parsed on every lookup).
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+
+const FORWARDED_HEADERS: [(HeaderName, &str); 4] = [
+    (X_FORWARDED_HOST, "x-forwarded-host"),
+    (X_FORWARDED_PROTO, "x-forwarded-proto"),
+    (X_FORWARDED_URI, "x-forwarded-uri"),
+    (X_FORWARDED_METHOD, "x-forwarded-method"),
 ];
 
 fn forwarded(req: &HttpRequest) -> Result<Forwarded<'_>, BadForward> {
-    if let Some(name) = FORWARDED_HEADERS
-        .into_iter()
-        .find(|name| req.headers().get_all(*name).nth(1).is_some())
+    if let Some((_, name)) = FORWARDED_HEADERS
+        .iter()
+        .find(|(header, _)| req.headers().get_all(header).nth(1).is_some())
     {
         return Err(BadForward::Repeated(name));
     }
-    let get = |name: &str| {
+    let get = |name: &HeaderName| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
     };
-    let raw_host = get("x-forwarded-host").ok_or(BadForward::MissingHost)?;
-    let proto = match get("x-forwarded-proto") {
+    let raw_host = get(&X_FORWARDED_HOST).ok_or(BadForward::MissingHost)?;
+    let proto = match get(&X_FORWARDED_PROTO) {
         Some("https") => "https",
         _ => "http",
     };
-    let uri = get("x-forwarded-uri").unwrap_or("/");
+    let uri = get(&X_FORWARDED_URI).unwrap_or("/");
     let uri = if uri.starts_with('/') { uri } else { "/" };
     Ok(Forwarded {
-        method: get("x-forwarded-method").unwrap_or("GET"),
+        method: get(&X_FORWARDED_METHOD).unwrap_or("GET"),
         host: decide::normalise_host(raw_host),
         raw_host,
         proto,
@@ -200,25 +233,31 @@ fn forwarded(req: &HttpRequest) -> Result<Forwarded<'_>, BadForward> {
 
 /// People get pages and redirects; scripts and API clients get status codes.
 fn wants_html(req: &HttpRequest) -> bool {
-    let header = |name| {
+    let header = |name: &HeaderName| {
         req.headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
-    let xhr = header("x-requested-with").eq_ignore_ascii_case("xmlhttprequest");
-    !xhr && header("accept").contains("text/html")
+    let xhr = header(&X_REQUESTED_WITH).eq_ignore_ascii_case("xmlhttprequest");
+    !xhr && header(&header::ACCEPT).contains("text/html")
 }
 
+/// The Bearer token of the request's one `Authorization` header. Read as bytes: a
+/// token is over a kilobyte, and only its scheme needs a look (a token with a byte
+/// no token has fails verification anyway).
 fn bearer(req: &HttpRequest) -> Option<&str> {
     // Two Authorization headers: which one the app behind will read is unknown; none.
     let mut all = req.headers().get_all(header::AUTHORIZATION);
-    let value = all.next()?.to_str().ok()?;
+    let value = all.next()?.as_bytes();
     if all.next().is_some() {
         return None;
     }
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let space = memchr::memchr(b' ', value)?;
+    if !value[..space].eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    std::str::from_utf8(&value[space + 1..]).ok().map(str::trim)
 }
 
 fn from_trusted_proxy(req: &HttpRequest, trusted: &[IpNet]) -> bool {
@@ -268,7 +307,7 @@ fn with_cookie(mut response: HttpResponse, cookie: Option<Cookie<'static>>) -> H
 /// Who is asking: a verified token's principal, or an app-host pass.
 enum Caller {
     Nobody,
-    Token(Principal),
+    Token(Rc<Principal>),
     Pass(Rc<Pass>),
 }
 
@@ -321,8 +360,14 @@ impl Gate {
                 return bad_forward(bad);
             }
         };
+        let cookies = upstream::scan(
+            req.headers()
+                .get_all(header::COOKIE)
+                .map(HeaderValue::as_bytes),
+            shared.app_hosts.pass_cookie_name(),
+        );
         let caller = match bearer(req) {
-            Some(token) => match shared.verifier.verify(token).await {
+            Some(token) => match self.token_of(token).await {
                 Ok(principal) => Caller::Token(principal),
                 Err(e) => {
                     tracing::debug!(error = %e, "bearer token refused");
@@ -343,16 +388,32 @@ impl Gate {
             },
             // Only this host's own pass: the auth host's session never reaches an app
             // host, and another host's pass is refused (docs/cookies.md).
-            None => self.pass_of(req, &fwd.host),
+            None => self.pass_of(cookies.pass, &fwd.host),
         };
-        self.decide(req, &fwd, &caller, started)
+        self.decide(req, &fwd, &cookies, &caller, started)
+    }
+
+    /// A verified token's principal: this worker's cache, else the verifier.
+    async fn token_of(&self, token: &str) -> Result<Rc<Principal>, crate::oidc::jwks::TokenError> {
+        let now = Instant::now();
+        if let Ok(tokens) = self.tokens.try_borrow()
+            && let Some(principal) = tokens.get(token, now)
+        {
+            return Ok(principal);
+        }
+        let (principal, exp) = self.shared.verifier.verify_expiring(token).await?;
+        let left = u64::try_from(unix_millis() / 1000).map_or(0, |now_s| exp.saturating_sub(now_s));
+        Ok(match self.tokens.try_borrow_mut() {
+            Ok(mut tokens) => tokens.insert(token, principal, now, Duration::from_secs(left)),
+            Err(_) => Rc::new(principal),
+        })
     }
 
     /// The request's pass, opened (or found opened), for this host, unexpired and its
     /// session not revoked.
-    fn pass_of(&self, req: &HttpRequest, host: &str) -> Caller {
+    fn pass_of(&self, sealed: Option<&str>, host: &str) -> Caller {
         let app_hosts = &*self.shared.app_hosts;
-        let Some(sealed) = app_hosts.pass_cookie(req) else {
+        let Some(sealed) = sealed else {
             return Caller::Nobody;
         };
         let Ok(mut cache) = self.passes.try_borrow_mut() else {
@@ -366,8 +427,7 @@ impl Gate {
             },
         };
         drop(cache);
-        let now = chrono::Utc::now().timestamp_millis();
-        if pass.fits(host, now) && app_hosts.live(&pass) {
+        if pass.fits(host, unix_millis()) && app_hosts.live(&pass) {
             Caller::Pass(pass)
         } else {
             Caller::Nobody
@@ -378,11 +438,12 @@ impl Gate {
         &self,
         req: &HttpRequest,
         fwd: &Forwarded<'_>,
+        cookies: &upstream::CookieScan<'_>,
         caller: &Caller,
         started: Instant,
     ) -> HttpResponse {
         let shared = &*self.shared;
-        let snapshot = shared.state.snapshot();
+        let snapshot = self.snapshot();
         let outcome = decide::decide(&snapshot, &fwd.host, caller.principal());
         let label = outcome.label();
         match outcome {
@@ -398,7 +459,7 @@ impl Gate {
                 {
                     headers.insert(HEADER_ASSERTION, value);
                 }
-                hand_on_credentials(req, grant.app.pass_authorization, headers);
+                hand_on_credentials(req, cookies, grant.app.pass_authorization, headers);
                 self.count(label, Some(&grant.app.key), started);
                 self.log(fwd, label, Some(&grant.app.key), started);
                 response
@@ -542,9 +603,14 @@ pub fn identity_headers(grant: &Grant<'_>, mut put: impl FnMut(HeaderName, Heade
 /// Puts on the 200 answer the `Cookie` and `Authorization` the app may have: Traefik
 /// replaces the request's headers of those names with these (`authResponseHeaders`),
 /// and drops them when the answer has none.
-fn hand_on_credentials(req: &HttpRequest, pass_authorization: bool, out: &mut HeaderMap) {
+fn hand_on_credentials(
+    req: &HttpRequest,
+    scan: &upstream::CookieScan<'_>,
+    pass_authorization: bool,
+    out: &mut HeaderMap,
+) {
     let cookies = req.headers().get_all(header::COOKIE);
-    match upstream::app_cookies(cookies.clone().map(HeaderValue::as_bytes)) {
+    match scan.app_cookies(cookies.clone().map(HeaderValue::as_bytes)) {
         upstream::AppCookies::Absent => {}
         upstream::AppCookies::Unchanged => {
             for value in cookies {

@@ -12,11 +12,17 @@
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use actix_web::cookie::Cookie;
 use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
 
 use crate::domain::Principal;
+
+/// A fast keyed hash (seeded per process): the keys are cookie values and tokens of a
+/// few hundred bytes to over a kilobyte, and only authentic ones are ever inserted.
+type FastHash = foldhash::fast::RandomState;
 
 /// An app host's pass, opened (authentic), not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +40,7 @@ pub struct Pass {
 pub struct SessionRef {
     /// Keycloak's session id.
     pub sid: Option<String>,
-    /// Unix milliseconds.
-    pub issued_at_ms: i64,
+    pub issued_at: DateTime<Utc>,
     /// The key of the session's server-side tokens.
     pub handle: String,
     /// From when (unix milliseconds) a refresh may be due.
@@ -55,9 +60,9 @@ impl Pass {
 /// the hand-over that gets a browser a pass, and the refusal page shown on app hosts.
 /// A port, so the gate imports nothing above it (docs/architecture.md).
 pub trait AppHosts: Send + Sync {
-    /// The value of the request's pass cookie, when it came exactly once (two copies
-    /// are a crafted request: nobody).
-    fn pass_cookie<'r>(&self, req: &'r HttpRequest) -> Option<&'r str>;
+    /// The name of the pass cookie (the gate reads it with the rest of the request's
+    /// cookies, once; [`super::upstream::scan`]).
+    fn pass_cookie_name(&self) -> &'static str;
 
     /// Decrypts and reads a pass; `None` unless it is authentic. No other check.
     fn open(&self, sealed: &str) -> Option<Pass>;
@@ -83,19 +88,19 @@ pub trait AppHosts: Send + Sync {
 /// a hit in the previous one moves back: the passes in use stay, memory stays bounded.
 pub struct PassCache {
     half: usize,
-    current: HashMap<Box<str>, Rc<Pass>>,
-    previous: HashMap<Box<str>, Rc<Pass>>,
+    current: HashMap<Box<str>, Rc<Pass>, FastHash>,
+    previous: HashMap<Box<str>, Rc<Pass>, FastHash>,
     /// Entries of every worker's cache (`wizbrand_gate_pass_cache_entries`).
     gauge: Option<prometheus::IntGauge>,
 }
 
 impl PassCache {
-    /// At most `capacity` passes (at least 2).
+    /// At most `capacity` passes (0: none kept).
     pub fn new(capacity: usize, gauge: Option<prometheus::IntGauge>) -> Self {
         PassCache {
-            half: (capacity / 2).max(1),
-            current: HashMap::new(),
-            previous: HashMap::new(),
+            half: capacity.div_ceil(2),
+            current: HashMap::default(),
+            previous: HashMap::default(),
             gauge,
         }
     }
@@ -122,8 +127,11 @@ impl PassCache {
 
     /// Keeps a pass that opened (never one that did not).
     pub fn insert(&mut self, sealed: &str, pass: Pass) -> Rc<Pass> {
-        let before = self.len();
         let pass = Rc::new(pass);
+        if self.half == 0 {
+            return pass;
+        }
+        let before = self.len();
         self.put(sealed.into(), Rc::clone(&pass));
         self.track(before);
         pass
@@ -152,6 +160,51 @@ impl Drop for PassCache {
     }
 }
 
+/// Bearer tokens one worker has had verified, by the token, each kept until the
+/// token's `exp` and at most [`TokenCache::RECHECK`]: after that the verifier is asked
+/// again (it drops removed keys and expired tokens; its own cache is shared and locked).
+pub struct TokenCache {
+    entries: HashMap<Box<str>, (Rc<Principal>, Instant), FastHash>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
+            entries: HashMap::default(),
+        }
+    }
+}
+
+impl TokenCache {
+    pub const RECHECK: Duration = Duration::from_secs(5);
+    const CAPACITY: usize = 4096;
+
+    pub fn get(&self, token: &str, now: Instant) -> Option<Rc<Principal>> {
+        self.entries
+            .get(token)
+            .filter(|(_, until)| now < *until)
+            .map(|(principal, _)| Rc::clone(principal))
+    }
+
+    /// `for_at_most`: until the token's `exp`.
+    pub fn insert(
+        &mut self,
+        token: &str,
+        principal: Principal,
+        now: Instant,
+        for_at_most: Duration,
+    ) -> Rc<Principal> {
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.clear();
+        }
+        let principal = Rc::new(principal);
+        let until = now + for_at_most.min(Self::RECHECK);
+        self.entries
+            .insert(token.into(), (Rc::clone(&principal), until));
+        principal
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,7 +221,7 @@ mod tests {
             expires_at_ms: i64::MAX,
             session: SessionRef {
                 sid: None,
-                issued_at_ms: 0,
+                issued_at: DateTime::default(),
                 handle: "h".into(),
                 refresh_at_ms: 0,
             },
@@ -201,6 +254,28 @@ mod tests {
         assert!(cache.get("never-opened").is_none());
         drop(cache);
         assert_eq!(gauge.get(), 0);
+        let mut none = PassCache::new(0, Some(gauge.clone()));
+        none.insert("x", pass(1));
+        assert!(none.is_empty() && none.get("x").is_none());
+        assert_eq!(gauge.get(), 0);
+    }
+
+    #[test]
+    fn a_verified_token_is_kept_until_its_exp_and_a_few_seconds_at_most() {
+        let mut cache = TokenCache::default();
+        let now = Instant::now();
+        let who = pass(1).principal;
+        cache.insert("long", who.clone(), now, Duration::from_secs(300));
+        cache.insert("short", who, now, Duration::from_secs(1));
+        assert!(cache.get("long", now + Duration::from_secs(4)).is_some());
+        assert!(cache.get("long", now + TokenCache::RECHECK).is_none());
+        assert!(
+            cache
+                .get("short", now + Duration::from_millis(500))
+                .is_some()
+        );
+        assert!(cache.get("short", now + Duration::from_secs(1)).is_none());
+        assert!(cache.get("other", now).is_none());
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl HostPass {
         // Through chrono, as the session reads them: a time out of its range (a
         // forged `exp` far beyond any date) counts as the epoch, so it has expired.
         let expires_at_ms = self.user.expires_at().timestamp_millis();
-        let issued_at_ms = self.user.issued_at().timestamp_millis();
+        let issued_at = self.user.issued_at();
         let user = self.user;
         Pass {
             host: self.host,
@@ -147,7 +147,7 @@ impl HostPass {
             expires_at_ms,
             session: SessionRef {
                 sid: user.sid,
-                issued_at_ms,
+                issued_at,
                 handle: user.handle,
                 refresh_at_ms: user.refresh_at,
             },
@@ -183,8 +183,8 @@ impl AppHostSessions {
 }
 
 impl AppHosts for AppHostSessions {
-    fn pass_cookie<'r>(&self, req: &'r HttpRequest) -> Option<&'r str> {
-        cookie_guard::single(req, APP_COOKIE)
+    fn pass_cookie_name(&self) -> &'static str {
+        APP_COOKIE
     }
 
     fn open(&self, sealed: &str) -> Option<Pass> {
@@ -193,11 +193,11 @@ impl AppHosts for AppHostSessions {
 
     fn live(&self, pass: &Pass) -> bool {
         let session = &pass.session;
-        let issued_at = DateTime::from_timestamp_millis(session.issued_at_ms).unwrap_or_default();
-        if self
-            .revocations
-            .is_revoked(session.sid.as_deref(), &pass.principal.sub, issued_at)
-        {
+        if self.revocations.is_revoked(
+            session.sid.as_deref(),
+            &pass.principal.sub,
+            session.issued_at,
+        ) {
             return false;
         }
         // Use on an app host keeps the session (and Keycloak's) alive, as on the auth host.
@@ -594,7 +594,7 @@ mod tests {
         .into_gate_pass();
         assert_eq!(pass.principal, user.principal());
         assert_eq!(pass.session.sid.as_deref(), Some("s1"));
-        assert_eq!(pass.session.issued_at_ms, user.iat);
+        assert_eq!(pass.session.issued_at, user.issued_at());
         assert_eq!(pass.session.handle, "h");
         let now = Utc::now().timestamp_millis();
         assert!(pass.fits(SEO, now));

@@ -163,16 +163,9 @@ impl Drop for PassCache {
 /// Bearer tokens one worker has had verified, by the token, each kept until the
 /// token's `exp` and at most [`TokenCache::RECHECK`]: after that the verifier is asked
 /// again (it drops removed keys and expired tokens; its own cache is shared and locked).
+#[derive(Default)]
 pub struct TokenCache {
     entries: HashMap<Box<str>, (Rc<Principal>, Instant), FastHash>,
-}
-
-impl Default for TokenCache {
-    fn default() -> Self {
-        TokenCache {
-            entries: HashMap::default(),
-        }
-    }
 }
 
 impl TokenCache {

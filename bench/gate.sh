@@ -3,7 +3,7 @@
 # One machine, one load tool (wrk), the same connections for every target, every target
 # measured once per round (ROUNDS rounds, default 1, one after the other):
 #   1. wizbrand /forward-auth directly (the decision fully made); 1c with the signed
-#      identity assertion on (a second wizbrand with a key)
+#      identity assertion on (a second wizbrand with a key); 1d without the pass cache
 #   0. optional: an earlier build of wizbrand, same requests (WIZBRAND_BENCH_BASE_BIN)
 #   2. the do-nothing gate (bench/noop_gate.rs) given row 1's request: the ceiling for 1
 #      (2a: row 1b's request, the ceiling for 1b; 2b: a bare request)
@@ -41,7 +41,7 @@ SUB="$(python3 "$ROOT/bench/kc.py" bench-user gatebench)"
 TOKEN="$(python3 "$ROOT/bench/kc.py" token gatebench)"
 
 P_GATE=$(free_port); P_NOOP=$(free_port); P_UP=$(free_port); P_TRAEFIK=$(free_port)
-P_SIGNED=$(free_port); P_BASE=$(free_port)
+P_SIGNED=$(free_port); P_BASE=$(free_port); P_NOCACHE=$(free_port)
 openssl genpkey -algorithm ed25519 -out "$TMP/assertion.pem" 2>/dev/null
 export DATABASE_URL="$DB" WIZBRAND_LISTEN="127.0.0.1:$P_GATE" WIZBRAND_SYNC_ENABLED=false \
   WIZBRAND_PUBLIC_URL="http://127.0.0.1:$P_GATE" WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost \
@@ -53,6 +53,9 @@ until curl -fs "http://127.0.0.1:$P_GATE/healthz" >/dev/null; do sleep 0.2; done
 # The same, with the signed identity assertion (X-Wizbrand-Assertion) on.
 WIZBRAND_LISTEN="127.0.0.1:$P_SIGNED" WIZBRAND_MIGRATE_ON_START=false WIZBRAND_ASSERTION_KEY_FILE="$TMP/assertion.pem" \
   "$BIN/wizbrand" serve >"$TMP/signed.log" 2>&1 & PIDS+=($!); SIGNED_PID=$!
+# And without the pass cache (WIZBRAND_GATE_PASS_CACHE=0): what the cache buys.
+WIZBRAND_LISTEN="127.0.0.1:$P_NOCACHE" WIZBRAND_MIGRATE_ON_START=false WIZBRAND_GATE_PASS_CACHE=0 \
+  "$BIN/wizbrand" serve >"$TMP/nocache.log" 2>&1 & PIDS+=($!); NOCACHE_PID=$!
 BASE_BIN="${WIZBRAND_BENCH_BASE_BIN:-}"
 if [[ -n "$BASE_BIN" ]]; then
   WIZBRAND_LISTEN="127.0.0.1:$P_BASE" WIZBRAND_MIGRATE_ON_START=false "$BASE_BIN" serve >"$TMP/base.log" 2>&1 & PIDS+=($!); BASE_PID=$!
@@ -60,6 +63,7 @@ fi
 "$BIN/examples/noop_gate" "127.0.0.1:$P_NOOP" & PIDS+=($!); NOOP_PID=$!
 "$BIN/examples/noop_gate" "127.0.0.1:$P_UP" & PIDS+=($!)
 until curl -fs "http://127.0.0.1:$P_SIGNED/healthz" >/dev/null; do sleep 0.2; done
+until curl -fs "http://127.0.0.1:$P_NOCACHE/healthz" >/dev/null; do sleep 0.2; done
 if [[ -n "$BASE_BIN" ]]; then until curl -fs "http://127.0.0.1:$P_BASE/healthz" >/dev/null; do sleep 0.2; done; fi
 psql "$DB" -q <<SQL
 INSERT INTO orgs (slug, name, plan, features) VALUES ('acme', 'Acme', 'pro', ARRAY['seo']);
@@ -129,6 +133,7 @@ FWD=(-H "X-Forwarded-Host: acme.seo.wizbrand.localhost" -H "X-Forwarded-Proto: h
 check -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 check -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
 check -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_SIGNED/forward-auth"
+check -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_NOCACHE/forward-auth"
 curl -s -D - -o /dev/null -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_SIGNED/forward-auth" | grep -qi '^x-wizbrand-assertion: ey' \
   || { echo "the signing gate sent no assertion" >&2; exit 1; }
 if [[ -n "$BASE_BIN" ]]; then check -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_BASE/forward-auth"; fi
@@ -179,6 +184,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
   TOKEN="$(python3 "$ROOT/bench/kc.py" token gatebench)"; AUTH="Authorization: Bearer $TOKEN"
   profiled cookie "$GATE_PID" "1 wizbrand /forward-auth, app-host cookie" -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
   profiled bearer "$GATE_PID" "1b wizbrand /forward-auth, Bearer token" -H "$AUTH" "${FWD[@]}" "http://127.0.0.1:$P_GATE/forward-auth"
+  measure "1d wizbrand /forward-auth, cookie, no pass cache" "$NOCACHE_PID" -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_NOCACHE/forward-auth"
   measure "1c wizbrand /forward-auth, cookie + assertion" "$SIGNED_PID" -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_SIGNED/forward-auth"
   if [[ -n "$BASE_BIN" ]]; then
     profiled base-cookie "$BASE_PID" "0 earlier build, app-host cookie" -H "Cookie: $APP_COOKIE" "${FWD[@]}" "http://127.0.0.1:$P_BASE/forward-auth"

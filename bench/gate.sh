@@ -142,14 +142,14 @@ check -H "$AUTH" "http://127.0.0.1:$P_O2P/oauth2/auth"
 check -H "Cookie: $APP_COOKIE" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/"
 check -H "Cookie: $APP_COOKIE" -H "Host: acme.seo.wizbrand.localhost" "http://127.0.0.1:$P_TRAEFIK/signed"
 
-# CPU time (user + system, clock ticks) a process has used so far.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time (user and system, clock ticks) a process has used so far.
+ticks() { awk '{print $14 " " $15}' "/proc/$1/stat"; }
 # measure LABEL PID WRK-ARGS...: throughput and latency, and the CPU time the process
 # PID (the server measured; - for none) spent per request, which other load on the
 # machine disturbs less than throughput.
 measure() {
   local label="$1" pid="$2"; shift 2
-  local before=0; [[ "$pid" != - ]] && before="$(ticks "$pid")"
+  local before="0 0"; [[ "$pid" != - ]] && before="$(ticks "$pid")"
   local out; out="$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")"
   local rps p50 p99 errors cpu="" requests
   rps="$(awk '/^Requests\/sec/ {print $2}' <<<"$out")"
@@ -157,8 +157,9 @@ measure() {
   p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
   requests="$(awk '/requests in/ {print $1}' <<<"$out")"
   if [[ "$pid" != - ]]; then
-    cpu="$(awk -v t="$(( $(ticks "$pid") - before ))" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
-      'BEGIN {printf "cpu %5.1f us/req", t / hz * 1e6 / n}')"
+    cpu="$(awk -v b="$before" -v a="$(ticks "$pid")" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+      'BEGIN {split(b, x, " "); split(a, y, " "); u = (y[1] - x[1]) / hz * 1e6 / n; k = (y[2] - x[2]) / hz * 1e6 / n;
+              printf "cpu %5.1f us/req (user %4.1f)", u + k, u}')"
   fi
   errors="$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | tr '\n' ';' || true)"
   printf '%-50s %10s req/s   p50 %8s   p99 %8s   %s   %s\n' "$label" "$rps" "$p50" "$p99" "$cpu" "$errors"

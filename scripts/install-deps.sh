@@ -11,6 +11,7 @@ command -v unzip >/dev/null || need+=(unzip)
 command -v curl >/dev/null || need+=(curl)
 command -v envsubst >/dev/null || need+=(gettext-base)
 command -v mvn >/dev/null || need+=(maven)
+command -v openssl >/dev/null || need+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 
 if ((${#need[@]})); then
@@ -26,34 +27,29 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/versions.sh
 source "$ROOT/scripts/versions.sh"
 CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
-st_venv="$CACHE/schemathesis-$SCHEMATHESIS_VERSION"
-if [[ ! -x "$st_venv/bin/st" ]]; then
-  echo "[deps] installing schemathesis==$SCHEMATHESIS_VERSION into $st_venv"
+# A pinned Python tool in a virtualenv of its own in the cache (made again when its import
+# check fails, e.g. after an interrupted install).
+# Usage: venv_install DIR IMPORT-CHECK PIP-REQUIREMENT...
+venv_install() {
+  local venv="$1" check="$2"; shift 2
+  if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "$check" 2>/dev/null; then return; fi
+  echo "[deps] installing $* into $venv"
   mkdir -p "$CACHE"
-  rm -rf "$st_venv"
-  python3 -m venv "$st_venv"
-  "$st_venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
-fi
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "$@"
+}
 
-# The independent SCIM conformance suite (tests/it/scim.rs runs scripts/scim_conformance.py
-# with it), in a virtualenv of its own in the cache, pinned.
-scim_venv="$CACHE/scim2-tester-$SCIM2_TESTER_VERSION"
-if [[ ! -x "$scim_venv/bin/python" ]] || ! "$scim_venv/bin/python" -c 'import scim2_tester, httpx2' 2>/dev/null; then
-  echo "[deps] installing scim2-tester==$SCIM2_TESTER_VERSION into $scim_venv"
-  mkdir -p "$CACHE"
-  rm -rf "$scim_venv"
-  python3 -m venv "$scim_venv"
-  "$scim_venv/bin/pip" install -q "scim2-tester[httpx2]==$SCIM2_TESTER_VERSION" \
-    "scim2-client==$SCIM2_CLIENT_VERSION" "scim2-models==$SCIM2_MODELS_VERSION" "httpx2==$HTTPX2_VERSION"
-fi
-
-# The stack's SMTP server (scripts/mail_store.py), in a virtualenv of its own, pinned.
-smtp_venv="$CACHE/aiosmtpd-$AIOSMTPD_VERSION"
-if [[ ! -x "$smtp_venv/bin/python" ]] || ! "$smtp_venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
-  echo "[deps] installing aiosmtpd==$AIOSMTPD_VERSION into $smtp_venv"
-  mkdir -p "$CACHE"
-  rm -rf "$smtp_venv"
-  python3 -m venv "$smtp_venv"
-  # shellcheck disable=SC2086 # the pins are words
-  "$smtp_venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION" $AIOSMTPD_DEPS
-fi
+venv_install "$CACHE/schemathesis-$SCHEMATHESIS_VERSION" 'import schemathesis' \
+  "schemathesis==$SCHEMATHESIS_VERSION"
+# The independent SCIM conformance suite (tests/it/scim.rs runs scripts/scim_conformance.py).
+venv_install "$CACHE/scim2-tester-$SCIM2_TESTER_VERSION" 'import scim2_tester, httpx2' \
+  "scim2-tester[httpx2]==$SCIM2_TESTER_VERSION" "scim2-client==$SCIM2_CLIENT_VERSION" \
+  "scim2-models==$SCIM2_MODELS_VERSION" "httpx2==$HTTPX2_VERSION"
+# The stack's SMTP server (scripts/mail_store.py).
+# shellcheck disable=SC2086 # the pins are words
+venv_install "$CACHE/aiosmtpd-$AIOSMTPD_VERSION" 'import aiosmtpd' \
+  "aiosmtpd==$AIOSMTPD_VERSION" $AIOSMTPD_DEPS
+# An independent verifier of the gate's identity assertion (tests/it/assertion.rs).
+venv_install "$CACHE/pyjwt-$PYJWT_VERSION" 'import jwt, cryptography' \
+  "PyJWT==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"

@@ -312,6 +312,12 @@ wizbrand_up() {
   if [[ ! -f "$STATE/session.key" ]]; then
     head -c 48 /dev/urandom | base64 -w0 | head -c 64 >"$STATE/session.key"
   fi
+  # The identity assertion (X-Wizbrand-Assertion) is on in the dev stack: an Ed25519
+  # key of the stack's own (docs/gate.md#signed-identity-assertion).
+  if [[ ! -f "$STATE/assertion.pem" ]]; then
+    (umask 077; openssl genpkey -algorithm ed25519 -out "$STATE/assertion.pem" 2>/dev/null) \
+      || die "openssl could not make the assertion key"
+  fi
   if alive wizbrand; then stop_bg wizbrand; fi
   say "wizbrand: starting on 127.0.0.1:$WIZBRAND_PORT"
   (
@@ -323,7 +329,8 @@ wizbrand_up() {
       WIZBRAND_TRUSTED_PROXIES="127.0.0.1/32,::1/128" \
       WIZBRAND_SMTP_URL="smtp://127.0.0.1:$SMTP_PORT" \
       WIZBRAND_MAIL_FROM="wizbrand <noreply@wizbrand.localhost>" \
-      WIZBRAND_SESSION_KEY="$(cat "$STATE/session.key")"
+      WIZBRAND_SESSION_KEY="$(cat "$STATE/session.key")" \
+      WIZBRAND_ASSERTION_KEY_FILE="$STATE/assertion.pem"
     start_bg wizbrand "$LOGS/wizbrand.log" "$CARGO_TARGET_DIR/debug/wizbrand" serve
   )
   wait_for wizbrand 60 "$LOGS/wizbrand.log" curl -fsS "http://127.0.0.1:$WIZBRAND_PORT/readyz"

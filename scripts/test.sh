@@ -10,7 +10,8 @@ source "$ROOT/scripts/versions.sh"
 CACHE="${WIZBRAND_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wizbrand}"
 export WIZBRAND_SCHEMATHESIS="$CACHE/schemathesis-$SCHEMATHESIS_VERSION/bin/st"
 export WIZBRAND_SCIM_TESTER="$CACHE/scim2-tester-$SCIM2_TESTER_VERSION/bin/python"
-[[ -x "$WIZBRAND_SCHEMATHESIS" && -x "$WIZBRAND_SCIM_TESTER" ]] || scripts/install-deps.sh
+export WIZBRAND_PYJWT_PYTHON="$CACHE/pyjwt-$PYJWT_VERSION/bin/python"
+[[ -x "$WIZBRAND_SCHEMATHESIS" && -x "$WIZBRAND_SCIM_TESTER" && -x "$WIZBRAND_PYJWT_PYTHON" ]] || scripts/install-deps.sh
 # The deployment examples (Helm chart, compose file): with the whole suite, or alone
 # with `scripts/test.sh deploy`.
 if [[ "${1:-}" == deploy ]]; then exec scripts/check-deploy.sh; fi

@@ -21,3 +21,6 @@ COMPOSE_SCHEMA_VERSION=1.29.2
 # The stack's mail server (PyPI), with the versions of its two dependencies.
 AIOSMTPD_VERSION=1.4.6
 AIOSMTPD_DEPS="atpublic==9.0.0 attrs==26.1.0"
+# The independent verifier of X-Wizbrand-Assertion in the tests (PyPI), and its crypto backend.
+PYJWT_VERSION=2.15.1
+CRYPTOGRAPHY_VERSION=50.0.2

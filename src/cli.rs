@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `check`, `sync`.
+//! The command line: `serve`, `migrate`, `check`, `sync`, `explain`.
 
 use std::process::ExitCode;
 
@@ -37,6 +37,19 @@ pub enum Command {
         #[arg(long)]
         full_read: bool,
     },
+    /// Why the gate lets a person reach a URL or not, step by step (the gate's own
+    /// decision, on the state in Postgres now).
+    Explain {
+        /// The person, by email.
+        #[arg(long)]
+        email: String,
+        /// The URL they open, e.g. http://acme.seo.wizbrand.localhost:8000/reports.
+        #[arg(long)]
+        url: String,
+        /// Decide as if they had chosen this org (for hosts that name none).
+        #[arg(long)]
+        org: Option<String>,
+    },
 }
 
 /// Runs a command; every failure is printed in plain words and becomes exit code 1.
@@ -65,6 +78,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             dry_run,
             full_read,
         } => sync_once(config, org, dry_run, full_read).await,
+        Command::Explain { email, url, org } => explain(config, &email, &url, org.as_deref()).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +102,33 @@ async fn migrate(config: Config) -> anyhow::Result<()> {
     let pool = crate::db::connect(&config).await?;
     crate::db::migrate(&pool).await?;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn explain(config: Config, email: &str, url: &str, org: Option<&str>) -> anyhow::Result<()> {
+    use crate::forward_auth::explain::{Question, explain, find_person};
+    let pool = crate::db::connect(&config).await?;
+    // The gate's state as every replica loads it, and the gate's decision.
+    let snapshot = crate::forward_auth::state::load(&pool).await?;
+    let person = find_person(&pool, email).await?;
+    let signer = match &config.gate.assertion {
+        Some(settings) => Some(crate::forward_auth::assertion::Signer::new(
+            settings,
+            config.public_url.as_str(),
+        )?),
+        None => None,
+    };
+    let explanation = explain(
+        &snapshot,
+        &Question {
+            person: &person,
+            url,
+            org,
+            use_stored_choice: true,
+        },
+        signer.as_ref(),
+    )?;
+    print!("{}", explanation.to_text());
     Ok(())
 }
 

@@ -109,6 +109,8 @@ pub struct Config {
     pub ops: OpsConfig,
     /// Invitations and wizbrand's own mail.
     pub lifecycle: LifecycleConfig,
+    /// The gate's own settings (access log, pass cache, signed identity assertion).
+    pub gate: GateSettings,
 }
 
 /// Settings of production operation (issue 16), read in one block of their own.
@@ -385,6 +387,7 @@ impl Config {
             shutdown_grace: shutdown_grace(&r)?,
             ops,
             lifecycle: LifecycleConfig::read(&r)?,
+            gate: GateSettings::read(&r)?,
         })
     }
 }
@@ -567,6 +570,168 @@ fn shutdown_grace<S: Source>(r: &Reader<'_, S>) -> Result<Duration, ConfigError>
     }
 }
 
+// ---------------------------------------------------------------------------------
+// The gate's settings (issue 20): kept in a block of their own.
+
+/// How the gate answers, beyond the decision itself.
+#[derive(Debug, Clone)]
+pub struct GateSettings {
+    /// `WIZBRAND_GATE_ACCESS_LOG`: one info line per decision (off: none at all).
+    pub access_log: bool,
+    /// `WIZBRAND_GATE_PASS_CACHE`: app-host passes each worker keeps opened (0: none).
+    pub pass_cache: usize,
+    /// `X-Wizbrand-Assertion`: on when `WIZBRAND_ASSERTION_KEY_FILE` is set.
+    pub assertion: Option<AssertionSettings>,
+}
+
+/// The signed identity assertion's keys and lifetime.
+#[derive(Debug, Clone)]
+pub struct AssertionSettings {
+    /// Signs every assertion (`WIZBRAND_ASSERTION_KEY_FILE`).
+    pub current: AssertionKey,
+    /// Published beside it until assertions it signed have expired
+    /// (`WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE`): rotation without a failed request.
+    pub previous: Option<AssertionKey>,
+    /// `exp` - `iat` (`WIZBRAND_ASSERTION_TTL_SECONDS`).
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionAlg {
+    /// ECDSA P-256 with SHA-256.
+    Es256,
+    /// Ed25519.
+    EdDsa,
+}
+
+impl AssertionAlg {
+    pub fn jws_name(self) -> &'static str {
+        match self {
+            AssertionAlg::Es256 => "ES256",
+            AssertionAlg::EdDsa => "EdDSA",
+        }
+    }
+}
+
+/// A private key from a PKCS#8 PEM file, checked to be usable for its algorithm.
+#[derive(Clone)]
+pub struct AssertionKey {
+    pub alg: AssertionAlg,
+    /// The PKCS#8 document (DER). Secret: never printed.
+    pub pkcs8: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AssertionKey")
+            .field("alg", &self.alg)
+            .field("pkcs8", &"[redacted]")
+            .finish()
+    }
+}
+
+impl GateSettings {
+    fn read<S: Source>(r: &Reader<'_, S>) -> Result<Self, ConfigError> {
+        let key = |var: &'static str| r.opt(var).map(|path| read_assertion_key(var, &path));
+        let assertion = match (
+            key("WIZBRAND_ASSERTION_KEY_FILE"),
+            key("WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE"),
+        ) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(ConfigError::Malformed {
+                    var: "WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE",
+                    reason:
+                        "it is only published beside WIZBRAND_ASSERTION_KEY_FILE, which is not set"
+                            .into(),
+                });
+            }
+            (Some(current), previous) => {
+                let current = current?;
+                let previous = previous.transpose()?;
+                if previous.as_ref().is_some_and(|p| p.pkcs8 == current.pkcs8) {
+                    return Err(ConfigError::Malformed {
+                        var: "WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE",
+                        reason: "it is the same key as WIZBRAND_ASSERTION_KEY_FILE".into(),
+                    });
+                }
+                let ttl: u64 = r.parse("WIZBRAND_ASSERTION_TTL_SECONDS", "120")?;
+                if !(30..=300).contains(&ttl) {
+                    return Err(ConfigError::Malformed {
+                        var: "WIZBRAND_ASSERTION_TTL_SECONDS",
+                        reason: format!(
+                            "{ttl} is outside 30..=300 (seconds; 60 to 120 suit most apps)"
+                        ),
+                    });
+                }
+                Some(AssertionSettings {
+                    current,
+                    previous,
+                    ttl: Duration::from_secs(ttl),
+                })
+            }
+        };
+        Ok(GateSettings {
+            access_log: r.parse("WIZBRAND_GATE_ACCESS_LOG", "false")?,
+            pass_cache: r.parse("WIZBRAND_GATE_PASS_CACHE", "10000")?,
+            assertion,
+        })
+    }
+}
+
+/// Reads and checks a PKCS#8 PEM private key (P-256 or Ed25519) named by `var`.
+fn read_assertion_key(var: &'static str, path: &str) -> Result<AssertionKey, ConfigError> {
+    let malformed = |reason: String| ConfigError::Malformed { var, reason };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| malformed(format!("cannot read `{path}`: {e}")))?;
+    parse_assertion_key(&text).map_err(|why| malformed(format!("`{path}`: {why}")))
+}
+
+/// A PKCS#8 PEM document as a signing key, or why not.
+pub fn parse_assertion_key(pem: &str) -> Result<AssertionKey, String> {
+    use base64::Engine;
+    const MAKE: &str = "make one with `openssl genpkey -algorithm ed25519` or \
+                        `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`";
+    let pem = pem.trim();
+    if pem.starts_with("-----BEGIN EC PRIVATE KEY-----") {
+        return Err("a SEC1 EC key; convert it to PKCS#8 with \
+                    `openssl pkcs8 -topk8 -nocrypt -in KEY -out KEY.p8`"
+            .into());
+    }
+    let body = pem
+        .strip_prefix("-----BEGIN PRIVATE KEY-----")
+        .and_then(|rest| rest.trim_end().strip_suffix("-----END PRIVATE KEY-----"))
+        .ok_or_else(|| {
+            format!(
+                "not an unencrypted PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----); {MAKE}"
+            )
+        })?;
+    let b64: String = body.split_whitespace().collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("the PEM body is not base64: {e}"))?;
+    let rng = ring::rand::SystemRandom::new();
+    let alg = if ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &der,
+        &rng,
+    )
+    .is_ok()
+    {
+        AssertionAlg::Es256
+    } else if ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).is_ok() {
+        AssertionAlg::EdDsa
+    } else {
+        return Err(format!(
+            "not a P-256 (ES256) or Ed25519 (EdDSA) private key; {MAKE}"
+        ));
+    };
+    Ok(AssertionKey {
+        alg,
+        pkcs8: der.into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,6 +910,108 @@ mod tests {
             "https://auth.example.com".into(),
         );
         assert!(Config::from_source(&env).is_ok());
+    }
+
+    /// A key file of the test's own, removed afterwards.
+    struct KeyFile(std::path::PathBuf);
+
+    impl KeyFile {
+        fn new(text: &str) -> KeyFile {
+            let path =
+                std::env::temp_dir().join(format!("wizbrand-key-{}.pem", uuid::Uuid::new_v4()));
+            std::fs::write(&path, text).unwrap();
+            KeyFile(path)
+        }
+
+        fn path(&self) -> String {
+            self.0.display().to_string()
+        }
+    }
+
+    impl Drop for KeyFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// `openssl genpkey -algorithm ed25519` (a test key).
+    const ED25519: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIMBZlfZzg0kb+DUalzlNwG/C131VRYDHMoeSAV5DI4SZ\n-----END PRIVATE KEY-----\n";
+    /// `openssl ecparam -name prime256v1 -genkey -noout` (SEC1, not PKCS#8).
+    const SEC1: &str =
+        "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC PRIVATE KEY-----\n";
+
+    #[test]
+    fn the_assertion_is_off_by_default_and_its_settings_name_themselves() {
+        let config = Config::from_source(&base()).unwrap();
+        assert!(config.gate.assertion.is_none());
+        assert!(!config.gate.access_log);
+        let good = KeyFile::new(ED25519);
+        let mut env = base();
+        env.insert("WIZBRAND_ASSERTION_KEY_FILE".into(), good.path());
+        let on = Config::from_source(&env).unwrap();
+        let assertion = on.gate.assertion.unwrap();
+        assert_eq!(assertion.current.alg, AssertionAlg::EdDsa);
+        assert_eq!(assertion.ttl, Duration::from_secs(120));
+        assert!(
+            !format!("{assertion:?}").contains("MC4C"),
+            "the key is never printed"
+        );
+
+        let sec1 = KeyFile::new(SEC1);
+        let junk = KeyFile::new("not a key");
+        let cases: Vec<(&str, &str, &str)> = vec![
+            (
+                "WIZBRAND_ASSERTION_KEY_FILE",
+                "/nonexistent/key.pem",
+                "cannot read",
+            ),
+            (
+                "WIZBRAND_ASSERTION_KEY_FILE",
+                sec1.0.to_str().unwrap_or_default(),
+                "openssl pkcs8",
+            ),
+            (
+                "WIZBRAND_ASSERTION_KEY_FILE",
+                junk.0.to_str().unwrap_or_default(),
+                "PKCS#8",
+            ),
+            (
+                "WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE",
+                good.0.to_str().unwrap_or_default(),
+                "same key",
+            ),
+            ("WIZBRAND_ASSERTION_TTL_SECONDS", "3600", "30..=300"),
+            (
+                "WIZBRAND_GATE_ACCESS_LOG",
+                "sometimes",
+                "WIZBRAND_GATE_ACCESS_LOG",
+            ),
+            ("WIZBRAND_GATE_PASS_CACHE", "-1", "WIZBRAND_GATE_PASS_CACHE"),
+        ];
+        for (var, value, says) in cases {
+            let mut env = base();
+            if var != "WIZBRAND_ASSERTION_KEY_FILE" {
+                env.insert("WIZBRAND_ASSERTION_KEY_FILE".into(), good.path());
+            }
+            env.insert(var.into(), value.into());
+            let message = Config::from_source(&env)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(var), "{var}={value}: `{message}`");
+            assert!(message.contains(says), "{var}={value}: `{message}`");
+        }
+        // A previous key alone: nothing would sign.
+        let mut env = base();
+        env.insert("WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE".into(), good.path());
+        let message = Config::from_source(&env)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("WIZBRAND_ASSERTION_PREVIOUS_KEY_FILE"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub gate_decisions: IntCounterVec,
     pub gate_latency: prometheus::Histogram,
+    /// App-host passes the gate's workers keep opened (`forward_auth::passes`).
+    pub gate_pass_cache: prometheus::IntGauge,
     pub sync_runs: IntCounterVec,
     pub sync_ops: IntCounterVec,
     pub sync_failures: IntCounterVec,
@@ -66,6 +68,10 @@ impl Metrics {
                 ],
             ),
         )?;
+        let gate_pass_cache = prometheus::IntGauge::new(
+            "gate_pass_cache_entries",
+            "App-host passes kept opened by the gate's workers",
+        )?;
         let sync_runs = IntCounterVec::new(
             Opts::new("sync_runs_total", "Sync runs by outcome"),
             &["status"],
@@ -101,6 +107,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(gate_decisions.clone()))?;
         registry.register(Box::new(gate_latency.clone()))?;
+        registry.register(Box::new(gate_pass_cache.clone()))?;
         registry.register(Box::new(sync_runs.clone()))?;
         registry.register(Box::new(sync_ops.clone()))?;
         registry.register(Box::new(sync_failures.clone()))?;
@@ -112,6 +119,7 @@ impl Metrics {
             http_duration,
             gate_decisions,
             gate_latency,
+            gate_pass_cache,
             sync_runs,
             sync_ops,
             sync_failures,

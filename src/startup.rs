@@ -19,12 +19,14 @@ use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::config::Config;
 use crate::forward_auth::state::GateState;
+use crate::forward_auth::{Gate, GateShared};
 use crate::keycloak::directory::KeycloakDirectory;
 use crate::metrics::Metrics;
 use crate::oidc::client::OidcClient;
 use crate::oidc::jwks::TokenVerifier;
 use crate::sync::scheduler::{Scheduler, SyncHandle, SyncSettings};
 use crate::tasks::Tasks;
+use crate::web::app_host::AppHostSessions;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
 use crate::web::session::SessionSettings;
@@ -375,13 +377,36 @@ fn run(
     let readiness = web::Data::new(crate::health::ReadinessCache::default());
     let scim_limiter = web::Data::new(crate::scim::ScimLimiter::new(config.scim_rate_per_minute));
     let grace = config.shutdown_grace;
-    let oidc = web::Data::from(oidc);
-    let refresher = web::Data::from(refresher);
-    let revocations = web::Data::from(revocations);
-    let verifier = web::Data::new(TokenVerifier::new(
+    let verifier = Arc::new(TokenVerifier::new(
         crate::keycloak::http_client(config.probe_timeout),
         &config.keycloak,
     ));
+    let signer = match &config.gate.assertion {
+        Some(settings) => Some(web::Data::new(
+            crate::forward_auth::assertion::Signer::new(settings, config.public_url.as_str())
+                .map_err(|e| anyhow::anyhow!("WIZBRAND_ASSERTION_KEY_FILE: {e}"))?,
+        )),
+        None => None,
+    };
+    let gate_shared = Arc::new(GateShared {
+        state: Arc::clone(&gate),
+        verifier: Arc::clone(&verifier),
+        app_hosts: Arc::new(AppHostSessions::new(
+            &config,
+            Arc::clone(&revocations),
+            Arc::clone(&refresher),
+        )?),
+        trusted_proxies: config.trusted_proxies.clone(),
+        public_url: config.public_url.clone(),
+        metrics: metrics.clone(),
+        access_log: config.gate.access_log,
+        pass_cache: config.gate.pass_cache,
+        assertions: signer.as_ref().map(|s| s.clone().into_inner()),
+    });
+    let oidc = web::Data::from(oidc);
+    let refresher = web::Data::from(refresher);
+    let revocations = web::Data::from(revocations);
+    let verifier = web::Data::from(verifier);
     let gate = web::Data::from(gate);
     let metrics = web::Data::new(metrics);
     let sync = web::Data::new(sync);
@@ -405,17 +430,7 @@ fn run(
         None => None,
     };
     let server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(crate::web::page::security_headers))
-            .wrap(sessions.middleware())
-            // Between the guard and the session middleware: a cookie under a previous
-            // session key is sealed again under the current one.
-            .wrap(from_fn(crate::web::key_rotation::open_with_previous_keys))
-            // Outside the session middleware: it must not see a duplicated cookie.
-            .wrap(from_fn(crate::web::cookie_guard::refuse_duplicates))
-            .wrap(from_fn(crate::metrics::record))
-            .wrap(from_fn(echo_request_id))
-            .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+        let mut app = App::new()
             .app_data(metrics.clone())
             .app_data(session_settings.clone())
             .app_data(security_headers.clone())
@@ -434,11 +449,33 @@ fn run(
             .app_data(oidc.clone())
             .app_data(revocations.clone())
             .app_data(refresher.clone())
-            .configure(crate::health::routes)
+            // Built here, so once per worker: its caches are the worker's own.
+            .app_data(web::Data::new(Gate::for_worker(Arc::clone(&gate_shared))));
+        if let Some(signer) = &signer {
+            app = app.app_data(signer.clone());
+        }
+        app
+            // The gate first, outside the generic middleware: the hot path of every
+            // app request does its own (cheaper) bookkeeping (docs/gate.md).
             .configure(crate::forward_auth::routes)
-            .configure(crate::api::routes)
-            .configure(crate::scim::routes)
-            .configure(crate::web::routes)
+            .service(
+                web::scope("")
+                    .wrap(from_fn(crate::web::page::security_headers))
+                    .wrap(sessions.middleware())
+                    // Between the guard and the session middleware: a cookie under a
+                    // previous session key is sealed again under the current one.
+                    .wrap(from_fn(crate::web::key_rotation::open_with_previous_keys))
+                    // Outside the session middleware: it must not see a duplicated cookie.
+                    .wrap(from_fn(crate::web::cookie_guard::refuse_duplicates))
+                    .wrap(from_fn(crate::metrics::record))
+                    .wrap(from_fn(echo_request_id))
+                    .wrap(TracingLogger::<crate::telemetry::RequestSpan>::new())
+                    .configure(crate::health::routes)
+                    .configure(crate::forward_auth::assertion::routes)
+                    .configure(crate::api::routes)
+                    .configure(crate::scim::routes)
+                    .configure(crate::web::routes),
+            )
     })
     // Signals are `serve`'s to handle (`Application::run_until`), not every server's.
     .disable_signals()

@@ -55,3 +55,23 @@ pub async fn members(pool: &PgPool) -> Result<Vec<MemberRow>, sqlx::Error> {
     .fetch_all(pool)
     .await
 }
+
+/// A person as `explain` looks them up: by email (the operator's handle), with the
+/// Keycloak account the gate knows them by and their chosen org.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PersonRow {
+    pub email: String,
+    pub keycloak_id: Option<String>,
+    pub preferred_org: Option<String>,
+}
+
+/// `email` is normalised (lower-case, trimmed), as the table holds it.
+pub async fn person_by_email(pool: &PgPool, email: &str) -> Result<Option<PersonRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.email, u.keycloak_id, o.slug AS preferred_org \
+         FROM users u LEFT JOIN orgs o ON o.id = u.preferred_org_id WHERE u.email = $1",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+}

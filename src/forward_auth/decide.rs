@@ -1,7 +1,13 @@
 //! The gate's decision: a pure function of the in-memory state, the forwarded host
 //! and who is asking. No I/O, so the hot path makes no network call.
+//!
+//! The decision goes step by step (which app, which org, membership, status, role,
+//! feature, hidden apps) and can record each step with why it passed or stopped there:
+//! `wizbrand explain` and the admin page run this very function with a recorder
+//! ([`Vec<Step>`]), the gate with [`Untraced`], whose recording compiles to nothing.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
 use uuid::Uuid;
 
@@ -54,6 +60,16 @@ impl HostPattern {
     }
 }
 
+impl fmt::Display for HostPattern {
+    /// As it is written in the `apps` table.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::OrgPrefixed { suffix } => write!(f, "{{org}}{suffix}"),
+            HostPattern::Exact(host) => f.write_str(host),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgEntry {
     pub id: Uuid,
@@ -69,8 +85,10 @@ pub struct OrgEntry {
 pub struct GateSnapshot {
     pub apps: Vec<AppRule>,
     pub orgs: HashMap<String, OrgEntry>,
-    /// Memberships by Keycloak user id (`sub`), then org slug. Never by email: a person
-    /// can change their email in Keycloak, not their `sub`.
+    /// Memberships by Keycloak user id (`sub`), then org slug, each member's roles
+    /// highest first (as `X-Org-Roles` lists them; [`GateSnapshot::add_member`] keeps
+    /// that order). Never by email: a person can change their email in Keycloak, not
+    /// their `sub`.
     pub members_by_sub: HashMap<String, HashMap<String, Vec<Role>>>,
 }
 
@@ -169,23 +187,35 @@ impl Denial {
     }
 }
 
-/// Headers handed to the app on success.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    pub user_id: String,
+/// A request let through: borrowed from the snapshot and the caller, so allowing
+/// costs no allocation; the identity headers are made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant<'a> {
+    pub who: &'a Principal,
+    pub app: &'a AppRule,
+    pub org: &'a OrgEntry,
+    /// Highest first.
+    pub roles: &'a [Role],
+}
+
+impl Grant<'_> {
+    pub fn user_id(&self) -> &str {
+        &self.who.sub
+    }
+
     /// The proven email only; without one the app gets no `X-User-Email` at all.
-    pub email: Option<String>,
-    pub org_id: Uuid,
-    pub org_slug: String,
-    pub roles: Vec<Role>,
-    pub app: String,
-    /// See [`AppRule::pass_authorization`].
-    pub pass_authorization: bool,
+    pub fn email(&self) -> Option<&str> {
+        self.who.email.as_deref()
+    }
+
+    pub fn org_slug(&self) -> &str {
+        self.org.slug.as_str()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Allow(Grant),
+pub enum Outcome<'a> {
+    Allow(Grant<'a>),
     /// Nobody is signed in.
     SignIn,
     /// Signed in, but the host names no org and none is chosen.
@@ -193,10 +223,239 @@ pub enum Outcome {
     Deny(Denial),
 }
 
+impl Outcome<'_> {
+    /// The `outcome` label of `wizbrand_gate_decisions_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Allow(_) => "allow",
+            Outcome::SignIn => "unauthenticated",
+            Outcome::ChooseOrg => "choose_org",
+            Outcome::Deny(_) => "deny",
+        }
+    }
+}
+
+/// Where the org of a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrgFrom {
+    /// The `{org}` label of the host.
+    Host,
+    /// The caller's chosen org (`preferred_org`).
+    Chosen,
+    /// Neither: the host names none and none is chosen.
+    Nowhere,
+}
+
+/// The app a host matched, as a step shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSeen {
+    pub key: String,
+    pub name: String,
+    pub pattern: String,
+    pub feature: String,
+    pub min_role: Role,
+}
+
+/// One step of the decision and what it found. [`Step::passed`] says whether the
+/// decision went on from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The forwarded host against every app's host pattern (the first match counts).
+    App {
+        host: String,
+        matched: Option<AppSeen>,
+    },
+    /// Who is asking (their Keycloak `sub`), if anyone.
+    Caller {
+        sub: Option<String>,
+    },
+    Org {
+        slug: Option<String>,
+        from: OrgFrom,
+    },
+    /// The caller's roles in the org; `None` when not a member (`org_exists` false:
+    /// no org of that slug, which the gate answers the same way, so slugs stay private).
+    Membership {
+        org: String,
+        org_exists: bool,
+        roles: Option<Vec<Role>>,
+    },
+    Status {
+        org: String,
+        active: bool,
+    },
+    Role {
+        held: Vec<Role>,
+        needed: Role,
+        enough: bool,
+    },
+    Feature {
+        feature: String,
+        plan: Vec<String>,
+        included: bool,
+    },
+    Hidden {
+        app: String,
+        hidden: bool,
+    },
+}
+
+impl Step {
+    /// Whether the decision went on after this step.
+    pub fn passed(&self) -> bool {
+        match self {
+            Step::App { matched, .. } => matched.is_some(),
+            Step::Caller { sub } => sub.is_some(),
+            Step::Org { slug, .. } => slug.is_some(),
+            Step::Membership { roles, .. } => roles.is_some(),
+            Step::Status { active, .. } => *active,
+            Step::Role { enough, .. } => *enough,
+            Step::Feature { included, .. } => *included,
+            Step::Hidden { hidden, .. } => !hidden,
+        }
+    }
+
+    /// A short name of the step.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Step::App { .. } => "app",
+            Step::Caller { .. } => "caller",
+            Step::Org { .. } => "org",
+            Step::Membership { .. } => "membership",
+            Step::Status { .. } => "org status",
+            Step::Role { .. } => "role",
+            Step::Feature { .. } => "feature",
+            Step::Hidden { .. } => "hidden apps",
+        }
+    }
+}
+
+fn roles_text(roles: &[Role]) -> String {
+    let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    if names.is_empty() {
+        "no role".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::App {
+                host,
+                matched: Some(app),
+            } => write!(
+                f,
+                "{host} matches app {} ({}) by the host pattern {}; it needs the feature \"{}\" and the role {} or higher",
+                app.key, app.name, app.pattern, app.feature, app.min_role
+            ),
+            Step::App {
+                host,
+                matched: None,
+            } => {
+                write!(f, "{host} matches no app's host pattern: unknown host")
+            }
+            Step::Caller { sub: Some(sub) } => write!(f, "signed in as {sub}"),
+            Step::Caller { sub: None } => write!(f, "nobody is signed in: sign in first"),
+            Step::Org {
+                slug: Some(slug),
+                from: OrgFrom::Host,
+            } => write!(f, "the org \"{slug}\" from the host"),
+            Step::Org {
+                slug: Some(slug), ..
+            } => write!(
+                f,
+                "the host names no org; the caller's chosen org (preferred_org) is \"{slug}\""
+            ),
+            Step::Org { slug: None, .. } => write!(
+                f,
+                "the host names no org and the caller has chosen none: choose an org first"
+            ),
+            Step::Membership {
+                org,
+                roles: Some(roles),
+                ..
+            } => write!(f, "a member of \"{org}\" with {}", roles_text(roles)),
+            Step::Membership {
+                org,
+                org_exists: true,
+                roles: None,
+            } => write!(f, "not a member of \"{org}\""),
+            Step::Membership {
+                org,
+                org_exists: false,
+                roles: None,
+            } => write!(
+                f,
+                "no org \"{org}\" exists (refused as \"not a member\", so slugs stay private)"
+            ),
+            Step::Status { org, active: true } => write!(f, "\"{org}\" is active"),
+            Step::Status { org, active: false } => write!(f, "\"{org}\" is suspended"),
+            Step::Role {
+                held,
+                needed,
+                enough,
+            } => write!(
+                f,
+                "{} against the minimum {needed}: {}",
+                roles_text(held),
+                if *enough { "enough" } else { "too low" }
+            ),
+            Step::Feature {
+                feature,
+                plan,
+                included,
+            } => write!(
+                f,
+                "the feature \"{feature}\" is {}in the org's plan ({})",
+                if *included { "" } else { "not " },
+                if plan.is_empty() {
+                    "no features".to_owned()
+                } else {
+                    plan.join(", ")
+                }
+            ),
+            Step::Hidden { app, hidden: true } => {
+                write!(f, "an ORG_ADMIN of the org has closed {app} (hidden_apps)")
+            }
+            Step::Hidden { app, hidden: false } => {
+                write!(f, "{app} is not among the org's hidden apps")
+            }
+        }
+    }
+}
+
+/// Where a decision's steps go.
+pub trait Trace {
+    /// `step` is only called when the trace keeps steps: the gate's hot path never
+    /// builds one.
+    fn record(&mut self, step: impl FnOnce() -> Step);
+}
+
+/// The gate's trace: keeps nothing, costs nothing.
+pub struct Untraced;
+
+impl Trace for Untraced {
+    #[inline(always)]
+    fn record(&mut self, _step: impl FnOnce() -> Step) {}
+}
+
+impl Trace for Vec<Step> {
+    fn record(&mut self, step: impl FnOnce() -> Step) {
+        self.push(step());
+    }
+}
+
 impl GateSnapshot {
     /// Whether `host` (normalised) is an app host behind the gate.
     pub fn serves(&self, host: &str) -> bool {
         self.app_for(host).is_some()
+    }
+
+    /// The org an app host names (its `{org}` label), if any.
+    pub fn org_in_host<'h>(&self, host: &'h str) -> Option<&'h str> {
+        self.app_for(host).and_then(|(_, org)| org)
     }
 
     fn app_for<'h>(&self, host: &'h str) -> Option<(&AppRule, Option<&'h str>)> {
@@ -208,75 +467,145 @@ impl GateSnapshot {
     fn roles_of(&self, who: &Principal, org: &str) -> Option<&Vec<Role>> {
         self.members_by_sub.get(&who.sub).and_then(|m| m.get(org))
     }
+
+    /// Records a membership, its roles highest first and each once.
+    pub fn add_member(&mut self, sub: String, org: String, mut roles: Vec<Role>) {
+        roles.sort_by(|a, b| b.cmp(a));
+        roles.dedup();
+        self.members_by_sub
+            .entry(sub)
+            .or_default()
+            .insert(org, roles);
+    }
 }
 
-/// Normalises a forwarded host: lower-case, no port, no trailing dot.
-pub fn normalise_host(raw: &str) -> String {
+/// Normalises a forwarded host: lower-case, no port, no trailing dot. Borrows when the
+/// host is already in that form (the usual case: Traefik sends what browsers send).
+pub fn normalise_host(raw: &str) -> std::borrow::Cow<'_, str> {
     let host = raw.trim();
     let host = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
 }
 
-pub fn decide(state: &GateSnapshot, host: &str, who: Option<&Principal>) -> Outcome {
-    let Some((app, org_in_host)) = state.app_for(host) else {
+/// The gate's decision (nothing recorded).
+pub fn decide<'a>(state: &'a GateSnapshot, host: &str, who: Option<&'a Principal>) -> Outcome<'a> {
+    decide_traced(state, host, who, &mut Untraced)
+}
+
+/// The decision, each step recorded in `trace`: the one function behind the gate and
+/// `explain`.
+pub fn decide_traced<'a>(
+    state: &'a GateSnapshot,
+    host: &str,
+    who: Option<&'a Principal>,
+    trace: &mut impl Trace,
+) -> Outcome<'a> {
+    let found = state.app_for(host);
+    trace.record(|| Step::App {
+        host: host.to_owned(),
+        matched: found.map(|(app, _)| AppSeen {
+            key: app.key.clone(),
+            name: app.name.clone(),
+            pattern: app.host.to_string(),
+            feature: app.required_feature.clone(),
+            min_role: app.min_role,
+        }),
+    });
+    let Some((app, org_in_host)) = found else {
         return Outcome::Deny(Denial::UnknownHost {
             host: host.to_owned(),
         });
     };
+    trace.record(|| Step::Caller {
+        sub: who.map(|w| w.sub.clone()),
+    });
     let Some(who) = who else {
         return Outcome::SignIn;
     };
-    let org_slug = match org_in_host.or(who.preferred_org.as_deref()) {
-        Some(slug) => slug,
-        None => return Outcome::ChooseOrg,
+    let (org_slug, from) = match (org_in_host, who.preferred_org.as_deref()) {
+        (Some(slug), _) => (Some(slug), OrgFrom::Host),
+        (None, Some(slug)) => (Some(slug), OrgFrom::Chosen),
+        (None, None) => (None, OrgFrom::Nowhere),
     };
-    let app_name = app.name.clone();
+    trace.record(|| Step::Org {
+        slug: org_slug.map(str::to_owned),
+        from,
+    });
+    let Some(org_slug) = org_slug else {
+        return Outcome::ChooseOrg;
+    };
+    let deny = |make: fn(String, String) -> Denial| {
+        Outcome::Deny(make(org_slug.to_owned(), app.name.clone()))
+    };
+    let org = state.orgs.get(org_slug);
     // An org that does not exist looks like one the user is not in: slugs stay private.
-    let (Some(org), Some(roles)) = (state.orgs.get(org_slug), state.roles_of(who, org_slug)) else {
-        return Outcome::Deny(Denial::NotMember {
-            org: org_slug.to_owned(),
-            app: app_name,
-        });
+    let roles = org.and(state.roles_of(who, org_slug));
+    trace.record(|| Step::Membership {
+        org: org_slug.to_owned(),
+        org_exists: org.is_some(),
+        roles: roles.cloned(),
+    });
+    let (Some(org), Some(roles)) = (org, roles) else {
+        return deny(|org, app| Denial::NotMember { org, app });
     };
+    trace.record(|| Step::Status {
+        org: org_slug.to_owned(),
+        active: org.active,
+    });
     if !org.active {
-        return Outcome::Deny(Denial::OrgSuspended {
-            org: org_slug.to_owned(),
-            app: app_name,
-        });
+        return deny(|org, app| Denial::OrgSuspended { org, app });
     }
-    if !policy::satisfies(roles, app.min_role) {
+    let enough = policy::satisfies(roles, app.min_role);
+    trace.record(|| Step::Role {
+        held: roles.clone(),
+        needed: app.min_role,
+        enough,
+    });
+    if !enough {
         return Outcome::Deny(Denial::RoleTooLow {
             org: org_slug.to_owned(),
-            app: app_name,
+            app: app.name.clone(),
             needed: app.min_role,
         });
     }
-    if !org.features.contains(&app.required_feature) {
+    let included = org.features.contains(&app.required_feature);
+    trace.record(|| Step::Feature {
+        feature: app.required_feature.clone(),
+        plan: {
+            let mut plan: Vec<String> = org.features.iter().cloned().collect();
+            plan.sort();
+            plan
+        },
+        included,
+    });
+    if !included {
         return Outcome::Deny(Denial::FeatureMissing {
             org: org_slug.to_owned(),
-            app: app_name,
+            app: app.name.clone(),
             feature: app.required_feature.clone(),
         });
     }
-    if org.hidden_apps.contains(&app.key) {
-        return Outcome::Deny(Denial::AppHidden {
-            org: org_slug.to_owned(),
-            app: app_name,
-        });
-    }
-    let mut roles = roles.clone();
-    roles.sort_by(|a, b| b.cmp(a));
-    Outcome::Allow(Grant {
-        user_id: who.sub.clone(),
-        email: who.email.clone(),
-        org_id: org.id,
-        org_slug: org_slug.to_owned(),
-        roles,
+    let hidden = org.hidden_apps.contains(&app.key);
+    trace.record(|| Step::Hidden {
         app: app.key.clone(),
-        pass_authorization: app.pass_authorization,
+        hidden,
+    });
+    if hidden {
+        return deny(|org, app| Denial::AppHidden { org, app });
+    }
+    Outcome::Allow(Grant {
+        who,
+        app,
+        org,
+        roles,
     })
 }
 
@@ -366,20 +695,30 @@ mod tests {
         }
     }
 
-    fn outcome(host: &str, p: Option<Principal>) -> Outcome {
-        decide(&state(), host, p.as_ref())
+    /// The outcome's label and, for a refusal, its kind (owned: the outcome borrows).
+    fn outcome(host: &str, p: Option<Principal>) -> (String, Option<&'static str>) {
+        let s = state();
+        let o = decide(&s, host, p.as_ref());
+        let kind = match &o {
+            Outcome::Deny(d) => Some(d.kind()),
+            _ => None,
+        };
+        (o.label().to_owned(), kind)
     }
 
     #[test]
     fn a_member_with_enough_role_is_let_through_with_identity() {
-        let Outcome::Allow(grant) =
-            outcome("acme.files.wizbrand.localhost", Some(who("alice", None)))
+        let s = state();
+        let alice = who("alice", None);
+        let Outcome::Allow(grant) = decide(&s, "acme.files.wizbrand.localhost", Some(&alice))
         else {
             panic!("not allowed")
         };
-        assert_eq!(grant.org_slug, "acme");
-        assert_eq!(grant.roles, vec![Role::Admin]);
-        assert_eq!(grant.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(grant.org_slug(), "acme");
+        assert_eq!(grant.roles, &[Role::Admin]);
+        assert_eq!(grant.email(), Some("alice@example.com"));
+        assert_eq!(grant.user_id(), "alice");
+        assert_eq!(grant.app.key, "files");
     }
 
     #[test]
@@ -395,18 +734,19 @@ mod tests {
             ("evil.example.com", "alice", "unknown-host"),
         ];
         for (host, sub, kind) in cases {
-            match outcome(host, Some(who(sub, None))) {
-                Outcome::Deny(d) => assert_eq!(d.kind(), kind, "{host} as {sub}"),
-                other => panic!("{host} as {sub}: {other:?}"),
-            }
+            assert_eq!(
+                outcome(host, Some(who(sub, None))),
+                ("deny".to_owned(), Some(kind)),
+                "{host} as {sub}"
+            );
         }
     }
 
     #[test]
     fn no_session_signs_in_and_no_org_asks_to_choose() {
         assert_eq!(
-            outcome("acme.seo.wizbrand.localhost", None),
-            Outcome::SignIn
+            outcome("acme.seo.wizbrand.localhost", None).0,
+            "unauthenticated"
         );
         let mut s = state();
         s.apps.push(AppRule {
@@ -417,18 +757,73 @@ mod tests {
             min_role: Role::User,
             pass_authorization: false,
         });
+        let bob = who("bob", None);
         assert_eq!(
-            decide(&s, "panel.wizbrand.localhost", Some(&who("bob", None))),
+            decide(&s, "panel.wizbrand.localhost", Some(&bob)),
             Outcome::ChooseOrg
         );
+        let bob = who("bob", Some("acme"));
         assert!(matches!(
-            decide(
-                &s,
-                "panel.wizbrand.localhost",
-                Some(&who("bob", Some("acme")))
-            ),
+            decide(&s, "panel.wizbrand.localhost", Some(&bob)),
             Outcome::Allow(_)
         ));
+    }
+
+    /// The recorded decision is the gate's decision: the same outcome, every step but
+    /// the last one passed, and the last one passed only when the request is allowed.
+    #[test]
+    fn the_recorded_steps_lead_to_the_gates_outcome() {
+        let s = state();
+        let people = [
+            None,
+            Some(who("alice", None)),
+            Some(who("bob", None)),
+            Some(who("bob", Some("acme"))),
+            Some(who("carol", None)),
+        ];
+        let hosts = [
+            "acme.seo.wizbrand.localhost",
+            "acme.files.wizbrand.localhost",
+            "beta.files.wizbrand.localhost",
+            "nope.seo.wizbrand.localhost",
+            "acme.music.wizbrand.localhost",
+            "gone.seo.wizbrand.localhost",
+            "shut.seo.wizbrand.localhost",
+            "evil.example.com",
+        ];
+        for host in hosts {
+            for p in &people {
+                let mut steps: Vec<Step> = Vec::new();
+                let traced = decide_traced(&s, host, p.as_ref(), &mut steps);
+                assert_eq!(traced, decide(&s, host, p.as_ref()), "{host} {p:?}");
+                let (last, before) = steps.split_last().unwrap_or_else(|| panic!("no step"));
+                assert!(before.iter().all(Step::passed), "{host} {p:?}: {steps:?}");
+                assert_eq!(
+                    last.passed(),
+                    matches!(traced, Outcome::Allow(_)),
+                    "{host} {p:?}: {steps:?}"
+                );
+                // Every step says something a person can read.
+                assert!(steps.iter().all(|st| !st.to_string().is_empty()));
+            }
+        }
+        let mut steps = Vec::new();
+        let bob = who("bob", None);
+        decide_traced(&s, "acme.files.wizbrand.localhost", Some(&bob), &mut steps);
+        let titles: Vec<&str> = steps.iter().map(Step::title).collect();
+        assert_eq!(
+            titles,
+            ["app", "caller", "org", "membership", "org status", "role"]
+        );
+        assert_eq!(
+            steps[5].to_string(),
+            "ORG_USER against the minimum ORG_MANAGER: too low"
+        );
+        assert_eq!(
+            steps[0].to_string(),
+            "acme.files.wizbrand.localhost matches app files (files) by the host pattern \
+             {org}.files.wizbrand.localhost; it needs the feature \"files\" and the role ORG_MANAGER or higher"
+        );
     }
 
     #[test]

@@ -83,6 +83,75 @@ where
     }
 }
 
+/// The request's cookies read once, as the gate needs them: the value of the pass
+/// cookie `name` (when it came exactly once: two copies are a crafted request, and
+/// nobody), and whether any cookie of ours and any of someone else's is there (so the
+/// app's `Cookie` is known without reading the header again in the usual cases).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CookieScan<'v> {
+    pub pass: Option<&'v str>,
+    pub ours: bool,
+    pub others: bool,
+}
+
+impl CookieScan<'_> {
+    /// The app's `Cookie`: [`app_cookies`], read again only when there is something
+    /// to take out and something to keep.
+    pub fn app_cookies<'w, I>(&self, values: I) -> AppCookies
+    where
+        I: Iterator<Item = &'w [u8]> + Clone,
+    {
+        match (self.ours, self.others) {
+            (_, false) => AppCookies::Absent,
+            (false, true) => AppCookies::Unchanged,
+            (true, true) => app_cookies(values),
+        }
+    }
+}
+
+/// Reads `Cookie` header values once (split with `memchr`: the pass alone is a few
+/// hundred bytes). Pairs as in [`app_cookies`]; the pass's value is the part after the
+/// first `=`, trimmed, without surrounding quotes, and must be UTF-8.
+pub fn scan<'v>(values: impl Iterator<Item = &'v [u8]>, name: &str) -> CookieScan<'v> {
+    let mut scan = CookieScan::default();
+    let mut copies = 0u32;
+    let mut found: Option<&[u8]> = None;
+    for value in values {
+        let mut rest = value;
+        loop {
+            let (pair, next) = match memchr::memchr(b';', rest) {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
+            };
+            let pair = trim(pair);
+            if !pair.is_empty() {
+                let eq = memchr::memchr(b'=', pair);
+                let pair_name = trim(&pair[..eq.unwrap_or(pair.len())]);
+                if is_our_cookie(pair_name) {
+                    scan.ours = true;
+                } else {
+                    scan.others = true;
+                }
+                if let Some(eq) = eq
+                    && pair_name == name.as_bytes()
+                {
+                    copies += 1;
+                    found = Some(&pair[eq + 1..]);
+                }
+            }
+            match next {
+                Some(next) => rest = next,
+                None => break,
+            }
+        }
+    }
+    scan.pass = found
+        .filter(|_| copies == 1)
+        .and_then(|v| std::str::from_utf8(trim(v)).ok())
+        .map(|v| v.trim_matches('"'));
+    scan
+}
+
 /// Whether an `Authorization` value uses the Bearer scheme, the one the gate reads.
 fn is_bearer(value: &[u8]) -> bool {
     let value = trim(value);
@@ -144,6 +213,44 @@ mod tests {
     }
 
     #[test]
+    fn one_reading_finds_the_pass_once_and_what_else_is_there() {
+        const PASS: &str = "__Host-wizbrand_app";
+        fn read<'a>(values: &[&'a str]) -> CookieScan<'a> {
+            scan(values.iter().map(|v| v.as_bytes()), PASS)
+        }
+        assert_eq!(read(&[]), CookieScan::default());
+        let alone = read(&["__Host-wizbrand_app=v=w"]);
+        assert_eq!(
+            (alone.pass, alone.ours, alone.others),
+            (Some("v=w"), true, false)
+        );
+        let quoted = read(&["a=1; __Host-wizbrand_app = \"q\" ;b"]);
+        assert_eq!(
+            (quoted.pass, quoted.ours, quoted.others),
+            (Some("q"), true, true)
+        );
+        let split = read(&["a=1", "__Host-wizbrand_app=x"]);
+        assert_eq!(split.pass, Some("x"));
+        // Twice, even with the same value, or once per header: nobody.
+        assert_eq!(
+            read(&["__Host-wizbrand_app=x; __Host-wizbrand_app=x"]).pass,
+            None
+        );
+        assert_eq!(
+            read(&["__Host-wizbrand_app=x", "__Host-wizbrand_app=y"]).pass,
+            None
+        );
+        // Other spellings are ours but not the pass; a pair without `=` names nothing.
+        let other = read(&["__host-wizbrand_app=x; __Host-wizbrand_app"]);
+        assert_eq!((other.pass, other.ours, other.others), (None, true, false));
+        let theirs = read(&["theme=dark"]);
+        assert_eq!(
+            (theirs.pass, theirs.ours, theirs.others),
+            (None, false, true)
+        );
+    }
+
+    #[test]
     fn bearer_tokens_stay_unless_the_app_asks_for_them() {
         let check = |configured, values: &[&str]| {
             pass_authorization(configured, values.iter().map(|v| v.as_bytes()))
@@ -171,6 +278,7 @@ mod proptests {
         prop_oneof![
             "[A-Za-z_][A-Za-z0-9_-]{0,8}",
             "(wizbrand|WizBrand|__Host-wizbrand|__host-WIZBRAND|__Secure-wizbrand)[A-Za-z0-9_-]{0,6}",
+            Just("__Host-wizbrand_app".to_owned()),
         ]
     }
 
@@ -216,6 +324,17 @@ mod proptests {
                 }
             };
             prop_assert_eq!(seen, theirs);
+            // The one-pass reading agrees, and finds a cookie exactly when it came once.
+            let read = scan(values.iter().map(|v| v.as_bytes()), "__Host-wizbrand_app");
+            prop_assert_eq!(read.app_cookies(values.iter().map(|v| v.as_bytes())), result);
+            let copies: Vec<&String> = headers
+                .iter()
+                .flatten()
+                .filter(|(n, _)| n == "__Host-wizbrand_app")
+                .map(|(_, v)| v)
+                .collect();
+            let once = (copies.len() == 1).then(|| copies[0].trim_matches('"'));
+            prop_assert_eq!(read.pass, once);
         }
     }
 }

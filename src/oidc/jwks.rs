@@ -166,10 +166,18 @@ impl TokenVerifier {
     /// Verifies an access token for the API audience; no network call when its key is
     /// cached.
     pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        self.verify_expiring(token)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// [`TokenVerifier::verify`], with the token's `exp` (unix seconds): how long a
+    /// caller may keep the answer (the gate's per-worker cache).
+    pub async fn verify_expiring(&self, token: &str) -> Result<(Principal, u64), TokenError> {
         if !self.stale()
-            && let Some(principal) = self.already_verified(token)
+            && let Some(verified) = self.already_verified(token)
         {
-            return Ok(principal);
+            return Ok(verified);
         }
         let claims: AccessClaims = self
             .decode(token, &self.audience, &["exp", "iss", "aud", "sub"])
@@ -193,18 +201,18 @@ impl TokenVerifier {
             }
             verified.insert(token.into(), (principal.clone(), claims.exp));
         }
-        Ok(principal)
+        Ok((principal, claims.exp))
     }
 
     /// A token verified before and not yet expired (same leeway as a full check).
-    fn already_verified(&self, token: &str) -> Option<Principal> {
+    fn already_verified(&self, token: &str) -> Option<(Principal, u64)> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .ok()?
             .as_secs();
         let verified = self.verified.read().ok()?;
         let (principal, exp) = verified.get(token)?;
-        (now <= exp + LEEWAY_SECONDS).then(|| principal.clone())
+        (now <= exp + LEEWAY_SECONDS).then(|| (principal.clone(), *exp))
     }
 
     fn cached(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {

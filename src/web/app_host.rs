@@ -17,6 +17,8 @@
 //! The nonce is what stops a sibling from handing a victim the attacker's ticket (login
 //! CSRF on an app host): it is a `__Host-` cookie of H, which no other host can set.
 
+use std::sync::Arc;
+
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -32,11 +34,12 @@ use crate::config::Config;
 use crate::db::host_tickets::{NewTicket, TicketRow};
 use crate::error::{AppError, SurfacedError};
 use crate::forward_auth::decide::normalise_host;
+use crate::forward_auth::passes::{AppHosts, Pass, SessionRef};
 use crate::forward_auth::state::GateState;
 use crate::oidc::client::public_path;
 use crate::web::cookie_guard;
 use crate::web::html::{ErrorPage, Frame, Link, redirect, render};
-use crate::web::page::html_err;
+use crate::web::page::{SecurityHeaders, html_err};
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::SessionRefresher;
 use crate::web::revocations::Revocations;
@@ -144,33 +147,98 @@ fn well_formed(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The pass, if it is for `host`, unexpired at `now` and its session not revoked.
-pub fn accept(
-    pass: HostPass,
-    host: &str,
-    now: DateTime<Utc>,
-    revoked: impl Fn(&SignedIn) -> bool,
-) -> Option<SignedIn> {
-    let user = pass.user;
-    (pass.host == normalise_host(host) && user.expires_at() > now && !revoked(&user))
-        .then_some(user)
+impl HostPass {
+    /// What the gate keeps of it ([`Pass`]).
+    pub fn into_gate_pass(self) -> Pass {
+        let principal = self.user.principal();
+        // Through chrono, as the session reads them: a time out of its range (a
+        // forged `exp` far beyond any date) counts as the epoch, so it has expired.
+        let expires_at_ms = self.user.expires_at().timestamp_millis();
+        let issued_at = self.user.issued_at();
+        let user = self.user;
+        Pass {
+            host: self.host,
+            principal,
+            expires_at_ms,
+            session: SessionRef {
+                sid: user.sid,
+                issued_at,
+                handle: user.handle,
+                refresh_at_ms: user.refresh_at,
+            },
+        }
+    }
 }
 
-/// The signed-in user of an app host's request to the gate, from that host's cookie.
-/// No I/O: a decryption and in-memory checks (the gate's hot path).
-pub fn gate_user(req: &HttpRequest, host: &str) -> Option<SignedIn> {
-    let cookies = req.app_data::<web::Data<HostCookies>>()?;
-    // Without the revocation set nobody can be trusted: fail closed.
-    let revocations = req.app_data::<web::Data<Revocations>>()?;
-    let pass = cookies.open(cookie_guard::single(req, APP_COOKIE)?)?;
-    let user = accept(pass, host, Utc::now(), |u| {
-        revocations.is_revoked(u.sid.as_deref(), &u.sub, u.issued_at())
-    })?;
-    // Use on an app host keeps the session (and Keycloak's) alive, as on the auth host.
-    if let Some(refresher) = req.app_data::<web::Data<SessionRefresher>>() {
-        refresher.note_active(&user.handle, user.refresh_at);
+/// The gate's port ([`AppHosts`]): app-host passes sealed by [`HostCookies`], checked
+/// against the in-memory [`Revocations`], noted with the [`SessionRefresher`]; the
+/// hand-over's nonce and URL; the refusal page. No I/O anywhere: the gate's hot path.
+pub struct AppHostSessions {
+    cookies: HostCookies,
+    revocations: Arc<Revocations>,
+    refresher: Arc<SessionRefresher>,
+    public_url: Url,
+    page_headers: SecurityHeaders,
+}
+
+impl AppHostSessions {
+    pub fn new(
+        config: &Config,
+        revocations: Arc<Revocations>,
+        refresher: Arc<SessionRefresher>,
+    ) -> anyhow::Result<Self> {
+        Ok(AppHostSessions {
+            cookies: HostCookies::from_config(config)?,
+            revocations,
+            refresher,
+            public_url: config.public_url.clone(),
+            page_headers: SecurityHeaders::new(config)?,
+        })
     }
-    Some(user)
+}
+
+impl AppHosts for AppHostSessions {
+    fn pass_cookie_name(&self) -> &'static str {
+        APP_COOKIE
+    }
+
+    fn open(&self, sealed: &str) -> Option<Pass> {
+        self.cookies.open(sealed).map(HostPass::into_gate_pass)
+    }
+
+    fn live(&self, pass: &Pass) -> bool {
+        let session = &pass.session;
+        if self.revocations.is_revoked(
+            session.sid.as_deref(),
+            &pass.principal.sub,
+            session.issued_at,
+        ) {
+            return false;
+        }
+        // Use on an app host keeps the session (and Keycloak's) alive, as on the auth host.
+        self.refresher
+            .note_active(&session.handle, session.refresh_at_ms);
+        true
+    }
+
+    fn bind(&self, req: &HttpRequest) -> (Option<Cookie<'static>>, String) {
+        bind_for(req)
+    }
+
+    fn hand_off_url(&self, rd: &str, bind_hash: &str) -> String {
+        hand_off_url(&self.public_url, rd, bind_hash)
+    }
+
+    fn refusal_page(&self, who: Option<&str>, detail: &str, switch: Option<&str>) -> HttpResponse {
+        let mut response = crate::web::html::refusal_page(
+            &self.public_url.origin().ascii_serialization(),
+            who,
+            detail,
+            switch,
+        );
+        self.page_headers.apply(response.headers_mut());
+        response
+    }
 }
 
 /// The nonce cookie the gate sets (or keeps) before sending a browser for a hand-over,
@@ -228,10 +296,13 @@ pub fn plan_hand_off(
     let Ok(target) = Url::parse(rd) else {
         return plain();
     };
-    let Some(host) = target.host_str().map(normalise_host) else {
+    let Some(host) = target.host_str().map(|h| normalise_host(h).into_owned()) else {
         return plain();
     };
-    let public_host = public.host_str().map(normalise_host).unwrap_or_default();
+    let public_host = public
+        .host_str()
+        .map(|h| normalise_host(h).into_owned())
+        .unwrap_or_default();
     let Some(bind_hash) = bind_hash.filter(|b| well_formed(b)) else {
         return plain();
     };
@@ -374,7 +445,7 @@ fn request_host(req: &HttpRequest) -> String {
                 .and_then(|v| v.to_str().ok())
         })
         .unwrap_or_default();
-    normalise_host(raw)
+    normalise_host(raw).into_owned()
 }
 
 /// `rd` if it is a URL on `host` that passes the `rd` rules, else that host's `/`.
@@ -541,28 +612,80 @@ mod tests {
     }
 
     #[test]
-    fn a_pass_works_only_on_its_host_until_it_expires_or_is_revoked() {
-        let now = Utc::now();
-        let pass = |host: &str, exp| HostPass {
-            host: host.into(),
-            user: user(exp),
-        };
+    fn the_gate_gets_the_pass_with_its_host_expiry_and_session() {
         let hour = chrono::Duration::hours(1);
-        let never = |_: &SignedIn| false;
-        assert!(accept(pass(SEO, hour), SEO, now, never).is_some());
-        assert!(
-            accept(
-                pass(SEO, hour),
-                "ACME.seo.wizbrand.localhost:8000",
-                now,
-                never
-            )
-            .is_some()
-        );
-        assert!(accept(pass(SEO, hour), "acme.files.wizbrand.localhost", now, never).is_none());
-        assert!(accept(pass(SEO, hour), "beta.seo.wizbrand.localhost", now, never).is_none());
-        assert!(accept(pass(SEO, -hour), SEO, now, never).is_none());
-        assert!(accept(pass(SEO, hour), SEO, now, |_| true).is_none());
+        let user = user(hour);
+        let pass = HostPass {
+            host: SEO.into(),
+            user: user.clone(),
+        }
+        .into_gate_pass();
+        assert_eq!(pass.principal, user.principal());
+        assert_eq!(pass.session.sid.as_deref(), Some("s1"));
+        assert_eq!(pass.session.issued_at, user.issued_at());
+        assert_eq!(pass.session.handle, "h");
+        let now = Utc::now().timestamp_millis();
+        assert!(pass.fits(SEO, now));
+        assert!(pass.fits(&normalise_host("ACME.seo.wizbrand.localhost:8000"), now));
+        assert!(!pass.fits("acme.files.wizbrand.localhost", now));
+        assert!(!pass.fits("beta.seo.wizbrand.localhost", now));
+        assert!(!pass.fits(SEO, user.exp));
+        let beyond = HostPass {
+            host: SEO.into(),
+            user: SignedIn {
+                exp: i64::MAX,
+                ..user
+            },
+        }
+        .into_gate_pass();
+        assert!(!beyond.fits(SEO, now), "an exp beyond any date has expired");
+    }
+
+    #[test]
+    fn the_port_opens_only_authentic_passes_and_ends_revoked_sessions() {
+        let revocations = Arc::new(Revocations::none_revoked());
+        let port = AppHostSessions {
+            cookies: cookies(),
+            revocations: Arc::clone(&revocations),
+            refresher: Arc::new(SessionRefresher::default()),
+            public_url: public(),
+            page_headers: SecurityHeaders::new(&test_config()).unwrap(),
+        };
+        let user = user(chrono::Duration::hours(1));
+        let cookie = cookies()
+            .seal(&HostPass {
+                host: SEO.into(),
+                user: user.clone(),
+            })
+            .unwrap();
+        let pass = port.open(cookie.value()).unwrap();
+        assert!(port.live(&pass));
+        assert_eq!(port.open("junk"), None);
+        revocations.add(crate::db::sessions::RevocationRow {
+            sid: user.sid.clone(),
+            sub: Some(user.sub.clone()),
+            revoked_at: Utc::now(),
+        });
+        assert!(!port.live(&pass), "revoked: refused though it still opens");
+        let page = port.refusal_page(Some("a@x"), "<b>why</b>", Some("http://x/?a=1&b=2"));
+        assert_eq!(page.status(), StatusCode::FORBIDDEN);
+        assert!(page.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+
+    fn test_config() -> Config {
+        let env: std::collections::HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/wizbrand"),
+            ("WIZBRAND_PUBLIC_URL", "http://auth.wizbrand.localhost:8000"),
+            ("WIZBRAND_COOKIE_DOMAIN", "wizbrand.localhost"),
+            ("KEYCLOAK_URL", "http://localhost:8180"),
+            ("WIZBRAND_OIDC_CLIENT_SECRET", "s"),
+            ("WIZBRAND_SYNC_CLIENT_SECRET", "s"),
+            ("WIZBRAND_SESSION_KEY", &"k".repeat(64)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        Config::from_source(&env).unwrap()
     }
 
     fn public() -> Url {

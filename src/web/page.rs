@@ -148,6 +148,23 @@ impl SecurityHeaders {
     }
 }
 
+impl SecurityHeaders {
+    /// Puts the headers on an HTML answer (also used by the gate's refusal page, which
+    /// is answered outside the middleware).
+    pub fn apply(&self, h: &mut header::HeaderMap) {
+        h.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+    }
+}
+
 /// No script at all, styles from here only, no framing (clickjacking). Forms post here;
 /// their redirects may go on to Keycloak (logout) and to the app hosts under the cookie
 /// domain (`rd` after choosing an org), which browsers check against `form-action` too.
@@ -182,17 +199,7 @@ pub async fn security_headers(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     if is_html && let Some(headers) = headers {
-        let h = response.headers_mut();
-        h.insert(header::CONTENT_SECURITY_POLICY, headers.csp.clone());
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        h.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        );
+        headers.apply(response.headers_mut());
     }
     Ok(response)
 }

@@ -567,3 +567,91 @@ async fn pages_carry_a_content_security_policy_that_forbids_framing() {
             .starts_with("text/css")
     );
 }
+
+/// `/admin/explain` runs the gate's decision for a person and a URL: an ORG_ADMIN sees
+/// it for URLs of their own org only, a member no more than their roles there, and a
+/// platform admin everything; people without an admin role see none of it.
+#[tokio::test]
+async fn org_admins_explain_the_gates_decisions_for_their_own_org_only() {
+    let app = spawn_app().await;
+    let as_another = || app.another_browser();
+    let admin = person(&app.pool, &[("acme", "ORG_ADMIN")]).await;
+    let (member, member_sub) =
+        person_with_id(&app.pool, &[("acme", "ORG_USER"), ("beta", "ORG_USER")]).await;
+    let (outsider, outsider_sub) = person_with_id(&app.pool, &[("beta", "ORG_USER")]).await;
+    // Linked as a first sign-in would link them.
+    for (name, sub) in [(&member, &member_sub), (&outsider, &outsider_sub)] {
+        sqlx::query("UPDATE users SET keycloak_id = $2 WHERE email = $1")
+            .bind(format!("{name}@example.com"))
+            .bind(sub)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    sign_in(&app, "/", &admin).await;
+    let explain = |viewer: &TestApp, who: &str, url: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("email", &format!("{who}@example.com"))
+            .append_pair("url", url)
+            .finish();
+        let viewer = viewer.clone();
+        async move { body(&viewer, &format!("/admin/explain?{query}")).await }
+    };
+    let seo = "http://acme.seo.wizbrand.localhost:8000/reports";
+    // The gate's state follows the sign-in's account link within a second.
+    let page = eventually(
+        "the admin's link in the gate's state",
+        Duration::from_secs(5),
+        || async {
+            let (status, page) = explain(&app, &member, seo).await;
+            (status == StatusCode::OK && page.contains("id=\"outcome\"")).then_some(page)
+        },
+    )
+    .await;
+    assert!(page.contains("200: allowed"), "{page}");
+    assert!(
+        page.contains("<code>x-org-slug</code></td><td><code>acme</code>"),
+        "{page}"
+    );
+    assert!(page.contains(&member_sub), "{page}");
+    // A refusal names the step and the reason the person would see.
+    let (_, page) = explain(&app, &member, "http://acme.files.wizbrand.localhost:8000/").await;
+    assert!(page.contains("403 role-too-low"), "{page}");
+    assert!(
+        page.contains("class=\"stop\"><strong>role</strong>"),
+        "{page}"
+    );
+    // Not about another org, nor about who is not in theirs.
+    let (status, page) = explain(&app, &member, "http://beta.seo.wizbrand.localhost:8000/").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!page.contains("id=\"steps\""), "{page}");
+    let (status, page) = explain(&app, &outsider, seo).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("is not a member of"), "{page}");
+    assert!(
+        !page.contains(&outsider_sub) && !page.contains("id=\"steps\""),
+        "{page}"
+    );
+    let (_, page) = explain(&app, "nobody-at-all", seo).await;
+    assert!(
+        page.contains("is not a member of"),
+        "the same answer: {page}"
+    );
+
+    // A platform admin sees every step for anyone.
+    let dana = as_another();
+    sign_in(&dana, "/", "dana").await;
+    let (status, page) = explain(&dana, &outsider, seo).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("403 not-member"), "{page}");
+    assert!(
+        page.contains("class=\"stop\"><strong>membership</strong>"),
+        "{page}"
+    );
+
+    // A member without an admin role: no explanations at all.
+    let plain = as_another();
+    sign_in(&plain, "/", &member).await;
+    let (status, _) = explain(&plain, &member, seo).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -100,6 +100,9 @@ async fn secrets_never_reach_the_logs() {
     env.insert("WIZBRAND_PUBLIC_URL".into(), address.clone());
     env.insert("WIZBRAND_LOG_FORMAT".into(), "json".into());
     env.insert("RUST_LOG".into(), "debug".into());
+    // The gate's opt-in access log too, with a caller it believes (loopback).
+    env.insert("WIZBRAND_GATE_ACCESS_LOG".into(), "true".into());
+    crate::helpers::behind_traefik(&mut env);
     let secrets_in_config: Vec<String> = [
         "WIZBRAND_OIDC_CLIENT_SECRET",
         "WIZBRAND_SYNC_CLIENT_SECRET",
@@ -191,6 +194,26 @@ async fn secrets_never_reach_the_logs() {
     // The callback replayed: refused, and logged without its code.
     let replay = app.client.get(&callback).send().await.unwrap();
     assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    // The gate, with the app host's pass and a secret in the URL's query: the access
+    // log has the decision, neither the pass nor the query.
+    let pass = crate::helpers::app_host_cookie(&app, "acme.seo.wizbrand.localhost").await;
+    let query_secret = format!("token={}", uuid::Uuid::new_v4().simple());
+    let ask_gate = || {
+        reqwest::Client::new()
+            .get(format!("{address}/forward-auth"))
+            .header("X-Forwarded-Host", "acme.seo.wizbrand.localhost")
+            .header("X-Forwarded-Uri", format!("/reports?{query_secret}"))
+            .header("cookie", pass.clone())
+            .send()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ask_gate().await.unwrap().status() != StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "the gate never let the pass through"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     tokio::time::sleep(Duration::from_millis(300)).await;
     child.0.kill().unwrap();
@@ -201,8 +224,26 @@ async fn secrets_never_reach_the_logs() {
         logs.contains("signed in") && logs.lines().count() > 20,
         "the logs are there to search: {logs}"
     );
+    let decision = logs
+        .lines()
+        .find(|l| l.contains("gate decision") && l.contains("\"outcome\":\"allow\""))
+        .unwrap_or_else(|| panic!("no access log line of the allowed request: {logs}"));
+    assert!(
+        decision.contains("\"path\":\"/reports\"") && decision.contains("\"app\":\"seo\""),
+        "{decision}"
+    );
     let mut secrets = secrets_in_config;
-    secrets.extend([code, cookie, id_token, access_token, refresh_token, bearer]);
+    let pass = pass.trim_start_matches("__Host-wizbrand_app=").to_owned();
+    secrets.extend([
+        code,
+        cookie,
+        id_token,
+        access_token,
+        refresh_token,
+        bearer,
+        pass,
+        query_secret,
+    ]);
     for secret in &secrets {
         // A whole token, or any 40-character piece of one (a signature alone is enough).
         let piece = &secret[secret.len().saturating_sub(40)..];

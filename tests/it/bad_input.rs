@@ -1724,3 +1724,87 @@ fn url_path_segment(raw: &str) -> String {
         })
         .collect()
 }
+
+/// `wizbrand_gate_pass_cache_entries`, read from `/metrics`.
+async fn pass_cache_entries(app: &TestApp) -> i64 {
+    let text = app.metrics().await;
+    text.lines()
+        .find_map(|l| l.strip_prefix("wizbrand_gate_pass_cache_entries "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pass cache gauge in {text}"))
+}
+
+/// The gate keeps the passes it opened; a flood of distinct cookies must not make it
+/// grow without bound. Forged ones never open, so they are never kept at all; genuine
+/// ones (sealed with the key, as a stolen key or many real sign-ins would make them)
+/// are kept up to the configured size per worker, and the oldest are pushed out.
+#[tokio::test]
+async fn a_flood_of_distinct_cookies_leaves_the_gates_pass_cache_bounded() {
+    const CAPACITY: i64 = 40;
+    let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
+        env.insert("WIZBRAND_GATE_PASS_CACHE".into(), CAPACITY.to_string());
+    })
+    .await;
+    seed_orgs(&app).await;
+    let sub = unique("flood-");
+    acme_member(&app, &format!("{sub}@example.com"), &sub, "ORG_USER").await;
+    let future = chrono::Utc::now() + chrono::Duration::hours(1);
+    let genuine = |_: usize| sealed_app_cookie(TEST_KEY, &pass_state(&signed_in(&sub, future)));
+    let client = reqwest::Client::new();
+    let first = genuine(0);
+    until_allowed(|| gate(&client, &app, SEO).header("cookie", first.clone())).await;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    let before = pass_cache_entries(&app).await;
+    assert!((1..=workers).contains(&before), "{before}");
+
+    // Forged cookies of a sealed cookie's size, each different: refused, none kept.
+    let forged = |i: usize| {
+        let bytes: Vec<u8> = (0..19)
+            .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+            .chain(i.to_le_bytes())
+            .collect();
+        format!("__Host-wizbrand_app={}", b64(&bytes))
+    };
+    for batch in 0..60 {
+        let answers = futures_util::future::join_all((0..50).map(|i| {
+            gate(&client, &app, SEO)
+                .header("cookie", forged(batch * 50 + i))
+                .send()
+        }))
+        .await;
+        for answer in answers {
+            assert_eq!(answer.unwrap().status(), 401);
+        }
+    }
+    assert_eq!(
+        pass_cache_entries(&app).await,
+        before,
+        "forged cookies were kept"
+    );
+
+    // Distinct genuine passes: each allowed, the cache never past its size.
+    for batch in 0..12 {
+        let answers = futures_util::future::join_all((0..50).map(|i| {
+            gate(&client, &app, SEO)
+                .header("cookie", genuine(batch * 50 + i))
+                .send()
+        }))
+        .await;
+        for answer in answers {
+            assert_eq!(answer.unwrap().status(), 200);
+        }
+        let entries = pass_cache_entries(&app).await;
+        assert!(
+            entries <= CAPACITY * workers,
+            "{entries} passes kept by {workers} workers of {CAPACITY}"
+        );
+    }
+    // The first pass, pushed out long ago, opens again.
+    let again = gate(&client, &app, SEO)
+        .header("cookie", first.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+}

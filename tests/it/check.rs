@@ -85,3 +85,79 @@ async fn migrate_applies_the_schema_to_an_empty_database() {
         .unwrap();
     assert_eq!(apps, 4);
 }
+
+/// `wizbrand explain` prints the gate's decision step by step, from the state in
+/// Postgres, and says clearly when it cannot.
+#[tokio::test]
+async fn explain_prints_the_steps_of_the_gates_decision() {
+    let (database_url, pool) = fresh_database().await;
+    sqlx::raw_sql(
+        "INSERT INTO orgs (slug, name, plan, features) VALUES ('acme', 'Acme', 'pro', ARRAY['seo','files']); \
+         INSERT INTO users (email, keycloak_id) VALUES ('erin@example.com', 'sub-erin'), ('fay@example.com', NULL); \
+         INSERT INTO memberships (org_id, user_id, roles) SELECT o.id, u.id, ARRAY['ORG_USER'] FROM orgs o, users u",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let env = base_env(&database_url);
+    let explain =
+        |email: &str, url: &str| wizbrand(&["explain", "--email", email, "--url", url], &env);
+
+    let allowed = explain(
+        "Erin@Example.com",
+        "http://acme.seo.wizbrand.localhost:8000/x",
+    );
+    let said = text(&allowed);
+    assert!(allowed.status.success(), "{said}");
+    assert!(
+        said.contains("1. app [ok] acme.seo.wizbrand.localhost matches app seo"),
+        "{said}"
+    );
+    assert!(
+        said.contains("4. membership [ok] a member of \"acme\" with ORG_USER"),
+        "{said}"
+    );
+    assert!(said.contains("outcome: 200: allowed"), "{said}");
+    assert!(said.contains("x-user-id: sub-erin"), "{said}");
+
+    let refused = text(&explain(
+        "erin@example.com",
+        "http://acme.files.wizbrand.localhost/",
+    ));
+    assert!(
+        refused.contains("6. role [stop] ORG_USER against the minimum ORG_MANAGER: too low"),
+        "{refused}"
+    );
+    assert!(refused.contains("outcome: 403 role-too-low"), "{refused}");
+
+    let unlinked = text(&explain(
+        "fay@example.com",
+        "http://acme.seo.wizbrand.localhost/",
+    ));
+    assert!(
+        unlinked.contains("no Keycloak account linked yet"),
+        "{unlinked}"
+    );
+
+    for (email, url, says) in [
+        (
+            "nobody@example.com",
+            "http://acme.seo.wizbrand.localhost/",
+            "nobody with the email",
+        ),
+        (
+            "erin@example.com",
+            "acme.seo.wizbrand.localhost",
+            "not an absolute http(s) URL",
+        ),
+        (
+            "not-an-email",
+            "http://acme.seo.wizbrand.localhost/",
+            "not an email address",
+        ),
+    ] {
+        let output = explain(email, url);
+        assert!(!output.status.success());
+        assert!(text(&output).contains(says), "{}", text(&output));
+    }
+}

@@ -351,13 +351,7 @@ async fn keycloak_gone_and_back_sign_in_answers_503_then_works_and_sessions_live
     let home = app.get("/").await.text().await.unwrap();
     assert!(home.contains("Signed in as"), "{home}");
     // A new browser cannot finish a sign-in: the code exchange needs Keycloak.
-    let stranger = TestApp {
-        address: app.address.clone(),
-        ops_address: app.ops_address.clone(),
-        pool: app.pool.clone(),
-        database_url: app.database_url.clone(),
-        client: crate::helpers::http_client(),
-    };
+    let stranger = app.another_browser();
     let other = crate::signin::person(&app.pool, &[("acme", "ORG_USER")]).await;
     let callback = crate::signin::keycloak_login(&stranger, "/", &other).await;
     let refused = stranger.client.get(&callback).send().await.unwrap();

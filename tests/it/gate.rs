@@ -23,7 +23,18 @@ pub(crate) struct Gate {
 impl Gate {
     /// acme (pro: every app) and beta (free: seo only), as in the demo data.
     pub(crate) async fn new() -> Gate {
-        let app = TestApp::spawn_with(behind_traefik).await;
+        Self::new_with(|_| {}).await
+    }
+
+    /// [`Gate::new`] with the app's environment changed by `change`.
+    pub(crate) async fn new_with(
+        change: impl FnOnce(&mut std::collections::HashMap<String, String>),
+    ) -> Gate {
+        let app = TestApp::spawn_with(|env| {
+            behind_traefik(env);
+            change(env);
+        })
+        .await;
         sqlx::raw_sql(
             "INSERT INTO orgs (slug, name, plan, features) VALUES \
              ('acme', 'Acme', 'pro', ARRAY['seo','music','files','photos']), \

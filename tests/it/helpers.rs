@@ -251,6 +251,7 @@ pub fn behind_traefik(env: &mut HashMap<String, String>) {
     );
 }
 
+#[derive(Clone)]
 pub struct TestApp {
     pub address: String,
     /// The ops listener (`/metrics`, readiness details), which Traefik never routes to.
@@ -261,6 +262,15 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The same server seen from another browser (a cookie jar of its own). `clone()`
+    /// is the same browser.
+    pub fn another_browser(&self) -> TestApp {
+        TestApp {
+            client: http_client(),
+            ..self.clone()
+        }
+    }
+
     pub async fn spawn() -> TestApp {
         Self::spawn_with(|_| {}).await
     }

@@ -9,6 +9,7 @@ mod helpers;
 
 mod admin;
 mod api;
+mod assertion;
 mod attacks;
 mod bad_input;
 mod check;

@@ -7,6 +7,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod explain;
 pub mod form;
 pub mod home;
 pub mod invitations;
@@ -257,7 +258,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(apps::routes)
         .configure(scim::routes)
         .configure(sync::routes)
-        .configure(audit::routes);
+        .configure(audit::routes)
+        .configure(explain::routes);
 }
 
 #[cfg(test)]

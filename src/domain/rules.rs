@@ -28,64 +28,63 @@ pub const TOKEN_NAME_MAX: u32 = 100;
 /// The longest address `Email::parse` takes.
 pub const EMAIL_MAX: u32 = 254;
 
-impl JsonSchema for OrgSlug {
-    fn inline_schema() -> bool {
-        true
-    }
+/// `impl JsonSchema` for a value of this module: its name in the document, whether it
+/// is written out where used (`inline`) or referenced, and its schema.
+macro_rules! value_schema {
+    ($ty:ty, $name:literal, inline: $inline:literal, $schema:expr) => {
+        impl JsonSchema for $ty {
+            fn inline_schema() -> bool {
+                $inline
+            }
 
-    fn schema_name() -> Cow<'static, str> {
-        "OrgSlug".into()
-    }
+            fn schema_name() -> Cow<'static, str> {
+                $name.into()
+            }
 
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "pattern": SLUG_PATTERN,
-            "not": {"enum": RESERVED_SLUGS},
-            "description": "A DNS label, not reserved (www, auth, api, admin, …)",
-        })
-    }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                $schema
+            }
+        }
+    };
 }
 
-impl JsonSchema for Email {
-    fn inline_schema() -> bool {
-        true
-    }
+value_schema!(
+    OrgSlug,
+    "OrgSlug",
+    inline: true,
+    json_schema!({
+        "type": "string",
+        "pattern": SLUG_PATTERN,
+        "not": {"enum": RESERVED_SLUGS},
+        "description": "A DNS label, not reserved (www, auth, api, admin, …)",
+    })
+);
 
-    fn schema_name() -> Cow<'static, str> {
-        "Email".into()
-    }
+value_schema!(
+    Email,
+    "Email",
+    inline: true,
+    json_schema!({
+        "type": "string",
+        "format": "email",
+        "maxLength": EMAIL_MAX,
+        "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)",
+    })
+);
 
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "format": "email",
-            "maxLength": EMAIL_MAX,
-            "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)",
-        })
-    }
-}
+value_schema!(
+    Role,
+    "Role",
+    inline: false,
+    json_schema!({"type": "string", "enum": Role::ALL.map(Role::as_str)})
+);
 
-impl JsonSchema for Role {
-    fn schema_name() -> Cow<'static, str> {
-        "Role".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-        json_schema!({"type": "string", "enum": names})
-    }
-}
-
-impl JsonSchema for Plan {
-    fn schema_name() -> Cow<'static, str> {
-        "Plan".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "enum": Plan::NAMES})
-    }
-}
+value_schema!(
+    Plan,
+    "Plan",
+    inline: false,
+    json_schema!({"type": "string", "enum": Plan::NAMES})
+);
 
 #[cfg(test)]
 mod tests {

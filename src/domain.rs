@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod rules;
 pub mod run;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -149,18 +149,24 @@ impl From<sqlx::Error> for AppError {
     }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+// The API document's `Problem` schema is derived from this type (`api::openapi`).
+/// An error (RFC 9457).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Problem<'a> {
+    /// `https://wizbrand.dev/problems/` and the kind, e.g. `not-found`.
     #[serde(rename = "type")]
+    #[schemars(url)]
     kind: String,
     title: &'a str,
     status: u16,
     detail: &'a str,
-    /// For `quota-exceeded`: which quota, its limit, and how much is used.
+    /// `quota-exceeded` only: which quota, e.g. `members`.
     #[serde(skip_serializing_if = "Option::is_none")]
     quota: Option<&'static str>,
+    /// `quota-exceeded` only: the plan's limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<u32>,
+    /// `quota-exceeded` only: the seats taken.
     #[serde(skip_serializing_if = "Option::is_none")]
     used: Option<i64>,
 }

@@ -164,8 +164,8 @@ pub fn entitlements_verdict(access: &OrgAccess, entitlements_reader: bool) -> Ve
     }
 }
 
-/// Usage limits of a plan. `None` means unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// Usage limits of a plan; `null` means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Quotas {
     pub members: Option<u32>,
     pub apps: Option<u32>,

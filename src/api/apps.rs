@@ -1,6 +1,7 @@
 //! `/api/v1/apps…`: the apps wizbrand guards. Anyone signed in reads; platform admins write.
 
 use actix_web::{HttpResponse, web};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -10,6 +11,7 @@ use super::{ApiResult, PageQuery, page, problem};
 use crate::db;
 use crate::db::audit::Entry;
 use crate::domain::Role;
+use crate::domain::rules::{FEATURE_PATTERN, HOST_PATTERN, SLUG_PATTERN};
 use crate::error::AppError;
 
 pub async fn list(_caller: Caller, pool: web::Data<PgPool>, q: web::Query<PageQuery>) -> ApiResult {
@@ -28,12 +30,17 @@ pub async fn get(_caller: Caller, pool: web::Data<PgPool>, key: web::Path<String
     Ok(HttpResponse::Ok().json(app))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppCreate {
+    #[schemars(pattern(SLUG_PATTERN))]
     pub key: String,
+    #[schemars(length(min = 1))]
     pub name: String,
+    /// e.g. `{org}.files.wizbrand.localhost`
+    #[schemars(pattern(HOST_PATTERN))]
     pub host_pattern: String,
+    #[schemars(pattern(FEATURE_PATTERN))]
     pub required_feature: String,
     #[serde(default = "user")]
     pub min_role: Role,
@@ -81,11 +88,15 @@ pub async fn create(
     Ok(HttpResponse::Created().json(app))
 }
 
-#[derive(Debug, Deserialize)]
+/// A change to an app; a field left out (or `null`) is left as it is.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppPatch {
+    #[schemars(length(min = 1))]
     pub name: Option<String>,
+    #[schemars(pattern(HOST_PATTERN))]
     pub host_pattern: Option<String>,
+    #[schemars(pattern(FEATURE_PATTERN))]
     pub required_feature: Option<String>,
     pub min_role: Option<Role>,
     pub pass_authorization: Option<bool>,

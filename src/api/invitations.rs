@@ -2,14 +2,15 @@
 //! `/api/v1/invitations/accept` (the invitee, by the token of their link).
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::auth::Caller;
 use super::{ApiResult, PageQuery, page, problem};
 use crate::config::Config;
-use crate::domain::Role;
+use crate::db::invitations::Invitation;
+use crate::domain::{Email, Role};
 use crate::error::AppError;
 use crate::mail::Mailer;
 use crate::manage::invitations::{self as invitations, Which};
@@ -27,11 +28,20 @@ pub async fn list(
     Ok(page(items, total, paging))
 }
 
-#[derive(Debug, Deserialize)]
+/// Addresses to invite, all with the same roles: all or none.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationCreate {
+    #[schemars(with = "Vec<Email>", length(min = 1, max = invitations::MAX_BATCH))]
     pub emails: Vec<String>,
+    #[schemars(length(min = 1))]
     pub roles: Vec<Role>,
+}
+
+/// The invitations made, one per address.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct InvitationList {
+    pub items: Vec<Invitation>,
 }
 
 pub async fn create(
@@ -53,7 +63,7 @@ pub async fn create(
     )
     .await
     .map_err(problem)?;
-    Ok(HttpResponse::Created().json(json!({"items": created})))
+    Ok(HttpResponse::Created().json(InvitationList { items: created }))
 }
 
 fn id_of(raw: &str) -> Result<uuid::Uuid, AppError> {
@@ -88,9 +98,10 @@ pub async fn revoke(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvitationAccept {
+    /// The `token` query parameter of the mailed link.
     pub token: String,
 }
 

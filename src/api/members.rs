@@ -1,16 +1,15 @@
 //! `/api/v1/orgs/{slug}/members…`: who belongs to an org, with which roles.
 
 use actix_web::{HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::auth::Caller;
 use super::{ApiResult, PageQuery, page, problem};
 use crate::db;
-use crate::domain::Role;
+use crate::domain::{Email, Role};
 use crate::manage::authorized_org;
-use crate::manage::members::strings;
 use crate::policy::OrgAction;
 
 pub async fn list(
@@ -29,9 +28,17 @@ pub async fn list(
     Ok(page(items, total, paging))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberPut {
+    #[schemars(length(min = 1))]
+    pub roles: Vec<Role>,
+}
+
+/// A member's roles in the org, as set.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MemberRoles {
+    pub email: Email,
     pub roles: Vec<Role>,
 }
 
@@ -45,7 +52,10 @@ pub async fn put(
     let change = crate::manage::members::put(&pool, &caller.principal, &slug, &email, &body.roles)
         .await
         .map_err(problem)?;
-    let member = json!({"email": change.email, "roles": strings(&change.roles)});
+    let member = MemberRoles {
+        email: change.email,
+        roles: change.roles,
+    };
     Ok(if change.added {
         HttpResponse::Created().json(member)
     } else {

@@ -232,7 +232,7 @@ pub fn table() -> Table {
             "Set a member's roles; idempotent (ORG_ADMIN; ORG_MANAGER for ORG_USER only)",
         )
         .body("MemberPut")
-        .ok(200, Some("Member"))
+        .ok(200, Some("MemberRoles"))
         .or(201),
         members::put,
     );
@@ -540,7 +540,8 @@ impl PageQuery {
 }
 
 /// One page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,

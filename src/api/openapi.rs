@@ -1,12 +1,16 @@
 //! The OpenAPI 3.1 document, built from the same [`super::table`] the router is built
-//! from; the body schemas are written out here, next to each other.
+//! from; the body schemas are generated from the request and response types.
 
 use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use super::{RouteDoc, table};
+use crate::domain::Email;
+use crate::domain::rules::SLUG_PATTERN;
+use schemars::{JsonSchema, SchemaGenerator};
 
 /// The document; built once.
 pub fn document() -> &'static Value {
@@ -66,8 +70,7 @@ fn operation(doc: &RouteDoc) -> Value {
         .map(|name| {
             let schema = match name {
                 "slug" => json!({"type": "string", "pattern": SLUG_PATTERN}),
-                "email" => json!({"type": "string", "format": "email", "maxLength": 254,
-                    "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)"}),
+                "email" => Value::from(Email::json_schema(&mut SchemaGenerator::default())),
                 "key" => json!({"type": "string", "pattern": SLUG_PATTERN}),
                 "id" => json!({"type": "string", "format": "uuid"}),
                 _ => json!({"type": "string"}),
@@ -122,147 +125,166 @@ fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
-fn page_of(item: &str) -> Value {
-    json!({"type": "object", "required": ["items", "total", "limit", "offset"], "properties": {
-        "items": {"type": "array", "items": reference(item)},
-        "total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"}}})
+/// The body schemas, generated from the request and response types (schemars): a
+/// field's type, whether it is required, its bounds and patterns (`domain::rules`)
+/// and its description come from the Rust type the handler reads or writes. Requests
+/// are described as they deserialise (a field with a default is optional, `null` is
+/// taken for an `Option`), answers as they serialise; the error body is `error::Problem`.
+fn schemas() -> Value {
+    let (all, conflicts) = generated();
+    for name in conflicts {
+        tracing::error!(
+            schema = name,
+            "a schema differs between requests and answers"
+        );
+    }
+    Value::Object(all)
 }
 
-/// The rules the code holds, written as the document states them (the database's
-/// CHECK constraints and the checks in `manage`): a schema-valid request is accepted.
-const SLUG_PATTERN: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
-const FEATURE_PATTERN: &str = "^[a-z0-9_-]{1,40}$";
-const HOST_PATTERN: &str = "^(\\{org\\}\\.)?[a-z0-9.-]+$";
-/// A display name: 1 to 200 characters once trimmed, no control characters.
-const NAME_PATTERN: &str =
-    "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$";
+/// The generated schemas by name, and the names a request type and an answer type
+/// would give different schemas (none: a unit test says so).
+fn generated() -> (Map<String, Value>, Vec<String>) {
+    use crate::api::{Page, apps, invitations, members, orgs, scim, sync};
+    use crate::db;
 
-/// A SCIM token's name: 1 to 100 characters once trimmed, no control characters.
-const TOKEN_NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    let settings = || {
+        SchemaSettings::draft2020_12().with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+    };
+    // Each type given here is a schema of its own, with those it names.
+    macro_rules! register {
+        ($generator:ident: $($ty:ty),+ $(,)?) => {
+            $( $generator.subschema_for::<$ty>(); )+
+        };
+    }
+    let mut requests = settings().for_deserialize().into_generator();
+    register!(requests:
+        crate::manage::orgs::OrgCreate, crate::manage::orgs::OrgPatch, members::MemberPut,
+        apps::AppCreate, apps::AppPatch, invitations::InvitationCreate,
+        invitations::InvitationAccept, scim::ScimSettingsPatch, scim::ScimTokenCreate,
+    );
+    let mut answers = settings().for_serialize().into_generator();
+    register!(answers:
+        orgs::Me, orgs::Entitlements, Page<db::orgs::Org>, Page<db::members::Member>,
+        members::MemberRoles, Page<db::apps::App>, sync::SyncRequested,
+        Page<db::sync_state::SyncRunRow>, Page<db::invitations::Invitation>,
+        invitations::InvitationList, scim::ScimSettings, scim::ScimTokenCreated,
+        crate::error::Problem,
+    );
 
-fn schemas() -> Value {
-    let role = json!({"type": "string", "enum": ["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"]});
-    let strings = json!({"type": "array", "items": {"type": "string"}});
-    let features =
-        json!({"type": "array", "items": {"type": "string", "pattern": FEATURE_PATTERN}});
-    let name = json!({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN});
-    let plan = json!({"type": "string", "enum": crate::domain::Plan::NAMES});
-    let time = json!({"type": "string", "format": "date-time"});
-    json!({
-        "Problem": {"type": "object", "properties": {
-            "type": {"type": "string", "format": "uri"}, "title": {"type": "string"},
-            "status": {"type": "integer"}, "detail": {"type": "string"},
-            "quota": {"type": "string", "description": "quota-exceeded only: which quota, e.g. members"},
-            "limit": {"type": "integer", "description": "quota-exceeded only"},
-            "used": {"type": "integer", "description": "quota-exceeded only"}}},
-        "Role": role,
-        "Plan": plan,
-        "Me": {"type": "object", "properties": {
-            "sub": {"type": "string"}, "email": {"type": ["string", "null"]},
-            "platform_admin": {"type": "boolean"},
-            "memberships": {"type": "array", "items": {"type": "object", "properties": {
-                "org_id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
-                "name": {"type": "string"}, "roles": {"type": "array", "items": reference("Role")}}}}}},
-        "Org": {"type": "object", "properties": {
-            "id": {"type": "string", "format": "uuid"}, "slug": {"type": "string"},
-            "name": {"type": "string"}, "plan": {"type": "string"}, "features": strings,
-            "status": {"type": "string", "enum": ["active", "suspended"]},
-            "hidden_apps": strings,
-            "created_at": time, "updated_at": time}},
-        "OrgPage": page_of("Org"),
-        "OrgCreate": {"type": "object", "additionalProperties": false, "required": ["slug", "name"], "properties": {
-            "slug": {"type": "string", "pattern": SLUG_PATTERN,
-                "description": "A DNS label, not reserved (www, auth, api, admin, …)"},
-            "name": name.clone(),
-            "plan": {"allOf": [reference("Plan")], "default": "free"}, "features": features.clone()}},
-        "OrgPatch": {"type": "object", "additionalProperties": false, "properties": {
-            "name": {"allOf": [name], "description": "ORG_ADMIN or platform admin"},
-            "plan": {"allOf": [reference("Plan")], "description": "platform admin"},
-            "features": {"allOf": [features], "description": "platform admin"},
-            "status": {"type": "string", "enum": ["active", "suspended"], "description": "platform admin"},
-            "hidden_apps": {"type": "array", "items": {"type": "string", "pattern": SLUG_PATTERN}, "description": "keys of existing apps (listed as served), closed for this org; ORG_ADMIN or platform admin"}}},
-        "Member": {"type": "object", "properties": {
-            "email": {"type": "string"}, "keycloak_id": {"type": ["string", "null"]},
-            "roles": {"type": "array", "items": reference("Role")}}},
-        "MemberPage": page_of("Member"),
-        "MemberPut": {"type": "object", "additionalProperties": false, "required": ["roles"], "properties": {
-            "roles": {"type": "array", "minItems": 1, "items": reference("Role")}}},
-        "Invitation": {"type": "object", "properties": {
-            "id": {"type": "string", "format": "uuid"}, "org_slug": {"type": "string"},
-            "email": {"type": "string"}, "roles": {"type": "array", "items": reference("Role")},
-            "invited_by": {"type": "string", "description": "the inviter's Keycloak subject"},
-            "invited_by_email": {"type": ["string", "null"]},
-            "status": {"type": "string", "enum": ["pending", "accepted", "revoked"],
-                "description": "a pending one whose expires_at has passed is expired"},
-            "expires_at": time, "sent_at": time,
-            "accepted_at": {"type": ["string", "null"], "format": "date-time"},
-            "revoked_at": {"type": ["string", "null"], "format": "date-time"},
-            "created_at": time}},
-        "InvitationPage": page_of("Invitation"),
-        "InvitationList": {"type": "object", "required": ["items"], "properties": {
-            "items": {"type": "array", "items": reference("Invitation")}}},
-        "InvitationCreate": {"type": "object", "additionalProperties": false, "required": ["emails", "roles"], "properties": {
-            "emails": {"type": "array", "minItems": 1, "maxItems": crate::manage::invitations::MAX_BATCH,
-                "items": {"type": "string", "format": "email", "maxLength": 254,
-                    "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)"}},
-            "roles": {"type": "array", "minItems": 1, "items": reference("Role")}}},
-        "InvitationAccept": {"type": "object", "additionalProperties": false, "required": ["token"], "properties": {
-            "token": {"type": "string", "description": "the token query parameter of the mailed link"}}},
-        "Entitlements": {"type": "object", "properties": {
-            "slug": {"type": "string"}, "plan": {"type": "string"}, "status": {"type": "string"},
-            "features": strings,
-            "quotas": {"type": "object", "description": "null means unlimited", "properties": {
-                "members": {"type": ["integer", "null"]}, "apps": {"type": ["integer", "null"]},
-                "storage_gb": {"type": ["integer", "null"]}}}}},
-        "App": {"type": "object", "properties": {
-            "key": {"type": "string"}, "name": {"type": "string"}, "host_pattern": {"type": "string"},
-            "required_feature": {"type": "string"}, "min_role": reference("Role"),
-            "pass_authorization": {"type": "boolean"},
-            "created_at": time, "updated_at": time}},
-        "AppPage": page_of("App"),
-        "AppCreate": {"type": "object", "additionalProperties": false,
-            "required": ["key", "name", "host_pattern", "required_feature"], "properties": {
-            "key": {"type": "string", "pattern": SLUG_PATTERN}, "name": {"type": "string", "minLength": 1},
-            "host_pattern": {"type": "string", "pattern": HOST_PATTERN, "description": "e.g. {org}.files.wizbrand.localhost"},
-            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role"),
-            "pass_authorization": {"type": "boolean", "default": false, "description": "hand the app the caller's Authorization header"}}},
-        "AppPatch": {"type": "object", "additionalProperties": false, "properties": {
-            "name": {"type": "string", "minLength": 1}, "host_pattern": {"type": "string", "pattern": HOST_PATTERN},
-            "required_feature": {"type": "string", "pattern": FEATURE_PATTERN}, "min_role": reference("Role"),
-            "pass_authorization": {"type": "boolean"}}},
-        "SyncRequested": {"type": "object", "properties": {
-            "requested": {"type": "boolean"}, "scope": {"type": "string"}}},
-        "SyncRun": {"type": "object", "properties": {
-            "id": {"type": "integer"}, "trigger": {"type": "string"}, "scope": {"type": ["string", "null"]},
-            "dry_run": {"type": "boolean"}, "status": {"type": "string"},
-            "started_at": time, "finished_at": {"type": ["string", "null"], "format": "date-time"},
-            "created": {"type": "integer"}, "updated": {"type": "integer"}, "deleted": {"type": "integer"},
-            "unchanged": {"type": "integer"}, "failed": {"type": "integer"}, "errors": {"type": "array"}}},
-        "SyncRunPage": page_of("SyncRun"),
-        "ScimToken": {"type": "object", "required": ["id", "name", "prefix", "created_by", "created_at"], "properties": {
-            "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
-            "prefix": {"type": "string", "description": "the token's first characters"},
-            "created_by": {"type": "string", "description": "the creator's Keycloak subject"},
-            "created_at": time, "last_used_at": {"type": ["string", "null"], "format": "date-time"},
-            "revoked_at": {"type": ["string", "null"], "format": "date-time"}}},
-        "ScimSettings": {"type": "object", "required": ["base_url", "adopt_hand_added", "provisioned", "tokens"], "properties": {
-            "base_url": {"type": "string", "format": "uri", "description": "the SCIM base URL to give the directory"},
-            "adopt_hand_added": {"type": "boolean", "description": "SCIM may take over members added by hand"},
-            "provisioned": {"type": "integer", "minimum": 0},
-            "tokens": {"type": "array", "items": reference("ScimToken")}}},
-        "ScimSettingsPatch": {"type": "object", "additionalProperties": false, "required": ["adopt_hand_added"], "properties": {
-            "adopt_hand_added": {"type": "boolean"}}},
-        "ScimTokenCreate": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": TOKEN_NAME_PATTERN}}},
-        "ScimTokenCreated": {"type": "object", "required": ["token", "secret"], "properties": {
-            "token": reference("ScimToken"),
-            "secret": {"type": "string", "description": "the bearer token; shown this once, stored hashed"}}},
-    })
+    let mut all = requests.take_definitions(true);
+    let mut conflicts = Vec::new();
+    // A type on both sides (`Role`) must read the same either way.
+    for (name, schema) in answers.take_definitions(true) {
+        if all.get(&name).is_some_and(|existing| *existing != schema) {
+            conflicts.push(name.clone());
+        }
+        all.insert(name, schema);
+    }
+    (all, conflicts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_type_on_both_sides_reads_the_same_and_requests_take_no_unknown_field() {
+        let (schemas, conflicts) = generated();
+        assert!(conflicts.is_empty(), "{conflicts:?}");
+        for request in [
+            "OrgCreate",
+            "OrgPatch",
+            "MemberPut",
+            "AppCreate",
+            "AppPatch",
+            "InvitationCreate",
+            "InvitationAccept",
+            "ScimSettingsPatch",
+            "ScimTokenCreate",
+        ] {
+            assert_eq!(
+                schemas[request]["additionalProperties"],
+                json!(false),
+                "{request}"
+            );
+        }
+    }
+
+    fn lists(array: &Value, item: &str) -> bool {
+        array.as_array().is_some_and(|a| a.contains(&json!(item)))
+    }
+
+    /// The rules the code holds reach the document through the types.
+    #[test]
+    fn the_schemas_carry_the_rules_of_the_types() {
+        let doc = document();
+        let s = &doc["components"]["schemas"];
+        let name = &s["OrgCreate"]["properties"]["name"];
+        assert_eq!(name["minLength"], 1);
+        assert_eq!(name["maxLength"], 200);
+        assert_eq!(
+            name["pattern"],
+            crate::domain::rules::NAME_PATTERN,
+            "{name}"
+        );
+        let slug = &s["OrgCreate"]["properties"]["slug"];
+        assert_eq!(slug["pattern"], SLUG_PATTERN);
+        assert!(lists(&slug["not"]["enum"], "admin"));
+        assert_eq!(
+            s["OrgCreate"]["required"],
+            json!(["slug", "name"]),
+            "plan and features have defaults"
+        );
+        assert_eq!(s["MemberPut"]["properties"]["roles"]["minItems"], 1);
+        assert_eq!(
+            s["Role"]["enum"],
+            json!(["ORG_ADMIN", "ORG_MANAGER", "ORG_USER"])
+        );
+        assert!(lists(&s["RunStatus"]["enum"], "interrupted"));
+        assert_eq!(
+            s["OrgPage"]["properties"]["items"]["items"]["$ref"],
+            "#/components/schemas/Org"
+        );
+        // An answer's fields are all there (an `Option` as `null`).
+        assert_eq!(
+            s["Member"]["required"],
+            json!(["email", "keycloak_id", "roles", "created_at", "updated_at"])
+        );
+        assert_eq!(s["Plan"]["enum"], json!(["free", "pro", "enterprise"]));
+        assert_eq!(
+            s["OrgCreate"]["properties"]["plan"],
+            json!({"$ref": "#/components/schemas/Plan", "default": "free"})
+        );
+        let emails = &s["InvitationCreate"]["properties"]["emails"];
+        assert_eq!(emails["minItems"], 1);
+        assert_eq!(emails["maxItems"], crate::manage::invitations::MAX_BATCH);
+        assert_eq!(emails["items"]["format"], "email");
+        assert_eq!(
+            s["Invitation"]["properties"]["roles"]["items"]["$ref"],
+            "#/components/schemas/Role"
+        );
+        let token_name = &s["ScimTokenCreate"]["properties"]["name"];
+        assert_eq!(token_name["maxLength"], 100);
+        assert_eq!(
+            token_name["pattern"],
+            crate::domain::rules::TOKEN_NAME_PATTERN
+        );
+        assert_eq!(
+            s["ScimTokenCreated"]["properties"]["token"]["$ref"],
+            "#/components/schemas/ScimToken"
+        );
+        // The error body: the four always, the quota's figures when a quota is used up.
+        assert_eq!(
+            s["Problem"]["required"],
+            json!(["type", "title", "status", "detail"])
+        );
+        for figure in ["quota", "limit", "used"] {
+            assert!(s["Problem"]["properties"][figure].is_object(), "{figure}");
+        }
+    }
 
     #[test]
     fn every_schema_referenced_exists() {

@@ -1,6 +1,7 @@
 //! `/api/v1/me`, `/api/v1/orgs…`: thin handlers; decisions live in `crate::policy`.
 
 use actix_web::{HttpResponse, web};
+use schemars::JsonSchema;
 use serde::Serialize;
 use sqlx::PgPool;
 
@@ -13,8 +14,9 @@ use crate::manage::orgs::{OrgCreate, OrgPatch};
 use crate::manage::{access, authorized_org, enforce};
 use crate::policy::{self, OrgAction, Quotas};
 
-#[derive(Serialize)]
-struct Me {
+/// The caller: identity and memberships from Postgres.
+#[derive(Serialize, JsonSchema)]
+pub struct Me {
     sub: String,
     email: Option<String>,
     platform_admin: bool,
@@ -81,10 +83,11 @@ pub async fn delete(caller: Caller, pool: web::Data<PgPool>, slug: web::Path<Str
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Serialize)]
-struct Entitlements {
+#[derive(Serialize, JsonSchema)]
+pub struct Entitlements {
     slug: String,
     plan: String,
+    #[schemars(extend("enum" = ["active", "suspended"]))]
     status: String,
     features: Vec<String>,
     quotas: Quotas,

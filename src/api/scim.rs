@@ -2,6 +2,7 @@
 //! service itself is `/scim/v2` (`crate::scim`).
 
 use actix_web::{HttpResponse, web};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -9,11 +10,15 @@ use super::auth::Caller;
 use super::{ApiResult, problem};
 use crate::config::Config;
 use crate::db::scim_tokens::ScimToken;
+use crate::domain::rules::{TOKEN_NAME_MAX, TOKEN_NAME_PATTERN};
 
-#[derive(Serialize)]
-struct Settings {
-    /// Where directories send SCIM requests.
+/// An org's SCIM settings and tokens.
+#[derive(Serialize, JsonSchema)]
+pub struct ScimSettings {
+    /// The SCIM base URL to give the directory.
+    #[schemars(url)]
     base_url: String,
+    /// SCIM may take over members added by hand.
     adopt_hand_added: bool,
     /// Users SCIM provisioned in the org.
     provisioned: usize,
@@ -31,7 +36,7 @@ async fn settings(pool: &PgPool, caller: &Caller, config: &Config, slug: &str) -
     let o = crate::manage::scim::overview(pool, &caller.principal, slug)
         .await
         .map_err(problem)?;
-    Ok(HttpResponse::Ok().json(Settings {
+    Ok(HttpResponse::Ok().json(ScimSettings {
         base_url: scim_base(config),
         adopt_hand_added: o.adopt_hand_added,
         provisioned: o.provisioned,
@@ -48,7 +53,7 @@ pub async fn get(
     settings(&pool, &caller, &config, &slug).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScimSettingsPatch {
     pub adopt_hand_added: bool,
@@ -72,14 +77,16 @@ pub async fn update(
     settings(&pool, &caller, &config, &slug).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScimTokenCreate {
+    #[schemars(length(min = 1, max = TOKEN_NAME_MAX), pattern(TOKEN_NAME_PATTERN))]
     pub name: String,
 }
 
-#[derive(Serialize)]
-struct Created {
+/// A token just made, with its secret.
+#[derive(Serialize, JsonSchema)]
+pub struct ScimTokenCreated {
     token: ScimToken,
     /// Shown this once; wizbrand keeps only its hash.
     secret: String,
@@ -96,7 +103,7 @@ pub async fn create_token(
         .map_err(problem)?;
     Ok(HttpResponse::Created()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(Created {
+        .json(ScimTokenCreated {
             token: new.token,
             secret: new.secret,
         }))

@@ -1,13 +1,22 @@
 //! `/api/v1/sync…`: ask for a sync, read the journal (platform admins).
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 use sqlx::PgPool;
 
 use super::auth::Caller;
 use super::{ApiResult, PageQuery, page, problem};
 use crate::db;
 use crate::sync::scheduler::SyncHandle;
+
+/// A run was asked for; the runner does it when the current one is done.
+#[derive(Serialize, JsonSchema)]
+pub struct SyncRequested {
+    requested: bool,
+    #[schemars(extend("enum" = ["all"]))]
+    scope: &'static str,
+}
 
 pub async fn request(
     caller: Caller,
@@ -22,7 +31,10 @@ pub async fn request(
     )
     .await
     .map_err(problem)?;
-    Ok(HttpResponse::Accepted().json(json!({"requested": true, "scope": "all"})))
+    Ok(HttpResponse::Accepted().json(SyncRequested {
+        requested: true,
+        scope: "all",
+    }))
 }
 
 pub async fn runs(caller: Caller, pool: web::Data<PgPool>, q: web::Query<PageQuery>) -> ApiResult {

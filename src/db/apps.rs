@@ -2,12 +2,13 @@
 
 use sqlx::{PgConnection, PgPool};
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
 pub struct App {
     pub key: String,
     pub name: String,
     pub host_pattern: String,
     pub required_feature: String,
+    #[schemars(with = "crate::domain::Role")]
     pub min_role: String,
     /// The gate hands the app the caller's `Authorization` header (else it is dropped).
     pub pass_authorization: bool,

@@ -5,7 +5,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// An invitation with its org's slug and name. Never its token (only the hash is kept).
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
 pub struct Invitation {
     pub id: Uuid,
     #[serde(skip)]
@@ -14,9 +14,13 @@ pub struct Invitation {
     #[serde(skip)]
     pub org_name: String,
     pub email: String,
+    #[schemars(with = "Vec<crate::domain::Role>")]
     pub roles: Vec<String>,
+    /// The inviter's Keycloak subject.
     pub invited_by: String,
     pub invited_by_email: Option<String>,
+    /// A pending one whose `expires_at` has passed is expired.
+    #[schemars(extend("enum" = ["pending", "accepted", "revoked"]))]
     pub status: String,
     pub expires_at: DateTime<Utc>,
     pub sent_at: DateTime<Utc>,

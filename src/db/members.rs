@@ -8,11 +8,12 @@ use uuid::Uuid;
 /// only by the sync (the account it created) or a verified sign-in.
 pub const MATCH_USER: &str = "u.keycloak_id = $1";
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
 pub struct MyMembership {
     pub org_id: Uuid,
     pub slug: String,
     pub name: String,
+    #[schemars(with = "Vec<crate::domain::Role>")]
     pub roles: Vec<String>,
 }
 
@@ -41,10 +42,11 @@ pub async fn roles_in(pool: &PgPool, org_id: Uuid, sub: &str) -> Result<Vec<Stri
     Ok(rows.into_iter().flatten().collect())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
 pub struct Member {
     pub email: String,
     pub keycloak_id: Option<String>,
+    #[schemars(with = "Vec<crate::domain::Role>")]
     pub roles: Vec<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,

@@ -3,13 +3,14 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
 pub struct Org {
     pub id: Uuid,
     pub slug: String,
     pub name: String,
     pub plan: String,
     pub features: Vec<String>,
+    #[schemars(extend("enum" = ["active", "suspended"]))]
     pub status: String,
     /// Apps (by key) an ORG_ADMIN closed for this org.
     pub hidden_apps: Vec<String>,

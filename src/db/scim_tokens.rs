@@ -3,7 +3,7 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
 pub struct ScimToken {
     pub id: Uuid,
     #[serde(skip)]
@@ -11,6 +11,7 @@ pub struct ScimToken {
     pub name: String,
     /// The token's first characters, to tell tokens apart.
     pub prefix: String,
+    /// The creator's Keycloak subject.
     pub created_by: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,

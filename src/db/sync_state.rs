@@ -202,7 +202,8 @@ pub async fn record_check(
     .map(|_| ())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "SyncRun")]
 pub struct SyncRunRow {
     pub id: i64,
     pub trigger: Trigger,
@@ -216,6 +217,7 @@ pub struct SyncRunRow {
     pub deleted: i32,
     pub unchanged: i32,
     pub failed: i32,
+    #[schemars(with = "Vec<String>")]
     pub errors: serde_json::Value,
     pub checked_by: Option<CheckedBy>,
 }

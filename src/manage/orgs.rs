@@ -1,5 +1,6 @@
 //! Creating, changing and deleting orgs.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -9,18 +10,24 @@ use crate::db;
 use crate::db::audit::Entry;
 use crate::db::orgs::Org;
 use crate::domain::Principal;
+use crate::domain::rules::{FEATURE_PATTERN, NAME_MAX, NAME_PATTERN, SLUG_PATTERN};
 use crate::domain::{OrgSlug, Plan};
 use crate::error::AppError;
 use crate::policy::OrgAction;
 
-#[derive(Debug, Clone, Deserialize)]
+// The API document's schema is derived from this type (`api::openapi`): each field's
+// rule is the one its check enforces (`domain::rules`).
+/// A new org.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgCreate {
     pub slug: OrgSlug,
+    #[schemars(length(min = 1, max = NAME_MAX), pattern(NAME_PATTERN))]
     pub name: String,
     #[serde(default = "free")]
     pub plan: Plan,
     #[serde(default)]
+    #[schemars(inner(pattern(FEATURE_PATTERN)))]
     pub features: Vec<String>,
 }
 
@@ -28,14 +35,24 @@ fn free() -> Plan {
     Plan::Free
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A change to an org; a field left out (or `null`) is left as it is.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
+    /// ORG_ADMIN or platform admin.
+    #[schemars(length(min = 1, max = NAME_MAX), pattern(NAME_PATTERN))]
     pub name: Option<String>,
+    /// Platform admin.
     pub plan: Option<Plan>,
+    /// Platform admin.
+    #[schemars(inner(pattern(FEATURE_PATTERN)))]
     pub features: Option<Vec<String>>,
+    /// Platform admin.
+    #[schemars(extend("enum" = ["active", "suspended", null]))]
     pub status: Option<String>,
-    /// Apps (by key) closed for this org; ORG_ADMIN's to decide.
+    /// Keys of existing apps (listed as served), closed for this org; ORG_ADMIN or
+    /// platform admin.
+    #[schemars(inner(pattern(SLUG_PATTERN)))]
     pub hidden_apps: Option<Vec<String>>,
 }
 
@@ -214,6 +231,16 @@ mod tests {
         assert_eq!(f(&["seo", "files", "seo"]).unwrap(), vec!["files", "seo"]);
         assert!(f(&["Bad Name"]).is_err());
         assert!(f(&[""]).is_err());
+    }
+
+    proptest::proptest! {
+        /// What the document says a feature is, normalising takes, and no more.
+        #[test]
+        fn the_feature_pattern_says_what_normalising_takes(raw in "[a-z0-9_-]{0,41}|[ -~]{0,6}") {
+            let documented = regex_lite::Regex::new(FEATURE_PATTERN).unwrap().is_match(&raw);
+            let taken = normalise_features(std::slice::from_ref(&raw)).is_ok();
+            proptest::prop_assert_eq!(documented, taken, "{:?}", raw);
+        }
     }
 
     #[test]

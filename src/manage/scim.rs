@@ -25,6 +25,7 @@ use crate::db::audit::{Actor, Entry};
 use crate::db::orgs::Org;
 use crate::db::scim_tokens::ScimToken;
 use crate::db::scim_users::{Fields, ScimUser};
+use crate::domain::rules::TOKEN_NAME_MAX;
 use crate::domain::{Email, Principal, Role};
 use crate::error::AppError;
 use crate::policy::{self, OrgAccess, OrgAction, Verdict};
@@ -508,10 +509,13 @@ pub struct NewToken {
     pub secret: String,
 }
 
-/// A token name: trimmed, 1 to 100 characters, no control characters.
+/// A token name: trimmed, 1 to [`TOKEN_NAME_MAX`] characters, no control characters.
 pub fn check_token_name(raw: &str) -> Result<&str, AppError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.chars().count() > TOKEN_NAME_MAX as usize
+        || name.chars().any(char::is_control)
+    {
         return Err(AppError::Unprocessable(
             "name: give 1 to 100 characters, e.g. \"Entra ID\"".to_owned(),
         ));
@@ -652,6 +656,7 @@ pub async fn authenticate(pool: &PgPool, presented: &str) -> Result<Option<ScimA
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::rules::TOKEN_NAME_PATTERN;
 
     #[test]
     fn only_active_users_with_an_address_hold_their_roles() {
@@ -662,6 +667,25 @@ mod tests {
         );
         assert!(desired(false, Some("a@example.com"), &roles).is_empty());
         assert!(desired(true, None, &roles).is_empty());
+    }
+
+    proptest::proptest! {
+        /// A name the document's pattern and length take, `check_token_name` takes; and
+        /// one without white space around it, exactly then.
+        #[test]
+        fn the_token_name_pattern_says_what_the_check_takes(
+            raw in "[ -~\t\u{80}-\u{9f}]{0,6}|[a-z ]{98,102}"
+        ) {
+            let documented = regex_lite::Regex::new(TOKEN_NAME_PATTERN).unwrap().is_match(&raw)
+                && raw.chars().count() <= TOKEN_NAME_MAX as usize;
+            let taken = check_token_name(&raw).is_ok();
+            if documented {
+                proptest::prop_assert!(taken, "{:?}", raw);
+            }
+            if raw.trim() == raw {
+                proptest::prop_assert_eq!(documented, taken, "{:?}", raw);
+            }
+        }
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub enum OrgAction {
     Delete,
     /// Create and revoke the org's SCIM tokens, change its SCIM settings.
     ManageScim,
+    /// Claim and remove the org's email domains, choose what each offers.
+    ManageDomains,
 }
 
 impl OrgAction {
@@ -63,7 +65,9 @@ impl OrgAction {
         match self {
             OrgAction::Read => Some(Role::User),
             OrgAction::ReadMembers => Some(Role::Manager),
-            OrgAction::Rename | OrgAction::ManageScim => Some(Role::Admin),
+            OrgAction::Rename | OrgAction::ManageScim | OrgAction::ManageDomains => {
+                Some(Role::Admin)
+            }
             OrgAction::ChangePlan | OrgAction::Delete => None,
         }
     }
@@ -86,6 +90,10 @@ pub fn refusal(action: OrgAction) -> &'static str {
         OrgAction::ManageScim => {
             "Only the organization's ORG_ADMINs can manage its SCIM provisioning; ask one \
              of them if you need to."
+        }
+        OrgAction::ManageDomains => {
+            "Only the organization's ORG_ADMINs can claim its email domains and choose who \
+             may join through them; ask one of them if you need to."
         }
         OrgAction::ChangePlan => {
             "Only platform administrators can change an organization's plan, features or \

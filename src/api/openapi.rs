@@ -70,6 +70,8 @@ fn operation(doc: &RouteDoc) -> Value {
                     "description": "ASCII: RFC 5322 atoms with dots, a domain of DNS labels (IDN as punycode)"}),
                 "key" => json!({"type": "string", "pattern": SLUG_PATTERN}),
                 "id" => json!({"type": "string", "format": "uuid"}),
+                "domain" => json!({"type": "string", "maxLength": 253, "pattern": DOMAIN_PATTERN,
+                    "description": "an email domain: lower-case DNS labels, IDN as punycode"}),
                 _ => json!({"type": "string"}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})
@@ -136,6 +138,10 @@ const HOST_PATTERN: &str = "^(\\{org\\}\\.)?[a-z0-9.-]+$";
 /// A display name: 1 to 200 characters once trimmed, no control characters.
 const NAME_PATTERN: &str =
     "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$";
+
+/// An email domain: two or more DNS labels (lower case), the last starting with a letter.
+const DOMAIN_PATTERN: &str =
+    "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$";
 
 /// A SCIM token's name: 1 to 100 characters once trimmed, no control characters.
 const TOKEN_NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
@@ -254,6 +260,20 @@ fn schemas() -> Value {
             "adopt_hand_added": {"type": "boolean"}}},
         "ScimTokenCreate": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": TOKEN_NAME_PATTERN}}},
+        "Domain": {"type": "object", "required": ["domain", "status", "mode", "claimed_by", "created_at", "updated_at"], "properties": {
+            "domain": {"type": "string"},
+            "status": {"type": "string", "enum": ["claimed", "verified"],
+                "description": "only a verified domain offers anything"},
+            "mode": {"type": "string", "enum": crate::manage::domains::JoinMode::NAMES},
+            "claimed_by": {"type": "string", "description": "the claimer's Keycloak subject"},
+            "verified_by": {"type": ["string", "null"], "description": "the verifying platform admin's Keycloak subject"},
+            "verified_at": {"type": ["string", "null"], "format": "date-time"},
+            "created_at": time, "updated_at": time}},
+        "DomainList": {"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": reference("Domain")}}},
+        "DomainPut": {"type": "object", "additionalProperties": false, "required": ["mode"], "properties": {
+            "mode": {"type": "string", "enum": crate::manage::domains::JoinMode::NAMES,
+                "description": "none: reserved only; suggest: a verified address at the domain is offered to join as ORG_USER; auto_join: joins as ORG_USER at sign-in"}}},
         "ScimTokenCreated": {"type": "object", "required": ["token", "secret"], "properties": {
             "token": reference("ScimToken"),
             "secret": {"type": "string", "description": "the bearer token; shown this once, stored hashed"}}},

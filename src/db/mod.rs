@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod audit;
 pub mod changes;
+pub mod domains;
 pub mod gate;
 pub mod host_tickets;
 pub mod invitations;

@@ -11,13 +11,14 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::db::sessions::RevocationRow;
-use crate::domain::Email;
+use crate::domain::{Email, Principal};
 use crate::error::{AppError, SurfacedError};
+use crate::manage::domains::AutoJoin;
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
 use crate::web::cookie_guard::DuplicateCookies;
-use crate::web::html::{Frame, error_response, redirect, render};
-use crate::web::page::{frame, html_err};
+use crate::web::html::{ErrorPage, Frame, Link, error_response, redirect, render};
+use crate::web::page::{flash_in, frame, html_err};
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::REFRESH_MARGIN;
 use crate::web::revocations::Revocations;
@@ -192,6 +193,9 @@ async fn callback(
     {
         tracing::info!(sub = %claims.sub, "member linked to the account by its verified email");
     }
+    // A verified address at a verified auto-join domain: a member of that org now, if
+    // a seat is free (docs/lifecycle.md). Before the orgs are read, so it can be the org.
+    let auto_join = auto_join(&pool, &claims.sub, email.as_deref()).await;
     let orgs = crate::db::sessions::user_orgs(&pool, &claims.sub)
         .await
         .map_err(html_err)?;
@@ -247,7 +251,58 @@ async fn callback(
     session.renew();
     session::store(&session, &user).map_err(AppError::html)?;
     tracing::info!(sub = %user.sub, "signed in");
+    match auto_join {
+        AutoJoin::Joined(offer) => flash_in(
+            &session,
+            "ok",
+            format!(
+                "Welcome to {}: your verified address at {} made you a member (ORG_USER).",
+                offer.name, offer.domain
+            ),
+        ),
+        AutoJoin::Full(offer, refusal) => {
+            // Signed in all the same; the page says why they are not in the org.
+            let mut page = ErrorPage::new(
+                frame("No seat is free", Some(&user)),
+                format!("No seat is free in {}", offer.name),
+                format!(
+                    "Your verified address at {} lets you join {} at sign-in, but {}                      You are signed in; sign in again once an ORG_ADMIN of {} has freed a seat.",
+                    offer.domain, offer.name, refusal, offer.name
+                ),
+            );
+            page.links = vec![Link {
+                id: "continue",
+                href: pending.rd.clone(),
+                text: "Continue",
+            }];
+            return Ok(render(actix_web::http::StatusCode::FORBIDDEN, &page));
+        }
+        AutoJoin::Nothing => {}
+    }
     Ok(redirect(actix_web::http::StatusCode::FOUND, &pending.rd))
+}
+
+/// Joins by domain at sign-in ([`crate::manage::domains::at_sign_in`]); a failure is
+/// logged and the sign-in goes on without it.
+async fn auto_join(pool: &PgPool, sub: &str, email: Option<&str>) -> AutoJoin {
+    let who = Principal {
+        sub: sub.to_owned(),
+        email: email.map(str::to_owned),
+        preferred_org: None,
+        platform_admin: false,
+    };
+    match crate::manage::domains::at_sign_in(pool, &who).await {
+        Ok(done) => {
+            if let AutoJoin::Joined(offer) = &done {
+                tracing::info!(%sub, org = %offer.slug, "joined by verified domain at sign-in");
+            }
+            done
+        }
+        Err(e) => {
+            tracing::error!(error = %e, %sub, "joining by domain at sign-in failed");
+            AutoJoin::Nothing
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -14,6 +14,7 @@ mod bad_input;
 mod check;
 mod conformance;
 mod cookies;
+mod domains;
 mod faults;
 mod gate;
 mod health;

@@ -7,6 +7,7 @@
 
 pub mod apps;
 pub mod audit;
+pub mod domains;
 pub mod form;
 pub mod home;
 pub mod invitations;
@@ -256,6 +257,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(invitations::routes)
         .configure(apps::routes)
         .configure(scim::routes)
+        .configure(domains::routes)
         .configure(sync::routes)
         .configure(audit::routes);
 }

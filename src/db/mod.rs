@@ -13,6 +13,7 @@ pub mod orgs;
 pub mod scim_tokens;
 pub mod scim_users;
 pub mod sessions;
+pub mod sso;
 pub mod sync_state;
 
 use std::time::Duration;

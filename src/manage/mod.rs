@@ -8,6 +8,7 @@ pub mod members;
 pub mod orgs;
 pub mod scim;
 pub mod seats;
+pub mod sso;
 pub mod sync;
 
 use serde_json::json;

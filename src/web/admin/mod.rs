@@ -15,6 +15,7 @@ pub mod members;
 pub mod org_page;
 pub mod orgs;
 pub mod scim;
+pub mod sso;
 pub mod sync;
 
 use actix_session::SessionExt;
@@ -258,6 +259,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(apps::routes)
         .configure(scim::routes)
         .configure(domains::routes)
+        .configure(sso::routes)
         .configure(sync::routes)
         .configure(audit::routes);
 }

@@ -677,3 +677,188 @@ async fn the_domains_page_claims_with_csrf_and_only_platform_admins_mark_verifie
         0
     );
 }
+
+/// Per-org single sign-on against the real Keycloak: a second realm plays the org's own
+/// provider; wizbrand creates the identity provider in a realm of the test's own (a copy
+/// of the project's export, whose service account holds `manage-identity-providers`).
+/// Not covered here (not built as a test yet): a person signing in through it in
+/// Chromium; docs/lifecycle.md says so.
+#[tokio::test]
+async fn an_org_admin_connects_sso_keycloak_gets_the_provider_and_login_routes_by_domain() {
+    let kc = KeycloakAdmin::connect().await;
+    let realm = unique("wizsso");
+    let corp = unique("corp");
+    kc.create_realm_copy(&realm).await;
+    let (status, _) = reqwest::Client::new()
+        .post(format!("{}/admin/realms", kc.base))
+        .bearer_auth(master_token(&kc).await)
+        .json(&json!({"realm": corp, "enabled": true}))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert!(status.is_success(), "create {corp}: {status}");
+
+    let app = spawn_app().await;
+    let slug = unique("sso");
+    let org_id = org(&app, &slug, "pro").await;
+    let admin = person(&kc, false).await;
+    member(
+        &app,
+        org_id,
+        &admin.email,
+        Some(&admin.keycloak_id),
+        "ORG_ADMIN",
+    )
+    .await;
+    let who = wizbrand::domain::Principal {
+        sub: admin.keycloak_id.clone(),
+        email: Some(admin.email.clone()),
+        preferred_org: None,
+        platform_admin: false,
+    };
+    let mut env = crate::helpers::base_env(&app.database_url);
+    env.insert("KEYCLOAK_REALM".into(), realm.clone());
+    let config = wizbrand::config::Config::from_source(&env).unwrap();
+    let providers = wizbrand::keycloak::providers::IdentityProviders::new(
+        &config.keycloak,
+        std::time::Duration::from_secs(10),
+    );
+    let secret = secrecy::SecretString::from("corp-client-secret".to_owned());
+    let issuer = format!("{}/realms/{corp}", kc.base);
+    let settings = wizbrand::manage::sso::Settings {
+        issuer: &issuer,
+        client_id: "wizbrand-broker",
+        client_secret: &secret,
+        join_role: "ORG_USER",
+    };
+    let seal = |o: &wizbrand::db::orgs::Org| {
+        Ok(wizbrand::web::token_vault::seal_setting(
+            "k".repeat(64).as_str(),
+            &o.id.to_string(),
+            "corp-client-secret",
+        )
+        .unwrap())
+    };
+    // Bad input first: nothing made.
+    let bad = wizbrand::manage::sso::Settings {
+        issuer: "http://evil.example/realms/x",
+        ..settings
+    };
+    assert!(matches!(
+        wizbrand::manage::sso::configure(&app.pool, &providers, &who, &slug, &bad, seal).await,
+        Err(wizbrand::error::AppError::Unprocessable(_))
+    ));
+    let wrong = wizbrand::manage::sso::Settings {
+        issuer: &format!("{}/realms/{}", kc.base, unique("nonesuch")),
+        ..settings
+    };
+    assert!(matches!(
+        wizbrand::manage::sso::configure(&app.pool, &providers, &who, &slug, &wrong, seal).await,
+        Err(wizbrand::error::AppError::Unprocessable(_))
+    ));
+    wizbrand::manage::sso::configure(&app.pool, &providers, &who, &slug, &settings, seal)
+        .await
+        .unwrap();
+
+    // Keycloak holds the provider, bound to the org, its addresses never trusted,
+    // hidden from the login page, with the username mapper.
+    let alias = format!("org-{slug}");
+    let idp = kc
+        .for_realm(&realm)
+        .get(&format!("/identity-provider/instances/{alias}"))
+        .await;
+    assert_eq!(idp["trustEmail"], false, "{idp}");
+    assert_eq!(idp["hideOnLogin"], true, "{idp}");
+    assert_eq!(idp["config"]["issuer"], issuer.as_str(), "{idp}");
+    assert_eq!(idp["config"]["clientId"], "wizbrand-broker", "{idp}");
+    let mappers = kc
+        .for_realm(&realm)
+        .get(&format!("/identity-provider/instances/{alias}/mappers"))
+        .await;
+    assert_eq!(
+        mappers[0]["config"]["template"], "${ALIAS}.${CLAIM.sub}",
+        "{mappers}"
+    );
+    // The secret is stored sealed only, and never in the audit log.
+    let sealed: Vec<u8> = sqlx::query_scalar("SELECT client_secret_sealed FROM org_sso")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!sealed.windows(18).any(|w| w == b"corp-client-secret"));
+    let audit: String =
+        sqlx::query_scalar("SELECT after::text FROM audit_log WHERE action = 'sso.configure'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(!audit.contains("corp-client-secret"), "{audit}");
+
+    // /login asks for the email first now; a verified domain of the org goes to its
+    // provider, any other address (and an unverified claim) to the password form.
+    let domain = format!("{slug}.example");
+    verified_domain(&app, org_id, &domain, "none").await;
+    let (status, text) = page(&app, "/login?rd=%2F").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("id=\"identity-first\""), "{text}");
+    for (email, hinted) in [
+        (format!("carl@{domain}"), true),
+        (format!("carl@sub.{domain}"), false),
+        ("dana@example.com".to_owned(), false),
+    ] {
+        let browser = new_browser(&app);
+        let response = browser
+            .client
+            .get(format!("{}/login", app.address))
+            .query(&[("rd", "/"), ("email", email.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FOUND, "{email}");
+        let to = crate::signin::location(&response);
+        assert_eq!(
+            to.contains(&format!("kc_idp_hint={alias}")),
+            hinted,
+            "{email}: {to}"
+        );
+        assert!(to.contains("login_hint="), "{to}");
+    }
+    let skip = page(&app, "/login?password=1&rd=%2F").await;
+    assert_eq!(skip.0, StatusCode::FOUND);
+
+    // Disconnected: gone from Keycloak too.
+    wizbrand::manage::sso::remove(&app.pool, &providers, &who, &slug)
+        .await
+        .unwrap();
+    let (status, _) = page(&app, "/login?rd=%2F").await;
+    assert_eq!(status, StatusCode::FOUND);
+    kc.delete_realm(&realm).await;
+    kc.delete_realm(&corp).await;
+}
+
+async fn master_token(kc: &KeycloakAdmin) -> String {
+    let _ = kc;
+    let token: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/realms/master/protocol/openid-connect/token",
+            crate::helpers::stack_var("KEYCLOAK_URL")
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "admin-cli"),
+            (
+                "username",
+                &crate::helpers::stack_var("WIZBRAND_STACK_KC_ADMIN"),
+            ),
+            (
+                "password",
+                &crate::helpers::stack_var("WIZBRAND_STACK_KC_ADMIN_PASSWORD"),
+            ),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}

@@ -22,6 +22,14 @@ pub enum DomainError {
     Email(String),
     #[error("\"{0}\" is not a plan; plans are free, pro, enterprise")]
     UnknownPlan(String),
+    #[error(
+        "\"{0}\" is not an email domain: use two or more DNS labels of letters, digits and inner dashes, like acme.example (an IDN as punycode)"
+    )]
+    DomainFormat(String),
+    #[error(
+        "{0} is a public mail provider's domain: its addresses belong to anyone, so no organization can claim it"
+    )]
+    DomainPublic(String),
 }
 
 /// An org's plan: one of a known set, each with its quotas ([`crate::policy::quotas`]).
@@ -268,6 +276,90 @@ impl fmt::Display for Email {
     }
 }
 
+/// Domains of public mail providers: anyone can hold an address there, so none of them
+/// proves membership of an org. Not exhaustive; the platform admin's verification is the
+/// real check (docs/lifecycle.md).
+pub const PUBLIC_MAIL_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.com",
+    "yandex.com",
+    "yandex.ru",
+    "qq.com",
+    "163.com",
+    "zoho.com",
+    "fastmail.com",
+    "example.com",
+];
+
+/// An email domain an org claims (`acme.example`): lower-case ASCII DNS labels, two or
+/// more, the last starting with a letter (as every top-level domain does; no IP
+/// address), at most 253 characters. An address is
+/// at the domain when the part after its `@` is exactly it: subdomains are domains of
+/// their own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct EmailDomain(String);
+
+impl EmailDomain {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        let domain = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+        let labels: Vec<&str> = domain.split('.').collect();
+        let label_ok = |l: &&str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        let valid = domain.len() <= 253
+            && labels.len() >= 2
+            && labels.iter().all(label_ok)
+            && labels
+                .last()
+                .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_lowercase()));
+        if !valid {
+            return Err(DomainError::DomainFormat(raw.to_owned()));
+        }
+        if PUBLIC_MAIL_DOMAINS.contains(&domain.as_str()) {
+            return Err(DomainError::DomainPublic(domain));
+        }
+        Ok(EmailDomain(domain))
+    }
+
+    /// The domain of an address (already normalised by [`Email`]), if it is one a
+    /// claim could name.
+    pub fn of(email: &Email) -> Option<EmailDomain> {
+        let (_, domain) = email.as_str().rsplit_once('@')?;
+        EmailDomain::parse(domain).ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EmailDomain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for Email {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
@@ -367,6 +459,54 @@ mod tests {
             );
             assert!(Email::parse_new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn email_domains_are_dns_names_and_never_a_public_providers() {
+        assert_eq!(
+            EmailDomain::parse(" Acme.Example. ").map(|d| d.to_string()),
+            Ok("acme.example".to_owned())
+        );
+        for good in [
+            "acme.example",
+            "a.b",
+            "xn--80ak6aa92e.com",
+            "mail.acme-corp.co.uk",
+        ] {
+            assert!(EmailDomain::parse(good).is_ok(), "{good}");
+        }
+        let long = format!("{}.com", "a".repeat(64));
+        for bad in [
+            "",
+            "acme",
+            ".acme.example",
+            "acme..example",
+            "-acme.example",
+            "acme-.example",
+            "acme_x.example",
+            "ex\u{e4}mple.com",
+            "10.0.0.1",
+            "acme.1x",
+            "acme.example/x",
+            "a@acme.example",
+            "acme example.com",
+            &long,
+        ] {
+            assert!(
+                matches!(EmailDomain::parse(bad), Err(DomainError::DomainFormat(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            EmailDomain::parse("GMail.com"),
+            Err(DomainError::DomainPublic(_))
+        ));
+        let at = |e: &str| EmailDomain::of(&Email::parse(e).unwrap()).map(|d| d.to_string());
+        assert_eq!(at("Bob@ACME.example"), Some("acme.example".to_owned()));
+        assert_eq!(
+            at("bob@sub.acme.example"),
+            Some("sub.acme.example".to_owned())
+        );
     }
 
     #[test]

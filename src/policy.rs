@@ -55,6 +55,10 @@ pub enum OrgAction {
     Delete,
     /// Create and revoke the org's SCIM tokens, change its SCIM settings.
     ManageScim,
+    /// Claim and remove the org's email domains, choose what each offers.
+    ManageDomains,
+    /// Connect the org's own identity provider (single sign-on).
+    ManageSso,
 }
 
 impl OrgAction {
@@ -63,7 +67,10 @@ impl OrgAction {
         match self {
             OrgAction::Read => Some(Role::User),
             OrgAction::ReadMembers => Some(Role::Manager),
-            OrgAction::Rename | OrgAction::ManageScim => Some(Role::Admin),
+            OrgAction::Rename
+            | OrgAction::ManageScim
+            | OrgAction::ManageDomains
+            | OrgAction::ManageSso => Some(Role::Admin),
             OrgAction::ChangePlan | OrgAction::Delete => None,
         }
     }
@@ -86,6 +93,14 @@ pub fn refusal(action: OrgAction) -> &'static str {
         OrgAction::ManageScim => {
             "Only the organization's ORG_ADMINs can manage its SCIM provisioning; ask one \
              of them if you need to."
+        }
+        OrgAction::ManageDomains => {
+            "Only the organization's ORG_ADMINs can claim its email domains and choose who \
+             may join through them; ask one of them if you need to."
+        }
+        OrgAction::ManageSso => {
+            "Only the organization's ORG_ADMINs can connect its single sign-on; ask one of \
+             them if you need to."
         }
         OrgAction::ChangePlan => {
             "Only platform administrators can change an organization's plan, features or \

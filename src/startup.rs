@@ -416,6 +416,10 @@ fn run(
         &config.keycloak,
         Duration::from_secs(10),
     ));
+    let providers = web::Data::new(crate::keycloak::providers::IdentityProviders::new(
+        &config.keycloak,
+        Duration::from_secs(10),
+    ));
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
     let ops = match ops_listener {
@@ -441,6 +445,7 @@ fn run(
             .app_data(http.clone())
             .app_data(mailer.clone())
             .app_data(accounts.clone())
+            .app_data(providers.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
             .app_data(sync.clone())

@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod auth;
+pub mod domains;
 pub mod invitations;
 pub mod members;
 pub mod openapi;
@@ -350,6 +351,48 @@ pub fn table() -> Table {
         )
         .ok(204, None),
         scim::revoke_token,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs/{slug}/domains",
+            "listDomains",
+            "The org's email domains: claimed or verified, and what each offers (ORG_ADMIN)",
+        )
+        .ok(200, Some("DomainList")),
+        domains::list,
+    );
+    t.add(
+        RouteDoc::new(
+            M::PUT,
+            "/api/v1/orgs/{slug}/domains/{domain}",
+            "putDomain",
+            "Claim an email domain for the org, or set its join mode (ORG_ADMIN); a domain another org holds is 409. The mode takes effect once a platform admin verifies the domain",
+        )
+        .body("DomainPut")
+        .ok(200, Some("Domain"))
+        .or(201),
+        domains::put,
+    );
+    t.add(
+        RouteDoc::new(
+            M::DELETE,
+            "/api/v1/orgs/{slug}/domains/{domain}",
+            "deleteDomain",
+            "Give up a domain; members who joined through it stay (ORG_ADMIN)",
+        )
+        .ok(204, None),
+        domains::delete,
+    );
+    t.add(
+        RouteDoc::new(
+            M::POST,
+            "/api/v1/orgs/{slug}/domains/{domain}/verify",
+            "verifyDomain",
+            "Mark an org's claimed domain verified (platform admins); idempotent",
+        )
+        .ok(200, Some("Domain")),
+        domains::verify,
     );
     t.add(
         RouteDoc::new(

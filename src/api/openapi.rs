@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{RouteDoc, table};
 use crate::domain::Email;
-use crate::domain::rules::SLUG_PATTERN;
+use crate::domain::rules::{DOMAIN_PATTERN, SLUG_PATTERN};
 use schemars::{JsonSchema, SchemaGenerator};
 
 /// The document; built once.
@@ -73,6 +73,8 @@ fn operation(doc: &RouteDoc) -> Value {
                 "email" => Value::from(Email::json_schema(&mut SchemaGenerator::default())),
                 "key" => json!({"type": "string", "pattern": SLUG_PATTERN}),
                 "id" => json!({"type": "string", "format": "uuid"}),
+                "domain" => json!({"type": "string", "maxLength": 253, "pattern": DOMAIN_PATTERN,
+                    "description": "an email domain: lower-case DNS labels, IDN as punycode"}),
                 _ => json!({"type": "string"}),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})
@@ -144,7 +146,7 @@ fn schemas() -> Value {
 /// The generated schemas by name, and the names a request type and an answer type
 /// would give different schemas (none: a unit test says so).
 fn generated() -> (Map<String, Value>, Vec<String>) {
-    use crate::api::{Page, apps, invitations, members, orgs, scim, sync};
+    use crate::api::{Page, apps, domains, invitations, members, orgs, scim, sync};
     use crate::db;
 
     let settings = || {
@@ -164,6 +166,7 @@ fn generated() -> (Map<String, Value>, Vec<String>) {
         crate::manage::orgs::OrgCreate, crate::manage::orgs::OrgPatch, members::MemberPut,
         apps::AppCreate, apps::AppPatch, invitations::InvitationCreate,
         invitations::InvitationAccept, scim::ScimSettingsPatch, scim::ScimTokenCreate,
+        domains::DomainPut,
     );
     let mut answers = settings().for_serialize().into_generator();
     register!(answers:
@@ -171,7 +174,7 @@ fn generated() -> (Map<String, Value>, Vec<String>) {
         members::MemberRoles, Page<db::apps::App>, sync::SyncRequested,
         Page<db::sync_state::SyncRunRow>, Page<db::invitations::Invitation>,
         invitations::InvitationList, scim::ScimSettings, scim::ScimTokenCreated,
-        crate::error::Problem,
+        domains::DomainList, crate::error::Problem,
     );
 
     let mut all = requests.take_definitions(true);

@@ -3,6 +3,7 @@
 pub mod apps;
 pub mod audit;
 pub mod changes;
+pub mod domains;
 pub mod gate;
 pub mod host_tickets;
 pub mod invitations;
@@ -12,6 +13,7 @@ pub mod orgs;
 pub mod scim_tokens;
 pub mod scim_users;
 pub mod sessions;
+pub mod sso;
 pub mod sync_state;
 
 use std::time::Duration;

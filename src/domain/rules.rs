@@ -25,6 +25,10 @@ pub const NAME_MAX: u32 = 200;
 /// C1 controls (U+0080–U+009F) refused too; at most [`TOKEN_NAME_MAX`].
 pub const TOKEN_NAME_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
 pub const TOKEN_NAME_MAX: u32 = 100;
+/// An email domain (`EmailDomain::parse`): two or more lower-case DNS labels, the last
+/// starting with a letter.
+pub const DOMAIN_PATTERN: &str =
+    "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$";
 /// The longest address `Email::parse` takes.
 pub const EMAIL_MAX: u32 = 254;
 

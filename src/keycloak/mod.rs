@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod directory;
+pub mod providers;
 pub mod token;
 
 use std::time::Duration;

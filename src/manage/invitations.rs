@@ -625,39 +625,13 @@ pub async fn accept(
     db::orgs::lock_by_slug(&mut tx, &found.org_slug)
         .await?
         .ok_or(Refusal::Link(LinkProblem::Unknown))?;
-    // A person is their account: its row if it has one, else the address's row (linked
-    // now, with the verified email as the proof).
-    let user = match db::invitations::user_of_account(&mut tx, &who.sub).await? {
-        Some(user) => user,
-        None => {
-            let user =
-                match db::invitations::user_of_email_for_update(&mut tx, &found.email).await? {
-                    Some((_, Some(_))) => {
-                        return Err(Refusal::Error(AppError::Conflict(format!(
-                            "{} belongs to another account here; ask a platform admin",
-                            found.email
-                        ))));
-                    }
-                    Some((user, None)) => user,
-                    None => db::members::ensure_user(&mut tx, &found.email).await?.0,
-                };
-            db::invitations::link_account(&mut tx, user, &who.sub).await?;
-            db::audit::record(
-                &mut tx,
-                Entry {
-                    actor: actor_name(who),
-                    action: "account.link",
-                    target: &found.email,
-                    org_id: None,
-                    before: None,
-                    after: Some(json!({"keycloak_id": who.sub,
-                        "proof": "verified email, invitation accepted"})),
-                },
-            )
-            .await?;
-            user
-        }
-    };
+    let user = super::own_user_row(
+        &mut tx,
+        who,
+        &found.email,
+        "verified email, invitation accepted",
+    )
+    .await?;
     let held = db::members::roles_of(&mut tx, found.org_id, user)
         .await?
         .map(|r| parse_roles(&r))

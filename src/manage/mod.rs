@@ -2,14 +2,18 @@
 //! The JSON API and the admin pages both call these, so a rule holds the same on both.
 //! Who may do what is decided in [`crate::policy`]; the SQL lives in [`crate::db`].
 
+pub mod domains;
 pub mod invitations;
 pub mod members;
 pub mod orgs;
 pub mod scim;
 pub mod seats;
+pub mod sso;
 pub mod sync;
 
-use sqlx::{PgPool, Postgres, Transaction};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::db;
 use crate::db::audit::Entry;
@@ -87,4 +91,42 @@ pub async fn commit_audited(
     db::audit::record(&mut tx, entry).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The user row of `who` for a change that makes them a member: the row linked to
+/// their account (a person is their Keycloak `sub`), else the row of their verified
+/// `email` (made if missing), linked to the account now with an `account.link` audit
+/// entry naming `proof`. That address's row linked to another account is a conflict.
+pub async fn own_user_row(
+    conn: &mut PgConnection,
+    who: &Principal,
+    email: &str,
+    proof: &str,
+) -> Result<Uuid, AppError> {
+    if let Some(user) = db::invitations::user_of_account(&mut *conn, &who.sub).await? {
+        return Ok(user);
+    }
+    let user = match db::invitations::user_of_email_for_update(&mut *conn, email).await? {
+        Some((_, Some(_))) => {
+            return Err(AppError::Conflict(format!(
+                "{email} belongs to another account here; ask a platform admin"
+            )));
+        }
+        Some((user, None)) => user,
+        None => db::members::ensure_user(&mut *conn, email).await?.0,
+    };
+    db::invitations::link_account(&mut *conn, user, &who.sub).await?;
+    db::audit::record(
+        conn,
+        Entry {
+            actor: actor_name(who),
+            action: "account.link",
+            target: email,
+            org_id: None,
+            before: None,
+            after: Some(json!({"keycloak_id": who.sub, "proof": proof})),
+        },
+    )
+    .await?;
+    Ok(user)
 }

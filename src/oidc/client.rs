@@ -31,6 +31,15 @@ const LOGOUT_TOKEN_LEEWAY: chrono::Duration = chrono::Duration::seconds(30);
 const MAX_JTI_LEN: usize = 256;
 
 /// What a sign-in in progress keeps in the session until the callback.
+/// What `/login` tells Keycloak beyond the code flow.
+#[derive(Debug, Clone, Default)]
+pub struct LoginHints {
+    /// `kc_idp_hint`: the alias of the identity provider to go to at once.
+    pub idp: Option<String>,
+    /// `login_hint`: the address typed, filled in on Keycloak's form.
+    pub login: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingLogin {
     pub state: String,
@@ -170,6 +179,16 @@ impl OidcClient {
     /// Starts a sign-in: the URL to send the browser to (Keycloak's public URL) and what
     /// the callback must find in the session.
     pub async fn begin(&self, rd: String) -> Result<(Url, PendingLogin), KeycloakError> {
+        self.begin_with(rd, &LoginHints::default()).await
+    }
+
+    /// [`OidcClient::begin`] with hints for Keycloak: `kc_idp_hint` (straight to that
+    /// identity provider) and `login_hint` (the address, filled in).
+    pub async fn begin_with(
+        &self,
+        rd: String,
+        hints: &LoginHints,
+    ) -> Result<(Url, PendingLogin), KeycloakError> {
         let discovery = self.discovery().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = CsrfToken::new_random();
@@ -188,6 +207,12 @@ impl OidcClient {
             .append_pair("nonce", nonce.secret())
             .append_pair("code_challenge", challenge.as_str())
             .append_pair("code_challenge_method", challenge.method().as_str());
+        if let Some(idp) = &hints.idp {
+            url.query_pairs_mut().append_pair("kc_idp_hint", idp);
+        }
+        if let Some(login) = &hints.login {
+            url.query_pairs_mut().append_pair("login_hint", login);
+        }
         Ok((
             url,
             PendingLogin {

@@ -135,6 +135,9 @@ async fn select_page(
     let orgs = crate::db::sessions::user_orgs(&pool, &user.sub)
         .await
         .map_err(html_err)?;
+    let offer = crate::manage::domains::offer_for(&pool, &user.principal())
+        .await
+        .map_err(AppError::html)?;
     let page = |orgs: &[UserOrgRow], title: &str| {
         render(
             StatusCode::OK,
@@ -146,6 +149,7 @@ async fn select_page(
                 rd: rd.clone(),
                 current: user.org.clone(),
                 orgs: orgs.to_vec(),
+                offer: offer.clone(),
             },
         )
     };
@@ -167,6 +171,8 @@ struct SelectPage {
     rd: String,
     current: Option<String>,
     orgs: Vec<UserOrgRow>,
+    /// An org the person's verified address offers to join ("suggest").
+    offer: Option<crate::db::domains::Offer>,
 }
 
 #[post("/orgs/select")]
@@ -206,8 +212,62 @@ async fn select_submit(
     choose(&session, &pool, user, org, &rd, Some(&config)).await
 }
 
+#[derive(Deserialize)]
+struct JoinForm {
+    csrf: Option<String>,
+    org: Option<String>,
+}
+
+/// `POST /orgs/join`: joins, as ORG_USER, the org one of whose verified domains holds
+/// the person's verified address and suggests (or auto-joins) it; takes a seat. The
+/// org becomes the current one.
+#[post("/orgs/join")]
+async fn join(
+    req: HttpRequest,
+    form: web::Form<JoinForm>,
+    session: Session,
+    config: web::Data<Config>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, SurfacedError> {
+    let Some(mut user) = session::current(&req) else {
+        return Ok(sign_in_first(&config, None));
+    };
+    if !form.csrf.as_deref().is_some_and(|c| user.csrf_matches(c)) {
+        return Err(AppError::BadRequest(
+            "The form is stale or was not sent by wizbrand (CSRF check failed). Reload the page \
+             and try again."
+                .into(),
+        )
+        .html());
+    }
+    let slug = form.org.as_deref().unwrap_or_default();
+    let way = crate::manage::domains::Way::Asked;
+    let joined = crate::manage::domains::join(&pool, &user.principal(), slug, way)
+        .await
+        .map_err(AppError::html)?;
+    let (offer, text) = match joined {
+        crate::manage::domains::Joined::Joined(offer) => {
+            let text = format!("Welcome to {}: you joined as ORG_USER.", offer.name);
+            (offer, text)
+        }
+        crate::manage::domains::Joined::Already(offer) => {
+            let text = format!("You are a member of {} already.", offer.name);
+            (offer, text)
+        }
+    };
+    crate::db::sessions::set_preferred_org(&pool, &user.sub, offer.org_id)
+        .await
+        .map_err(html_err)?;
+    user.org = Some(offer.slug.clone());
+    session::store(&session, &user).map_err(AppError::html)?;
+    flash_in(&session, "ok", text);
+    Ok(redirect(StatusCode::SEE_OTHER, "/#flash"))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(select_page).service(select_submit);
+    cfg.service(select_page)
+        .service(select_submit)
+        .service(join);
 }
 
 #[cfg(test)]

@@ -11,13 +11,15 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::db::sessions::RevocationRow;
-use crate::domain::Email;
+use crate::domain::{Email, Principal};
 use crate::error::{AppError, SurfacedError};
+use crate::keycloak::providers::IdentityProviders;
+use crate::manage::domains::AutoJoin;
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
 use crate::web::cookie_guard::DuplicateCookies;
-use crate::web::html::{Frame, error_response, redirect, render};
-use crate::web::page::{frame, html_err};
+use crate::web::html::{ErrorPage, Frame, Link, error_response, redirect, render};
+use crate::web::page::{flash_in, frame, html_err};
 use crate::web::rd::safe_redirect;
 use crate::web::refresh::REFRESH_MARGIN;
 use crate::web::revocations::Revocations;
@@ -28,6 +30,23 @@ use crate::web::token_vault::{Tokens as VaultTokens, Vault};
 #[derive(Deserialize)]
 pub struct RdQuery {
     pub rd: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    rd: Option<String>,
+    /// Identity-first: the address typed on the login page.
+    email: Option<String>,
+    /// "Sign in with a password": skip the question.
+    password: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    frame: Frame,
+    rd: String,
+    email: String,
 }
 
 fn bad_request(detail: &str) -> SurfacedError {
@@ -42,10 +61,11 @@ fn rd_of(config: &Config, rd: Option<&str>) -> String {
 #[get("/login")]
 async fn login(
     req: HttpRequest,
-    query: web::Query<RdQuery>,
+    query: web::Query<LoginQuery>,
     session: Session,
     config: web::Data<Config>,
     oidc: web::Data<OidcClient>,
+    pool: web::Data<PgPool>,
     throttle: web::Data<SignInThrottle>,
 ) -> Result<HttpResponse, SurfacedError> {
     if let Some(refused) = throttled(&req, &config, &throttle) {
@@ -55,7 +75,35 @@ async fn login(
     if session::current(&req).is_some() {
         return Ok(redirect(actix_web::http::StatusCode::FOUND, &rd));
     }
-    match oidc.begin(rd).await {
+    // Identity-first only when some org signs its people in through its own provider:
+    // the address picks the door (docs/lifecycle.md).
+    let mut hints = crate::oidc::client::LoginHints::default();
+    if query.password.is_none() && crate::db::sso::any(&pool).await.map_err(html_err)? {
+        match query
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            None => {
+                return Ok(render(
+                    actix_web::http::StatusCode::OK,
+                    &LoginPage {
+                        frame: frame("Sign in", None),
+                        rd,
+                        email: String::new(),
+                    },
+                ));
+            }
+            Some(email) => {
+                hints.idp = crate::manage::sso::route_for(&pool, email)
+                    .await
+                    .map_err(AppError::html)?;
+                hints.login = Email::parse(email).ok().map(Email::into_string);
+            }
+        }
+    }
+    match oidc.begin_with(rd, &hints).await {
         Ok((url, pending)) => {
             session
                 .insert(LOGIN_KEY, &pending)
@@ -192,6 +240,17 @@ async fn callback(
     {
         tracing::info!(sub = %claims.sub, "member linked to the account by its verified email");
     }
+    // A verified address at a verified auto-join domain: a member of that org now, if
+    // a seat is free (docs/lifecycle.md). Before the orgs are read, so it can be the org.
+    let providers = req.app_data::<web::Data<IdentityProviders>>();
+    let by_provider = match providers {
+        Some(providers) => sso_join(&pool, providers, &claims.sub, claims.email.as_deref()).await,
+        None => None,
+    };
+    let auto_join = match by_provider {
+        Some(done) => done,
+        None => auto_join(&pool, &claims.sub, email.as_deref()).await,
+    };
     let orgs = crate::db::sessions::user_orgs(&pool, &claims.sub)
         .await
         .map_err(html_err)?;
@@ -247,7 +306,97 @@ async fn callback(
     session.renew();
     session::store(&session, &user).map_err(AppError::html)?;
     tracing::info!(sub = %user.sub, "signed in");
+    match auto_join {
+        AutoJoin::Joined(offer) => flash_in(
+            &session,
+            "ok",
+            format!(
+                "Welcome to {}: your verified address at {} made you a member (ORG_USER).",
+                offer.name, offer.domain
+            ),
+        ),
+        AutoJoin::Full(offer, refusal) => {
+            // Signed in all the same; the page says why they are not in the org.
+            let mut page = ErrorPage::new(
+                frame("No seat is free", Some(&user)),
+                format!("No seat is free in {}", offer.name),
+                format!(
+                    "Your verified address at {} lets you join {} at sign-in, but {}                      You are signed in; sign in again once an ORG_ADMIN of {} has freed a seat.",
+                    offer.domain, offer.name, refusal, offer.name
+                ),
+            );
+            page.links = vec![Link {
+                id: "continue",
+                href: pending.rd.clone(),
+                text: "Continue",
+            }];
+            return Ok(render(actix_web::http::StatusCode::FORBIDDEN, &page));
+        }
+        AutoJoin::Nothing => {}
+    }
     Ok(redirect(actix_web::http::StatusCode::FOUND, &pending.rd))
+}
+
+/// Joins the org whose provider the account is linked to
+/// ([`crate::manage::sso::join_at_sign_in`]), as an [`AutoJoin`]; `None` when that did
+/// nothing (then the domain may). A failure is logged and the sign-in goes on.
+async fn sso_join(
+    pool: &PgPool,
+    providers: &IdentityProviders,
+    sub: &str,
+    raw_email: Option<&str>,
+) -> Option<AutoJoin> {
+    use crate::manage::sso::SsoJoin;
+    match crate::manage::sso::join_at_sign_in(pool, providers, sub, raw_email).await {
+        Ok(SsoJoin::Nothing) => None,
+        Ok(SsoJoin::Joined { org, name }) => {
+            tracing::info!(%sub, %org, "joined through the org's identity provider");
+            Some(AutoJoin::Joined(crate::db::domains::Offer {
+                org_id: uuid::Uuid::nil(),
+                slug: org,
+                name,
+                domain: "your organization's sign-in".to_owned(),
+                mode: "sso".to_owned(),
+            }))
+        }
+        Ok(SsoJoin::Full { name, refusal }) => Some(AutoJoin::Full(
+            crate::db::domains::Offer {
+                org_id: uuid::Uuid::nil(),
+                slug: name.clone(),
+                name,
+                domain: "your organization's sign-in".to_owned(),
+                mode: "sso".to_owned(),
+            },
+            refusal,
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, %sub, "joining through the org's provider failed");
+            None
+        }
+    }
+}
+
+/// Joins by domain at sign-in ([`crate::manage::domains::at_sign_in`]); a failure is
+/// logged and the sign-in goes on without it.
+async fn auto_join(pool: &PgPool, sub: &str, email: Option<&str>) -> AutoJoin {
+    let who = Principal {
+        sub: sub.to_owned(),
+        email: email.map(str::to_owned),
+        preferred_org: None,
+        platform_admin: false,
+    };
+    match crate::manage::domains::at_sign_in(pool, &who).await {
+        Ok(done) => {
+            if let AutoJoin::Joined(offer) = &done {
+                tracing::info!(%sub, org = %offer.slug, "joined by verified domain at sign-in");
+            }
+            done
+        }
+        Err(e) => {
+            tracing::error!(error = %e, %sub, "joining by domain at sign-in failed");
+            AutoJoin::Nothing
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,7 @@ const NONCE_LEN: usize = 12;
 const ROW_INFO: &[u8] = b"wizbrand session_tokens row id v1";
 const KEY_INFO: &[u8] = b"wizbrand session_tokens key v1";
 const TICKET_INFO: &[u8] = b"wizbrand host_tickets handle key v1";
+const SETTING_INFO: &[u8] = b"wizbrand org setting secret key v1";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum VaultError {
@@ -106,6 +107,21 @@ pub fn open_for_ticket(ticket: &str, sealed: &str) -> Result<String, VaultError>
         .decode(sealed)
         .map_err(|_| VaultError::DoesNotOpen)?;
     let plain = open_with(&cipher, &sealed, TICKET_INFO)?;
+    String::from_utf8(plain).map_err(|_| VaultError::DoesNotOpen)
+}
+
+/// A secret an org configured (its provider's client secret), sealed under a key
+/// derived from the server's session key; `row` (the org's id) is the associated data,
+/// so a sealed value copied to another org's row does not open.
+pub fn seal_setting(server_key: &str, row: &str, secret: &str) -> Result<Vec<u8>, VaultError> {
+    let cipher = Aes256Gcm::new(&derive(server_key, SETTING_INFO).into());
+    seal_with(&cipher, secret.as_bytes(), row.as_bytes())
+}
+
+/// The secret [`seal_setting`] sealed, under the same key and row.
+pub fn open_setting(server_key: &str, row: &str, sealed: &[u8]) -> Result<String, VaultError> {
+    let cipher = Aes256Gcm::new(&derive(server_key, SETTING_INFO).into());
+    let plain = open_with(&cipher, sealed, row.as_bytes())?;
     String::from_utf8(plain).map_err(|_| VaultError::DoesNotOpen)
 }
 
@@ -223,5 +239,17 @@ mod tests {
             open_for_ticket("ticket-1", "the-handle"),
             Err(VaultError::DoesNotOpen)
         );
+    }
+
+    #[test]
+    fn an_org_setting_opens_only_under_its_key_and_row() {
+        let sealed = seal_setting("server-key", "org-1", "s3cret").unwrap();
+        assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
+        assert_eq!(
+            open_setting("server-key", "org-1", &sealed).unwrap(),
+            "s3cret"
+        );
+        assert!(open_setting("server-key", "org-2", &sealed).is_err());
+        assert!(open_setting("other-key", "org-1", &sealed).is_err());
     }
 }

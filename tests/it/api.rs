@@ -148,6 +148,15 @@ impl World {
             .await;
         self.add_member(&slug, &format!("victim@{slug}.example.com"), &["ORG_USER"])
             .await;
+        // A claimed (unverified) domain, `{org}.example.com`.
+        sqlx::query(
+            "INSERT INTO org_domains (org_id, domain, claimed_by) \
+             SELECT id, $1 || '.example.com', 'matrix' FROM orgs WHERE slug = $1",
+        )
+        .bind(&slug)
+        .execute(&self.app.pool)
+        .await
+        .unwrap();
         // Two pending invitations: `{inv}` (ORG_USER) and `{inv_admin}` (ORG_ADMIN).
         for (who, role) in [("invited", "ORG_USER"), ("invited-admin", "ORG_ADMIN")] {
             sqlx::query(
@@ -427,6 +436,31 @@ async fn role_matrix_over_every_route() {
             Some(json!({"token": "{new}"})),
             [404, 404, 404, 404, 404, 401],
         ),
+        case(
+            M::GET,
+            "/api/v1/orgs/{org}/domains",
+            None,
+            [200, 200, 403, 403, 404, 401],
+        ),
+        case(
+            M::PUT,
+            "/api/v1/orgs/{org}/domains/{new}.example",
+            Some(json!({"mode": "suggest"})),
+            [201, 201, 403, 403, 404, 401],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/orgs/{org}/domains/{org}.example.com",
+            None,
+            [204, 204, 403, 403, 404, 401],
+        ),
+        // Verifying is the platform's: an ORG_ADMIN cannot vouch for their own claim.
+        case(
+            M::POST,
+            "/api/v1/orgs/{org}/domains/{org}.example.com/verify",
+            None,
+            [200, 403, 403, 403, 404, 401],
+        ),
         case(M::GET, "/api/v1/apps", None, [200, 200, 200, 200, 200, 401]),
         case(
             M::POST,
@@ -558,6 +592,7 @@ fn template(path: &str) -> String {
             (Some(&"members"), 6) => "{email}",
             (Some(&"tokens"), 7) => "{id}",
             (Some(&"invitations"), 6) => "{id}",
+            (Some(&"domains"), 6) => "{domain}",
             _ => seg,
         };
         out.push(named);
@@ -603,6 +638,7 @@ async fn router_and_openapi_document_agree() {
             .replace("{slug}", "acme")
             .replace("{key}", "seo")
             .replace("{email}", "a@example.com")
+            .replace("{domain}", "acme.example")
             .replace("{id}", "00000000-0000-4000-8000-000000000000");
         for method in &all {
             let (status, _) = call(&app, None, method.clone(), &concrete, None).await;

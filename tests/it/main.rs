@@ -15,6 +15,7 @@ mod bad_input;
 mod check;
 mod conformance;
 mod cookies;
+mod domains;
 mod faults;
 mod gate;
 mod health;

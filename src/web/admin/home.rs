@@ -37,6 +37,10 @@ struct HomePage {
     orgs: Vec<HomeOrg>,
     /// Some app's address names no org: those open in the current org.
     some_app_without_org: bool,
+    /// An org the person's verified address offers to join ("suggest").
+    offer: Option<crate::db::domains::Offer>,
+    /// The session's CSRF token ("" signed out), for the join form.
+    csrf: String,
 }
 
 #[get("/")]
@@ -48,7 +52,11 @@ async fn home(
     let user = session::current(&req);
     let mut orgs = Vec::new();
     let mut some_app_without_org = false;
+    let mut offer = None;
     if let Some(user) = &user {
+        offer = crate::manage::domains::offer_for(&pool, &user.principal())
+            .await
+            .map_err(crate::error::AppError::html)?;
         let rows = crate::db::sessions::user_orgs(&pool, &user.sub)
             .await
             .map_err(html_err)?;
@@ -96,9 +104,11 @@ async fn home(
                 ..crate::web::page::frame("Home", user.as_ref())
             },
             who: user.as_ref().map(crate::web::page::who).unwrap_or_default(),
+            csrf: user.as_ref().map(|u| u.csrf.clone()).unwrap_or_default(),
             user,
             orgs,
             some_app_without_org,
+            offer,
         },
     )
 }

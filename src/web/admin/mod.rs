@@ -8,6 +8,7 @@
 pub mod apps;
 pub mod audit;
 pub mod explain;
+pub mod domains;
 pub mod form;
 pub mod home;
 pub mod invitations;
@@ -15,6 +16,7 @@ pub mod members;
 pub mod org_page;
 pub mod orgs;
 pub mod scim;
+pub mod sso;
 pub mod sync;
 
 use actix_session::SessionExt;
@@ -257,6 +259,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(invitations::routes)
         .configure(apps::routes)
         .configure(scim::routes)
+        .configure(domains::routes)
+        .configure(sso::routes)
         .configure(sync::routes)
         .configure(audit::routes)
         .configure(explain::routes);

@@ -7,6 +7,7 @@
 #   scripts/stack.sh status         what runs, where
 #   scripts/stack.sh logs [PART]    tail the logs (postgres|keycloak|traefik|wizbrand|echo-*)
 #   scripts/stack.sh clean          down, then delete the state folder
+#   scripts/stack.sh CMD --prod     the same for the production-shaped stack (scripts/prod-stack.sh)
 #
 # State (data, logs, pid files) lives in $WIZBRAND_STATE_DIR (default: .stack/ in the repo).
 # Downloads and builds are cached in $WIZBRAND_CACHE_DIR (default: ~/.cache/wizbrand).
@@ -334,6 +335,8 @@ status() {
 
 main() {
   local cmd="${1:-up}"; shift || true
+  # The production-shaped stack has a script of its own (docs/deploy.md).
+  if [[ "${1:-}" == "--prod" ]]; then exec "$ROOT/scripts/prod-stack.sh" "$cmd"; fi
   mkdir -p "$STATE" "$LOGS" "$RUN" "$CACHE"
   # One stack command at a time per state folder (parallel test binaries call `up`).
   if [[ "$cmd" != logs && "$cmd" != status ]]; then
@@ -358,4 +361,5 @@ main() {
   esac
 }
 
-main "$@"
+# Run, it is the dev stack; sourced (scripts/prod-stack.sh), it lends its functions.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

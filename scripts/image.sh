@@ -58,6 +58,16 @@ base() {
 build() {
   base
   say "cargo build --release (target in $CARGO_TARGET_DIR)"
+  # Run from a test (tests/it/prod.rs), the environment holds what cargo set for the test
+  # (CARGO_MANIFEST_DIR, CARGO_PKG_*, …); build scripts that watch such variables would
+  # rebuild the release binary, and the next plain build rebuild it back.
+  local var
+  for var in $(compgen -e); do
+    case "$var" in
+      CARGO_HOME | CARGO_TARGET_DIR | CARGO_TERM_COLOR) ;;
+      CARGO | CARGO_* | __CARGO* | RUSTC* | RUSTDOC* | OUT_DIR) unset "$var" ;;
+    esac
+  done
   (cd "$ROOT" && cargo build --release --locked --quiet --bin wizbrand) \
     || die "cargo build --release failed"
   local binary="$CARGO_TARGET_DIR/release/wizbrand" want

@@ -26,6 +26,7 @@ TLS="$STATE/tls"
 HTTPS_PORT="${WIZBRAND_PROD_HTTPS_PORT:-8443}"
 HTTP_PORT="${WIZBRAND_PROD_HTTP_PORT:-8088}"
 INTERNAL_PORT="${WIZBRAND_PROD_INTERNAL_PORT:-8089}"
+KC_INTERNAL_PORT="${WIZBRAND_PROD_KC_INTERNAL_PORT:-8444}"
 PG_PORT="${WIZBRAND_PROD_PG_PORT:-54339}"
 KC_PORT="${WIZBRAND_PROD_KC_PORT:-8280}"
 KC_MGMT_PORT="${WIZBRAND_PROD_KC_MGMT_PORT:-9280}"
@@ -39,8 +40,8 @@ export CONTAINERS_CONF="$ROOT/deploy/containers.conf"
 PUBLIC_URL="https://auth.wizbrand.localhost:$HTTPS_PORT"
 KEYCLOAK_PUBLIC="https://keycloak.wizbrand.localhost:$HTTPS_PORT"
 # Where wizbrand calls Keycloak (the admin API included): through Traefik over TLS too,
-# on a host answered only for the replicas' addresses.
-KEYCLOAK_INTERNAL="https://keycloak-internal.wizbrand.localhost:$HTTPS_PORT"
+# on an entry point of its own that only loopback reaches.
+KEYCLOAK_INTERNAL="https://keycloak-internal.wizbrand.localhost:$KC_INTERNAL_PORT"
 # Roles of their own: the superuser only administers; wizbrand and Keycloak each own
 # their database (the passwords are made at first start, see secrets_up).
 PG_SUPERUSER=postgres
@@ -183,6 +184,7 @@ kc_prod_seed() {
 traefik_prod_up() {
   local bin; bin="$(traefik_bin)"
   export PROD_HTTP_PORT="$HTTP_PORT" PROD_HTTPS_PORT="$HTTPS_PORT" PROD_INTERNAL_PORT="$INTERNAL_PORT" \
+    PROD_KC_INTERNAL_PORT="$KC_INTERNAL_PORT" \
     TRAEFIK_DYNAMIC_DIR="$ROOT/traefik/prod/dynamic" \
     TRAEFIK_LOG="$LOGS/traefik.log" TRAEFIK_ACCESS_LOG="$LOGS/traefik-access.log"
   local i=0 app replicas="" port
@@ -244,7 +246,7 @@ replica_up() {
     if [[ "$(podman container inspect --format '{{index .Config.Labels "io.wizbrand.want"}}' "$name")" == "$want" ]]; then
       if [[ "$(podman container inspect --format '{{.State.Running}}' "$name")" != true ]]; then
         say "wizbrand-$n: starting container $name"
-        podman start "$name" >/dev/null
+        podman start "$name" >/dev/null 9>&-
       else
         say "wizbrand-$n: already running on 127.0.0.1:$port"
       fi
@@ -254,6 +256,7 @@ replica_up() {
     podman rm -f -t 30 "$name" >/dev/null
   fi
   say "wizbrand-$n: starting container $name on 127.0.0.1:$port"
+  # 9>&-: podman's conmon stays with the container and must not hold the stack's lock.
   # Host network (this machine's podman has no working container network); read-only
   # root without even podman's tmpfs mounts (wizbrand writes no file); the UID of the
   # image; *.localhost pinned to loopback (the resolver here does not know them).
@@ -265,7 +268,7 @@ replica_up() {
     --add-host "keycloak-internal.wizbrand.localhost:127.0.0.1" \
     -v "$TLS/ca-bundle.pem:/etc/wizbrand/ca-bundle.pem:ro" \
     --env-file "$STATE/wizbrand.env" -e "WIZBRAND_LISTEN=127.0.0.1:$port" \
-    --stop-timeout 30 "$IMAGE" >/dev/null
+    --stop-timeout 30 "$IMAGE" >/dev/null 9>&-
 }
 
 replicas_up() {

@@ -20,6 +20,7 @@ mod health;
 mod identity;
 mod keycloak_realm;
 mod layers;
+mod prod;
 mod schema;
 mod sibling;
 mod signin;

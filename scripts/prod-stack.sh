@@ -138,14 +138,34 @@ json.dump(realm, open(sys.argv[2], "w"), indent=1)
 PY
 }
 
-kc_prod_up() {
-  kc_install
-  local home java_home; home="$(kc_home)"; java_home="$(newest_java_home)"
-  if [[ "$(cat "$home/.wizbrand-build" 2>/dev/null)" != "${KC_BUILD_OPTS[*]}" ]]; then
-    say "keycloak: kc.sh build ${KC_BUILD_OPTS[*]}"
-    JAVA_HOME="$java_home" PATH="$java_home/bin:$PATH" "$home/bin/kc.sh" build "${KC_BUILD_OPTS[@]}" \
+# Keycloak built for production (`kc.sh build`: minutes on a busy machine) is kept in the
+# cache, one per version and build options, and copied into the state folder, so a new
+# state folder (CI's fresh clone) does not build again.
+kc_prod_built() {
+  local tag; tag="$(echo "$KEYCLOAK_VERSION ${KC_BUILD_OPTS[*]}" | sha256sum | cut -c1-12)"
+  local built="$CACHE/keycloak-prod/$KEYCLOAK_VERSION-$tag"
+  if [[ ! -f "$built/.wizbrand-built" ]]; then
+    local zip java_home; zip="$(kc_zip)"; java_home="$(newest_java_home)"
+    say "keycloak: kc.sh build ${KC_BUILD_OPTS[*]} (once per version and options; cached in $built)"
+    rm -rf "$built" "$built.part"; mkdir -p "$built.part"
+    unzip -q -o "$zip" -d "$built.part"
+    JAVA_HOME="$java_home" PATH="$java_home/bin:$PATH" \
+      "$built.part/keycloak-$KEYCLOAK_VERSION/bin/kc.sh" build "${KC_BUILD_OPTS[@]}" \
       >"$LOGS/keycloak-build.log" 2>&1 || die "kc.sh build failed; see $LOGS/keycloak-build.log"
-    echo "${KC_BUILD_OPTS[*]}" >"$home/.wizbrand-build"
+    touch "$built.part/.wizbrand-built"
+    mv "$built.part" "$built"
+  fi
+  echo "$built/keycloak-$KEYCLOAK_VERSION"
+}
+
+kc_prod_up() {
+  local home java_home built; home="$(kc_home)"; java_home="$(newest_java_home)"
+  built="$(kc_prod_built)"
+  if [[ "$(cat "$home/.wizbrand-built-from" 2>/dev/null)" != "$built" ]]; then
+    alive keycloak && stop_bg keycloak
+    say "keycloak: copying the built Keycloak into $home"
+    rm -rf "$home"; cp -a "$built" "$home"
+    echo "$built" >"$home/.wizbrand-built-from"
   fi
   mkdir -p "$home/data/import"
   (umask 077; kc_prod_realm "$home/data/import/wizbrand-realm.json")

@@ -176,7 +176,8 @@ newest_java_home() {
 
 kc_home() { echo "$STATE/keycloak-$KEYCLOAK_VERSION"; }
 
-kc_install() {
+# The zip from Maven Central (cached in $CACHE/dl); prints its path.
+kc_zip() {
   local zip="$CACHE/dl/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip"
   if [[ ! -f "$zip" ]]; then
     say "keycloak: fetching $KEYCLOAK_VERSION from Maven Central (cached in $CACHE/dl)"
@@ -185,6 +186,11 @@ kc_install() {
       "-DoutputDirectory=$CACHE/dl" >"$LOGS/keycloak-fetch.log" 2>&1 \
       || die "could not fetch Keycloak; see $LOGS/keycloak-fetch.log"
   fi
+  echo "$zip"
+}
+
+kc_install() {
+  local zip; zip="$(kc_zip)"
   if [[ ! -x "$(kc_home)/bin/kc.sh" ]]; then
     say "keycloak: unpacking into $(kc_home)"
     unzip -q -o "$zip" -d "$STATE"

@@ -13,6 +13,17 @@ command -v envsubst >/dev/null || need+=(gettext-base)
 command -v mvn >/dev/null || need+=(maven)
 command -v openssl >/dev/null || need+=(openssl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# The production-shaped stack (scripts/prod-stack.sh, scripts/image.sh): containers without
+# a Docker engine, the image's base from Debian's packages, the local CA, and certutil to
+# make a test browser trust that CA. Debian 12's packages (measured: podman 4.3.1, buildah
+# 1.28.2, mmdebstrap 1.3.5, runc 1.1.5); the suite is the pin, as a point release replaces
+# a version in the archive.
+command -v podman >/dev/null || need+=(podman)
+command -v buildah >/dev/null || need+=(buildah)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v runc >/dev/null || need+=(runc)
+command -v strip >/dev/null || need+=(binutils)
+command -v certutil >/dev/null || need+=(libnss3-tools)
 
 if ((${#need[@]})); then
   echo "[deps] installing: ${need[*]}"

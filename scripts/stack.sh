@@ -7,6 +7,7 @@
 #   scripts/stack.sh status         what runs, where
 #   scripts/stack.sh logs [PART]    tail the logs (postgres|keycloak|traefik|smtp|wizbrand|echo-*)
 #   scripts/stack.sh clean          down, then delete the state folder
+#   scripts/stack.sh CMD --prod     the same for the production-shaped stack (scripts/prod-stack.sh)
 #
 # State (data, logs, pid files) lives in $WIZBRAND_STATE_DIR (default: .stack/ in the repo).
 # Downloads and builds are cached in $WIZBRAND_CACHE_DIR (default: ~/.cache/wizbrand).
@@ -179,7 +180,8 @@ newest_java_home() {
 
 kc_home() { echo "$STATE/keycloak-$KEYCLOAK_VERSION"; }
 
-kc_install() {
+# The zip from Maven Central (cached in $CACHE/dl); prints its path.
+kc_zip() {
   local zip="$CACHE/dl/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip"
   if [[ ! -f "$zip" ]]; then
     say "keycloak: fetching $KEYCLOAK_VERSION from Maven Central (cached in $CACHE/dl)"
@@ -188,6 +190,11 @@ kc_install() {
       "-DoutputDirectory=$CACHE/dl" >"$LOGS/keycloak-fetch.log" 2>&1 \
       || die "could not fetch Keycloak; see $LOGS/keycloak-fetch.log"
   fi
+  echo "$zip"
+}
+
+kc_install() {
+  local zip; zip="$(kc_zip)"
   if [[ ! -x "$(kc_home)/bin/kc.sh" ]]; then
     say "keycloak: unpacking into $(kc_home)"
     unzip -q -o "$zip" -d "$STATE"
@@ -372,6 +379,8 @@ status() {
 
 main() {
   local cmd="${1:-up}"; shift || true
+  # The production-shaped stack has a script of its own (docs/deploy.md).
+  if [[ "${1:-}" == "--prod" ]]; then exec "$ROOT/scripts/prod-stack.sh" "$cmd"; fi
   mkdir -p "$STATE" "$LOGS" "$RUN" "$CACHE"
   # One stack command at a time per state folder (parallel test binaries call `up`).
   if [[ "$cmd" != logs && "$cmd" != status ]]; then
@@ -396,4 +405,5 @@ main() {
   esac
 }
 
-main "$@"
+# Run, it is the dev stack; sourced (scripts/prod-stack.sh), it lends its functions.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

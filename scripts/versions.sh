@@ -24,3 +24,7 @@ AIOSMTPD_DEPS="atpublic==9.0.0 attrs==26.1.0"
 # The independent verifier of X-Wizbrand-Assertion in the tests (PyPI), and its crypto backend.
 PYJWT_VERSION=2.15.1
 CRYPTOGRAPHY_VERSION=50.0.2
+# The runtime base of the image made here (scripts/image.sh): Debian suite, and the
+# recipe's revision (raise it when the recipe changes, so the cached base is remade).
+RUNTIME_BASE_SUITE=bookworm
+RUNTIME_BASE_REVISION=1

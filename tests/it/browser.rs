@@ -19,6 +19,7 @@ pub struct Browser {
     base: String,
     session: String,
     _profile: TempDir,
+    _home: Option<TempDir>,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -54,13 +55,51 @@ impl Drop for Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Self::start_with_home(None).await
+    }
+
+    /// A browser that trusts the CA certificate `ca_pem` (PEM) for TLS servers, as a
+    /// person who installed it would: Chromium on Linux reads the NSS database in
+    /// `$HOME/.pki/nssdb`, here a fresh HOME of this browser's own.
+    pub async fn start_trusting(ca_pem: &std::path::Path) -> Browser {
+        let home = std::env::temp_dir().join(format!("wizbrand-chromium-home-{}", Uuid::new_v4()));
+        let nssdb = home.join(".pki/nssdb");
+        std::fs::create_dir_all(&nssdb).unwrap();
+        let db = format!("sql:{}", nssdb.display());
+        for args in [
+            vec!["-N", "-d", &db, "--empty-password"],
+            vec![
+                "-A",
+                "-d",
+                &db,
+                "-n",
+                "wizbrand local CA",
+                "-t",
+                "C,,",
+                "-i",
+                ca_pem.to_str().unwrap(),
+            ],
+        ] {
+            let status = Command::new("certutil")
+                .args(&args)
+                .status()
+                .expect("certutil (libnss3-tools)");
+            assert!(status.success(), "certutil {args:?}");
+        }
+        Self::start_with_home(Some(TempDir(home))).await
+    }
+
+    async fn start_with_home(home: Option<TempDir>) -> Browser {
         let port = free_port();
-        let driver = Command::new("/usr/bin/chromedriver")
+        let mut command = Command::new("/usr/bin/chromedriver");
+        command
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver");
+            .stderr(Stdio::null());
+        if let Some(home) = &home {
+            command.env("HOME", &home.0);
+        }
+        let driver = command.spawn().expect("chromedriver");
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -80,6 +119,7 @@ impl Browser {
             base,
             session: String::new(),
             _profile: TempDir(profile.clone()),
+            _home: home,
         };
         let created = browser
             .call(
@@ -210,6 +250,16 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The cookies the browser holds for the current page's URL, as WebDriver reports
+    /// them (name, value, secure, httpOnly, sameSite, domain, path).
+    pub async fn cookies(&self) -> Vec<Value> {
+        self.call(reqwest::Method::GET, "/cookie", Value::Null)
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub async fn quit(mut self) {

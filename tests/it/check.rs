@@ -161,3 +161,50 @@ async fn explain_prints_the_steps_of_the_gates_decision() {
         assert!(text(&output).contains(says), "{}", text(&output));
     }
 }
+
+#[tokio::test]
+async fn without_ca_roots_serve_and_check_stop_with_the_cause_not_a_panic() {
+    // A machine or image without a trust store: here an empty SSL_CERT_FILE, which
+    // replaces the system's roots.
+    let empty =
+        std::env::temp_dir().join(format!("wizbrand-no-roots-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&empty, "").unwrap();
+    let (url, _pool) = fresh_database().await;
+    let mut env = base_env(&url);
+    env.insert("SSL_CERT_FILE".into(), empty.display().to_string());
+    env.insert("WIZBRAND_LISTEN".into(), "127.0.0.1:0".into());
+    let serve = wizbrand(&["serve"], &env);
+    let check = wizbrand(&["check"], &env);
+    let _ = std::fs::remove_file(&empty);
+    let said = text(&serve);
+    assert_eq!(serve.status.code(), Some(1), "{said}");
+    assert!(said.contains("no TLS trust store"), "{said}");
+    assert!(said.contains("No CA certificates"), "the cause: {said}");
+    assert!(
+        said.contains("SSL_CERT_FILE") && said.contains("ca-certificates"),
+        "{said}"
+    );
+    assert!(!said.contains("panicked"), "{said}");
+    let said = text(&check);
+    assert!(!check.status.success(), "{said}");
+    assert!(said.contains("FAIL keycloak: no TLS trust store"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}
+
+#[tokio::test]
+async fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let (url, _pool) = fresh_database().await;
+    let mut env = base_env(&url);
+    // Text logs, as a person would read them; a bad listen address ends the run at once,
+    // after the first log lines.
+    env.insert("WIZBRAND_LOG_FORMAT".into(), "text".into());
+    env.insert("WIZBRAND_LISTEN".into(), "192.0.2.1:1".into());
+    let output = wizbrand(&["serve"], &env);
+    let said = text(&output);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("WIZBRAND_TRUSTED_PROXIES names no proxy"),
+        "a log line: {said}"
+    );
+    assert!(!said.contains('\u{1b}'), "colour codes: {said:?}");
+}

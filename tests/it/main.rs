@@ -25,6 +25,7 @@ mod layers;
 mod lifecycle;
 mod operations;
 mod pages;
+mod prod;
 mod schema;
 mod scim;
 mod shutdown;

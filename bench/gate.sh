@@ -45,7 +45,7 @@ P_SIGNED=$(free_port); P_BASE=$(free_port); P_NOCACHE=$(free_port)
 openssl genpkey -algorithm ed25519 -out "$TMP/assertion.pem" 2>/dev/null
 export DATABASE_URL="$DB" WIZBRAND_LISTEN="127.0.0.1:$P_GATE" WIZBRAND_SYNC_ENABLED=false \
   WIZBRAND_PUBLIC_URL="http://127.0.0.1:$P_GATE" WIZBRAND_COOKIE_DOMAIN=wizbrand.localhost \
-  WIZBRAND_TRUSTED_PROXIES=127.0.0.1/32 \
+  WIZBRAND_TRUSTED_PROXIES=127.0.0.1/32 WIZBRAND_OPS_LISTEN=off \
   WIZBRAND_SESSION_KEY="$(head -c 64 /dev/zero | tr '\0' k)" RUST_LOG=warn
 "$BIN/wizbrand" serve >"$TMP/wizbrand.log" 2>&1 & PIDS+=($!); GATE_PID=$!
 # The others once it has migrated the database (they do not migrate).

@@ -67,7 +67,7 @@ echo "== no-op sync reading every group (--full-read; Keycloak's caches warm)"; 
 
 echo "== one membership change → token (through wizbrand serve's change trigger)"
 python3 "$ROOT/bench/kc.py" activate "u1$SUFFIX"
-WIZBRAND_LISTEN=127.0.0.1:0 WIZBRAND_SYNC_CRON="0 0 0 1 1 *" "$BIN" serve >/dev/null 2>&1 &
+WIZBRAND_LISTEN=127.0.0.1:0 WIZBRAND_OPS_LISTEN=off WIZBRAND_SYNC_CRON="0 0 0 1 1 *" "$BIN" serve >/dev/null 2>&1 &
 SERVE_PID=$!
 # Its start-up run finishes first (a full read: activating u1 was someone else's change).
 until [[ "$(psql "$BENCH_DB" -Atc "SELECT count(*) FROM sync_runs WHERE trigger = 'startup' AND status <> 'running'")" -gt 0 ]]; do sleep 0.5; done

@@ -29,10 +29,6 @@ impl Caller {
         &self.principal.sub
     }
 
-    pub fn email(&self) -> Option<&str> {
-        self.principal.email.as_deref()
-    }
-
     pub fn platform_admin(&self) -> bool {
         self.principal.platform_admin
     }

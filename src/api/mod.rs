@@ -3,15 +3,15 @@
 //! The router and the OpenAPI document are both built from [`table`]: a route is added
 //! once, with its documentation, and cannot be served without being documented.
 
-pub mod apps;
-pub mod auth;
-pub mod domains;
-pub mod invitations;
-pub mod members;
-pub mod openapi;
-pub mod orgs;
-pub mod scim;
-pub mod sync;
+pub(crate) mod apps;
+pub(crate) mod auth;
+pub(crate) mod domains;
+pub(crate) mod invitations;
+pub(crate) mod members;
+pub(crate) mod openapi;
+pub(crate) mod orgs;
+pub(crate) mod scim;
+pub(crate) mod sync;
 
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::http::Method;

@@ -1,19 +1,19 @@
 //! Storage: the Postgres pool, migrations, and every SQL statement, grouped by table.
 
-pub mod apps;
-pub mod audit;
-pub mod changes;
-pub mod domains;
-pub mod gate;
-pub mod host_tickets;
-pub mod invitations;
-pub mod logout_jtis;
-pub mod members;
+pub(crate) mod apps;
+pub(crate) mod audit;
+pub(crate) mod changes;
+pub(crate) mod domains;
+pub(crate) mod gate;
+pub(crate) mod host_tickets;
+pub(crate) mod invitations;
+pub(crate) mod logout_jtis;
+pub(crate) mod members;
 pub mod orgs;
-pub mod scim_tokens;
-pub mod scim_users;
-pub mod sessions;
-pub mod sso;
+pub(crate) mod scim_tokens;
+pub(crate) mod scim_users;
+pub(crate) mod sessions;
+pub(crate) mod sso;
 pub mod sync_state;
 
 use std::time::Duration;

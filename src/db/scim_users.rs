@@ -8,7 +8,6 @@ use uuid::Uuid;
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ScimUser {
     pub id: Uuid,
-    pub org_id: Uuid,
     pub user_name: String,
     pub external_id: Option<String>,
     pub active: bool,
@@ -20,7 +19,7 @@ pub struct ScimUser {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-const COLUMNS: &str = "id, org_id, user_name, external_id, active, email, roles, resource, version, created_at, updated_at";
+const COLUMNS: &str = "id, user_name, external_id, active, email, roles, resource, version, created_at, updated_at";
 
 /// What is written for a user.
 pub struct Fields<'a> {
@@ -178,21 +177,6 @@ pub async fn list(
                 .await
         }
     }
-}
-
-/// The org's users who hold `role`.
-pub async fn with_role(
-    pool: &PgPool,
-    org_id: Uuid,
-    role: &str,
-) -> Result<Vec<ScimUser>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM scim_users WHERE org_id = $1 AND $2 = ANY(roles) ORDER BY created_at, id"
-    ))
-    .bind(org_id)
-    .bind(role)
-    .fetch_all(pool)
-    .await
 }
 
 /// A member's roles in the org by address (`None`: not a member), locked.

@@ -12,10 +12,10 @@
 
 pub mod assertion;
 pub mod decide;
-pub mod explain;
-pub mod passes;
-pub mod state;
-pub mod upstream;
+pub(crate) mod explain;
+pub(crate) mod passes;
+pub(crate) mod state;
+pub(crate) mod upstream;
 
 use std::borrow::Cow;
 use std::cell::RefCell;

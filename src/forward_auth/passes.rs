@@ -110,9 +110,6 @@ impl PassCache {
         self.current.len() + self.previous.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 
     /// The pass of cookie value `sealed`, opened before.
     pub fn get(&mut self, sealed: &str) -> Option<Rc<Pass>> {
@@ -250,7 +247,7 @@ mod tests {
         assert_eq!(gauge.get(), 0);
         let mut none = PassCache::new(0, Some(gauge.clone()));
         none.insert("x", pass(1));
-        assert!(none.is_empty() && none.get("x").is_none());
+        assert!(none.len() == 0 && none.get("x").is_none());
         assert_eq!(gauge.get(), 0);
     }
 

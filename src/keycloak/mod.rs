@@ -1,9 +1,9 @@
 //! Keycloak: discovery, the service account, and (for the sync) the admin API.
 
-pub mod accounts;
+pub(crate) mod accounts;
 pub mod directory;
 pub mod providers;
-pub mod token;
+pub(crate) mod token;
 
 use std::time::Duration;
 

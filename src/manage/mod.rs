@@ -2,14 +2,14 @@
 //! The JSON API and the admin pages both call these, so a rule holds the same on both.
 //! Who may do what is decided in [`crate::policy`]; the SQL lives in [`crate::db`].
 
-pub mod domains;
-pub mod invitations;
-pub mod members;
-pub mod orgs;
-pub mod scim;
-pub mod seats;
+pub(crate) mod domains;
+pub(crate) mod invitations;
+pub(crate) mod members;
+pub(crate) mod orgs;
+pub(crate) mod scim;
+pub(crate) mod seats;
 pub mod sso;
-pub mod sync;
+pub(crate) mod sync;
 
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};

@@ -34,7 +34,6 @@ use crate::policy::{self, OrgAccess, OrgAction, Verdict};
 #[derive(Debug, Clone)]
 pub struct ScimActor {
     pub token_id: Uuid,
-    pub token_name: String,
     pub org_id: Uuid,
     pub org_slug: String,
     sub: String,
@@ -44,7 +43,6 @@ impl ScimActor {
     pub fn new(token: &ScimToken, org_slug: String) -> ScimActor {
         ScimActor {
             token_id: token.id,
-            token_name: token.name.clone(),
             org_id: token.org_id,
             org_slug,
             sub: format!("scim:{}", token.id),

@@ -4,12 +4,12 @@
 //! [`crate::manage::scim`]. Errors are SCIM error responses (`application/scim+json`).
 //! How an org connects Entra ID or Okta, and what is supported: docs/scim.md.
 
-pub mod filter;
-pub mod groups;
-pub mod patch;
-pub mod resource;
-pub mod schema;
-pub mod users;
+pub(crate) mod filter;
+pub(crate) mod groups;
+pub(crate) mod patch;
+pub(crate) mod resource;
+pub(crate) mod schema;
+pub(crate) mod users;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::ScimError;
-use super::filter::{AttrPath, as_bool, get_ci};
+use super::filter::{AttrPath, as_bool};
 use super::schema::{self, Attr, EXTERNAL_ID, Kind, Mutability, ResourceSchema};
 use crate::domain::Email;
 
@@ -370,11 +370,6 @@ fn drop_sub(v: &mut Value, sub: &str) {
 /// A string attribute of a stored resource.
 pub fn text<'a>(resource: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     resource.get(name).and_then(Value::as_str)
-}
-
-/// Reads `key` of an object ignoring case (for bodies from clients).
-pub fn field<'a>(body: &'a Value, key: &str) -> Option<&'a Value> {
-    get_ci(body, key)
 }
 
 #[cfg(test)]

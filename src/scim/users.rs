@@ -277,7 +277,6 @@ mod tests {
     fn a_user_is_answered_with_its_groups_and_meta() {
         let row = ScimUser {
             id: Uuid::nil(),
-            org_id: Uuid::nil(),
             user_name: "bob@example.com".into(),
             external_id: None,
             active: false,

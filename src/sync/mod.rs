@@ -14,16 +14,16 @@
 //!
 //! A dry run reads both sides and returns the plan: no row, no lock, no write.
 
-pub mod accounts;
+pub(crate) mod accounts;
 mod actual;
 mod apply;
 mod desired;
-pub mod directory;
+pub(crate) mod directory;
 mod journal;
 #[cfg(test)]
 mod memory;
 pub mod plan;
-pub mod scheduler;
+pub(crate) mod scheduler;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;

@@ -1,18 +1,18 @@
 //! Server-rendered pages for people: sign-in, org selection, admin.
-pub mod admin;
+pub(crate) mod admin;
 pub mod app_host;
-pub mod cookie_guard;
-pub mod html;
-pub mod invitations;
+pub(crate) mod cookie_guard;
+pub(crate) mod html;
+pub(crate) mod invitations;
 pub mod key_rotation;
-pub mod orgs;
-pub mod page;
-pub mod rd;
+pub(crate) mod orgs;
+pub(crate) mod page;
+pub(crate) mod rd;
 pub mod refresh;
 pub mod revocations;
 pub mod session;
-pub mod signin;
-pub mod throttle;
+pub(crate) mod signin;
+pub(crate) mod throttle;
 pub mod token_vault;
 
 use actix_web::web;

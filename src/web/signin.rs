@@ -28,11 +28,6 @@ use crate::web::throttle::{SignInThrottle, client_address};
 use crate::web::token_vault::{Tokens as VaultTokens, Vault};
 
 #[derive(Deserialize)]
-pub struct RdQuery {
-    pub rd: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct LoginQuery {
     rd: Option<String>,
     /// Identity-first: the address typed on the login page.

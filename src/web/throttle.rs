@@ -58,7 +58,8 @@ impl SignInThrottle {
         }
     }
 
-    /// How many buckets are held (tests).
+    /// How many buckets are held.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.buckets.lock().map(|t| t.buckets.len()).unwrap_or(0)
     }

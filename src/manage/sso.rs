@@ -216,8 +216,18 @@ pub async fn route_for(pool: &PgPool, raw_email: &str) -> Result<Option<String>,
 #[derive(Debug)]
 pub enum SsoJoin {
     Nothing,
-    Joined { org: String, name: String },
-    Full { name: String, refusal: AppError },
+    /// A member of the org `name` now, with `role`.
+    Joined {
+        org: String,
+        name: String,
+        role: String,
+    },
+    /// Not made a member of the org `name`: no seat is free (`QuotaExceeded`), the
+    /// address belongs to another account here (`Conflict`) or none came (`Forbidden`).
+    Refused {
+        name: String,
+        refusal: AppError,
+    },
 }
 
 /// At sign-in: an account linked to an org's provider (it came through it, now or
@@ -249,14 +259,23 @@ pub async fn join_at_sign_in(
                 return Ok(SsoJoin::Joined {
                     name: org.name,
                     org: org.slug,
+                    role: sso.join_role,
                 });
             }
             Ok(None) => {}
-            Err(refusal @ AppError::QuotaExceeded { .. }) => {
-                let name = db::sync_state::org_slug(pool, sso.org_id)
-                    .await?
-                    .unwrap_or_default();
-                return Ok(SsoJoin::Full { name, refusal });
+            Err(
+                refusal @ (AppError::QuotaExceeded { .. }
+                | AppError::Conflict(_)
+                | AppError::Forbidden(_)),
+            ) => {
+                let name = match db::sync_state::org_slug(pool, sso.org_id).await? {
+                    Some(slug) => db::orgs::by_slug(pool, &slug)
+                        .await?
+                        .map(|o| o.name)
+                        .unwrap_or(slug),
+                    None => String::new(),
+                };
+                return Ok(SsoJoin::Refused { name, refusal });
             }
             Err(e) => return Err(e),
         }

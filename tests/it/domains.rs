@@ -835,7 +835,7 @@ async fn an_org_admin_connects_sso_keycloak_gets_the_provider_and_login_routes_b
     kc.delete_realm(&corp).await;
 }
 
-async fn master_token(kc: &KeycloakAdmin) -> String {
+pub(crate) async fn master_token(kc: &KeycloakAdmin) -> String {
     let _ = kc;
     let token: Value = reqwest::Client::new()
         .post(format!(

@@ -24,6 +24,36 @@ pub fn alias_of(slug: &str) -> String {
     format!("org-{slug}")
 }
 
+/// Seals an org's client secret for its row. Startup builds it around the server key
+/// and the web vault's sealing (a layer above this one); the pages and the API share it.
+pub struct SecretSealer(SealFn);
+
+type SealFn = Box<dyn Fn(&Org, &str) -> Result<Vec<u8>, AppError> + Send + Sync>;
+
+impl SecretSealer {
+    pub fn new(
+        seal: impl Fn(&Org, &str) -> Result<Vec<u8>, AppError> + Send + Sync + 'static,
+    ) -> SecretSealer {
+        SecretSealer(Box::new(seal))
+    }
+
+    pub fn seal(&self, org: &Org, secret: &SecretString) -> Result<Vec<u8>, AppError> {
+        use secrecy::ExposeSecret;
+        (self.0)(org, secret.expose_secret())
+    }
+}
+
+/// The redirect URI the org registers at its provider: Keycloak's broker endpoint of
+/// the org's alias.
+pub fn redirect_uri(keycloak: &crate::config::KeycloakConfig, slug: &str) -> String {
+    format!(
+        "{}/realms/{}/broker/{}/endpoint",
+        keycloak.url.as_str().trim_end_matches('/'),
+        keycloak.realm,
+        alias_of(slug)
+    )
+}
+
 /// What an ORG_ADMIN enters.
 pub struct Settings<'a> {
     pub issuer: &'a str,

@@ -451,3 +451,250 @@ async fn the_orgs_provider_cannot_make_anyone_a_member_of_another_org_nor_take_o
     browser.quit().await;
     world.done().await;
 }
+
+/// A token of `username` (password = user name) from wizbrand's realm of this world,
+/// through a client made as the stack seeds `wizbrand-test` (password grant, the org
+/// claims and the API audience through `wizbrand-orgs`).
+async fn realm_token(world: &World, username: &str) -> String {
+    world
+        .kc
+        .for_realm(&world.realm)
+        .send(
+            reqwest::Method::POST,
+            "/clients",
+            Some(json!({
+                "clientId": "wizbrand-test",
+                "enabled": true,
+                "protocol": "openid-connect",
+                "publicClient": false,
+                "secret": "wizbrand-test-secret",
+                "standardFlowEnabled": false,
+                "directAccessGrantsEnabled": true,
+                "defaultClientScopes": ["basic", "profile", "email", "roles", "acr", "wizbrand-orgs"],
+            })),
+        )
+        .await;
+    let body: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/realms/{}/protocol/openid-connect/token",
+            world.kc.base, world.realm
+        ))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "wizbrand-test"),
+            ("client_secret", "wizbrand-test-secret"),
+            ("username", username),
+            ("password", username),
+            ("scope", "openid"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("token for {username}: {body}"))
+        .to_owned()
+}
+
+async fn api(
+    world: &World,
+    token: &str,
+    method: reqwest::Method,
+    body: Option<Value>,
+) -> (reqwest::StatusCode, String, Value) {
+    let mut request = reqwest::Client::new()
+        .request(
+            method,
+            format!("{}/api/v1/orgs/{}/sso", world.app.address, world.slug),
+        )
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains(SECRET), "the secret in an answer: {text}");
+    if !status.is_success() {
+        assert_eq!(kind, "application/problem+json", "{status} {text}");
+    }
+    (
+        status,
+        text.clone(),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_sso_api_connects_reads_and_disconnects_and_never_answers_the_secret() {
+    use reqwest::Method as M;
+    use reqwest::StatusCode as S;
+    let world = World::new().await;
+    let wiz = world.kc.for_realm(&world.realm);
+    let admin = unique("ssoapi");
+    let admin_id = wiz.create_user(&admin, &admin).await;
+    member(
+        &world.app,
+        world.org_id,
+        &format!("{admin}@example.com"),
+        Some(&admin_id),
+        "ORG_ADMIN",
+    )
+    .await;
+    let token = realm_token(&world, &admin).await;
+    let issuer = format!("{}/realms/{}", world.kc.base, world.corp);
+    let alias = format!("org-{}", world.slug);
+
+    let (status, _, problem) = api(&world, &token, M::GET, None).await;
+    assert_eq!(status, S::NOT_FOUND, "{problem}");
+    // Bad input: 422 naming what is wrong, and nothing made.
+    for (body, words) in [
+        (
+            json!({"issuer": "http://evil.example/realms/x", "client_id": "c", "client_secret": SECRET}),
+            "https",
+        ),
+        (
+            json!({"issuer": issuer, "client_id": "", "client_secret": SECRET}),
+            "client id",
+        ),
+        (
+            json!({"issuer": issuer, "client_id": "c", "client_secret": ""}),
+            "client secret",
+        ),
+        (
+            json!({"issuer": format!("{}/realms/{}", world.kc.base, unique("nonesuch")), "client_id": "c", "client_secret": SECRET}),
+            "discovery",
+        ),
+    ] {
+        let (status, text, _) = api(&world, &token, M::PUT, Some(body)).await;
+        assert_eq!(status, S::UNPROCESSABLE_ENTITY, "{text}");
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    for body in [
+        json!({"issuer": issuer, "client_id": "c", "client_secret": SECRET, "join_role": "OWNER"}),
+        json!({"issuer": issuer, "client_id": "c", "client_secret": SECRET, "alias": "org-beta"}),
+        json!({"issuer": issuer, "client_id": "c"}),
+    ] {
+        let (status, text, _) = api(&world, &token, M::PUT, Some(body)).await;
+        assert!(status.is_client_error(), "{status} {text}");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM org_sso")
+        .fetch_one(&world.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+
+    // Connected: 201, then replaced: 200; the answer says a secret is set, never which.
+    let body = json!({"issuer": issuer, "client_id": "wizbrand-broker", "client_secret": SECRET});
+    let (status, _, made) = api(&world, &token, M::PUT, Some(body)).await;
+    assert_eq!(status, S::CREATED, "{made}");
+    assert_eq!(made["alias"], alias.as_str());
+    assert_eq!(made["issuer"], issuer.as_str());
+    assert_eq!(made["join_role"], "ORG_USER");
+    assert_eq!(made["client_secret_set"], true);
+    assert_eq!(
+        made["redirect_uri"],
+        format!(
+            "{}/realms/{}/broker/{alias}/endpoint",
+            world.kc.base, world.realm
+        )
+    );
+    assert!(made.get("client_secret").is_none(), "{made}");
+    let body = json!({"issuer": issuer, "client_id": "wizbrand-broker", "client_secret": SECRET, "join_role": "ORG_MANAGER"});
+    let (status, _, replaced) = api(&world, &token, M::PUT, Some(body)).await;
+    assert_eq!(status, S::OK, "{replaced}");
+    let (status, _, read) = api(&world, &token, M::GET, None).await;
+    assert_eq!(status, S::OK);
+    assert_eq!(read["join_role"], "ORG_MANAGER");
+    assert_eq!(read["configured_by"], admin_id.as_str());
+    let idp = wiz
+        .get(&format!("/identity-provider/instances/{alias}"))
+        .await;
+    assert_eq!(idp["trustEmail"], false, "{idp}");
+    assert_eq!(idp["config"]["clientId"], "wizbrand-broker", "{idp}");
+    let audit: Vec<String> =
+        sqlx::query_scalar("SELECT concat(before::text, after::text) FROM audit_log")
+            .fetch_all(&world.app.pool)
+            .await
+            .unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit.iter().all(|a| !a.contains(SECRET)), "{audit:?}");
+
+    // Disconnected: 204, gone here and in Keycloak; a second DELETE is a 404.
+    let (status, _, _) = api(&world, &token, M::DELETE, None).await;
+    assert_eq!(status, S::NO_CONTENT);
+    let (status, _, _) = api(&world, &token, M::GET, None).await;
+    assert_eq!(status, S::NOT_FOUND);
+    let (status, _, _) = api(&world, &token, M::DELETE, None).await;
+    assert_eq!(status, S::NOT_FOUND);
+    let idps = wiz.get("/identity-provider/instances").await;
+    assert!(
+        idps.as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["alias"] != alias.as_str()),
+        "{idps}"
+    );
+    world.done().await;
+}
+
+#[tokio::test]
+async fn a_full_org_refuses_an_sso_join_with_the_quota_page_and_writes_nothing() {
+    let world = World::new().await;
+    world.connect("ORG_USER").await;
+    // A free org holds 5: the ORG_ADMIN who connected it and four more.
+    sqlx::query("UPDATE orgs SET plan = 'free' WHERE id = $1")
+        .bind(world.org_id)
+        .execute(&world.app.pool)
+        .await
+        .unwrap();
+    for i in 0..4 {
+        member(
+            &world.app,
+            world.org_id,
+            &format!("m{i}@{}", world.domain),
+            None,
+            "ORG_USER",
+        )
+        .await;
+    }
+    let email = format!("dora@{}", world.domain);
+    let dora = world.corp_person(&email).await;
+    let browser = Browser::start().await;
+    world
+        .sign_in_through_provider(
+            &browser,
+            &format!("{}/login?rd=%2F", world.public),
+            &email,
+            &dora,
+            &format!("{}/auth/callback", world.public),
+        )
+        .await;
+    let page = shows(&browser, &format!("No seat is free in Org {}", world.slug)).await;
+    assert!(page.contains("members quota is 5"), "{page}");
+    assert!(page.contains("Continue"), "{page}");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = $1")
+        .bind(&email)
+        .fetch_one(&world.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "no users row is left");
+    assert!(audit(&world.app, "sso.join").await.is_empty());
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships WHERE org_id = $1")
+        .bind(world.org_id)
+        .fetch_one(&world.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(members, 5);
+    browser.quit().await;
+    world.done().await;
+}

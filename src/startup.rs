@@ -420,6 +420,18 @@ fn run(
         &config.keycloak,
         Duration::from_secs(10),
     ));
+    let sealer = {
+        let server_key = config.session_key.clone();
+        web::Data::new(crate::manage::sso::SecretSealer::new(move |org, secret| {
+            use secrecy::ExposeSecret;
+            crate::web::token_vault::seal_setting(
+                server_key.expose_secret(),
+                &org.id.to_string(),
+                secret,
+            )
+            .map_err(|e| crate::error::AppError::Internal(e.into()))
+        }))
+    };
     let pool = web::Data::new(pool);
     let config = web::Data::new(config);
     let ops = match ops_listener {
@@ -446,6 +458,7 @@ fn run(
             .app_data(mailer.clone())
             .app_data(accounts.clone())
             .app_data(providers.clone())
+            .app_data(sealer.clone())
             .app_data(pool.clone())
             .app_data(config.clone())
             .app_data(sync.clone())

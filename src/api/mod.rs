@@ -11,6 +11,7 @@ pub(crate) mod members;
 pub(crate) mod openapi;
 pub(crate) mod orgs;
 pub(crate) mod scim;
+pub(crate) mod sso;
 pub(crate) mod sync;
 
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
@@ -393,6 +394,38 @@ pub fn table() -> Table {
         )
         .ok(200, Some("Domain")),
         domains::verify,
+    );
+    t.add(
+        RouteDoc::new(
+            M::GET,
+            "/api/v1/orgs/{slug}/sso",
+            "getSso",
+            "The org's own OpenID Connect provider, never its secret; 404 when none is connected (ORG_ADMIN)",
+        )
+        .ok(200, Some("SsoSettings")),
+        sso::get,
+    );
+    t.add(
+        RouteDoc::new(
+            M::PUT,
+            "/api/v1/orgs/{slug}/sso",
+            "putSso",
+            "Connect or replace the org's OpenID Connect provider: Keycloak reads the issuer's discovery document (unreadable: 422); the client secret is write-only (ORG_ADMIN)",
+        )
+        .body("SsoPut")
+        .ok(200, Some("SsoSettings"))
+        .or(201),
+        sso::put,
+    );
+    t.add(
+        RouteDoc::new(
+            M::DELETE,
+            "/api/v1/orgs/{slug}/sso",
+            "deleteSso",
+            "Disconnect the org's provider; members who came through it stay (ORG_ADMIN)",
+        )
+        .ok(204, None),
+        sso::delete,
     );
     t.add(
         RouteDoc::new(

@@ -146,7 +146,7 @@ fn schemas() -> Value {
 /// The generated schemas by name, and the names a request type and an answer type
 /// would give different schemas (none: a unit test says so).
 fn generated() -> (Map<String, Value>, Vec<String>) {
-    use crate::api::{Page, apps, domains, invitations, members, orgs, scim, sync};
+    use crate::api::{Page, apps, domains, invitations, members, orgs, scim, sso, sync};
     use crate::db;
 
     let settings = || {
@@ -166,7 +166,7 @@ fn generated() -> (Map<String, Value>, Vec<String>) {
         crate::manage::orgs::OrgCreate, crate::manage::orgs::OrgPatch, members::MemberPut,
         apps::AppCreate, apps::AppPatch, invitations::InvitationCreate,
         invitations::InvitationAccept, scim::ScimSettingsPatch, scim::ScimTokenCreate,
-        domains::DomainPut,
+        domains::DomainPut, sso::SsoPut,
     );
     let mut answers = settings().for_serialize().into_generator();
     register!(answers:
@@ -174,7 +174,7 @@ fn generated() -> (Map<String, Value>, Vec<String>) {
         members::MemberRoles, Page<db::apps::App>, sync::SyncRequested,
         Page<db::sync_state::SyncRunRow>, Page<db::invitations::Invitation>,
         invitations::InvitationList, scim::ScimSettings, scim::ScimTokenCreated,
-        domains::DomainList, crate::error::Problem,
+        domains::DomainList, sso::SsoSettings, crate::error::Problem,
     );
 
     let mut all = requests.take_definitions(true);
@@ -207,6 +207,8 @@ mod tests {
             "InvitationAccept",
             "ScimSettingsPatch",
             "ScimTokenCreate",
+            "DomainPut",
+            "SsoPut",
         ] {
             assert_eq!(
                 schemas[request]["additionalProperties"],

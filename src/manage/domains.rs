@@ -376,7 +376,10 @@ mod tests {
         assert_eq!(consts, JoinMode::NAMES);
         assert_eq!(modes(row, "/properties/mode/enum"), JoinMode::NAMES);
         for name in JoinMode::NAMES {
-            assert_eq!(name.parse::<JoinMode>().map(JoinMode::as_str).ok(), Some(name));
+            assert_eq!(
+                name.parse::<JoinMode>().map(JoinMode::as_str).ok(),
+                Some(name)
+            );
         }
     }
 

@@ -24,6 +24,36 @@ pub fn alias_of(slug: &str) -> String {
     format!("org-{slug}")
 }
 
+/// Seals an org's client secret for its row. Startup builds it around the server key
+/// and the web vault's sealing (a layer above this one); the pages and the API share it.
+pub struct SecretSealer(SealFn);
+
+type SealFn = Box<dyn Fn(&Org, &str) -> Result<Vec<u8>, AppError> + Send + Sync>;
+
+impl SecretSealer {
+    pub fn new(
+        seal: impl Fn(&Org, &str) -> Result<Vec<u8>, AppError> + Send + Sync + 'static,
+    ) -> SecretSealer {
+        SecretSealer(Box::new(seal))
+    }
+
+    pub fn seal(&self, org: &Org, secret: &SecretString) -> Result<Vec<u8>, AppError> {
+        use secrecy::ExposeSecret;
+        (self.0)(org, secret.expose_secret())
+    }
+}
+
+/// The redirect URI the org registers at its provider: Keycloak's broker endpoint of
+/// the org's alias.
+pub fn redirect_uri(keycloak: &crate::config::KeycloakConfig, slug: &str) -> String {
+    format!(
+        "{}/realms/{}/broker/{}/endpoint",
+        keycloak.url.as_str().trim_end_matches('/'),
+        keycloak.realm,
+        alias_of(slug)
+    )
+}
+
 /// What an ORG_ADMIN enters.
 pub struct Settings<'a> {
     pub issuer: &'a str,
@@ -216,8 +246,18 @@ pub async fn route_for(pool: &PgPool, raw_email: &str) -> Result<Option<String>,
 #[derive(Debug)]
 pub enum SsoJoin {
     Nothing,
-    Joined { org: String, name: String },
-    Full { name: String, refusal: AppError },
+    /// A member of the org `name` now, with `role`.
+    Joined {
+        org: String,
+        name: String,
+        role: String,
+    },
+    /// Not made a member of the org `name`: no seat is free (`QuotaExceeded`), the
+    /// address belongs to another account here (`Conflict`) or none came (`Forbidden`).
+    Refused {
+        name: String,
+        refusal: AppError,
+    },
 }
 
 /// At sign-in: an account linked to an org's provider (it came through it, now or
@@ -249,14 +289,23 @@ pub async fn join_at_sign_in(
                 return Ok(SsoJoin::Joined {
                     name: org.name,
                     org: org.slug,
+                    role: sso.join_role,
                 });
             }
             Ok(None) => {}
-            Err(refusal @ AppError::QuotaExceeded { .. }) => {
-                let name = db::sync_state::org_slug(pool, sso.org_id)
-                    .await?
-                    .unwrap_or_default();
-                return Ok(SsoJoin::Full { name, refusal });
+            Err(
+                refusal @ (AppError::QuotaExceeded { .. }
+                | AppError::Conflict(_)
+                | AppError::Forbidden(_)),
+            ) => {
+                let name = match db::sync_state::org_slug(pool, sso.org_id).await? {
+                    Some(slug) => db::orgs::by_slug(pool, &slug)
+                        .await?
+                        .map(|o| o.name)
+                        .unwrap_or(slug),
+                    None => String::new(),
+                };
+                return Ok(SsoJoin::Refused { name, refusal });
             }
             Err(e) => return Err(e),
         }

@@ -15,6 +15,7 @@ use crate::domain::{Email, Principal};
 use crate::error::{AppError, SurfacedError};
 use crate::keycloak::providers::IdentityProviders;
 use crate::manage::domains::AutoJoin;
+use crate::manage::sso::SsoJoin;
 use crate::oidc::client::{OidcClient, PendingLogin, SignInError, public_path};
 use crate::oidc::jwks::TokenVerifier;
 use crate::web::cookie_guard::DuplicateCookies;
@@ -240,11 +241,11 @@ async fn callback(
     let providers = req.app_data::<web::Data<IdentityProviders>>();
     let by_provider = match providers {
         Some(providers) => sso_join(&pool, providers, &claims.sub, claims.email.as_deref()).await,
-        None => None,
+        None => SsoJoin::Nothing,
     };
     let auto_join = match by_provider {
-        Some(done) => done,
-        None => auto_join(&pool, &claims.sub, email.as_deref()).await,
+        SsoJoin::Nothing => auto_join(&pool, &claims.sub, email.as_deref()).await,
+        _ => AutoJoin::Nothing,
     };
     let orgs = crate::db::sessions::user_orgs(&pool, &claims.sub)
         .await
@@ -301,6 +302,41 @@ async fn callback(
     session.renew();
     session::store(&session, &user).map_err(AppError::html)?;
     tracing::info!(sub = %user.sub, "signed in");
+    match by_provider {
+        SsoJoin::Joined { name, role, .. } => flash_in(
+            &session,
+            "ok",
+            format!(
+                "Welcome to {name}: signing in through your organization's sign-in service \
+                 made you a member ({role})."
+            ),
+        ),
+        SsoJoin::Refused { name, refusal } => {
+            // Signed in all the same; the page says why they are not in the org.
+            let (status, title) = match refusal {
+                AppError::QuotaExceeded { .. } => (
+                    actix_web::http::StatusCode::FORBIDDEN,
+                    format!("No seat is free in {name}"),
+                ),
+                _ => (
+                    actix_web::http::StatusCode::CONFLICT,
+                    format!("You could not join {name}"),
+                ),
+            };
+            let mut page = ErrorPage::new(
+                frame(&title, Some(&user)),
+                title.clone(),
+                format!(
+                    "You signed in through the sign-in service of {name}, but wizbrand could \
+                     not make you a member: {refusal} You are signed in; ask an ORG_ADMIN of \
+                     {name}."
+                ),
+            );
+            page.links = vec![continue_link(&pending.rd)];
+            return Ok(render(status, &page));
+        }
+        SsoJoin::Nothing => {}
+    }
     match auto_join {
         AutoJoin::Joined(offer) => flash_in(
             &session,
@@ -316,15 +352,12 @@ async fn callback(
                 frame("No seat is free", Some(&user)),
                 format!("No seat is free in {}", offer.name),
                 format!(
-                    "Your verified address at {} lets you join {} at sign-in, but {}                      You are signed in; sign in again once an ORG_ADMIN of {} has freed a seat.",
+                    "Your verified address at {} lets you join {} at sign-in, but {} \
+                     You are signed in; sign in again once an ORG_ADMIN of {} has freed a seat.",
                     offer.domain, offer.name, refusal, offer.name
                 ),
             );
-            page.links = vec![Link {
-                id: "continue",
-                href: pending.rd.clone(),
-                text: "Continue",
-            }];
+            page.links = vec![continue_link(&pending.rd)];
             return Ok(render(actix_web::http::StatusCode::FORBIDDEN, &page));
         }
         AutoJoin::Nothing => {}
@@ -332,41 +365,40 @@ async fn callback(
     Ok(redirect(actix_web::http::StatusCode::FOUND, &pending.rd))
 }
 
+fn continue_link(rd: &str) -> Link {
+    Link {
+        id: "continue",
+        href: rd.to_owned(),
+        text: "Continue",
+    }
+}
+
 /// Joins the org whose provider the account is linked to
-/// ([`crate::manage::sso::join_at_sign_in`]), as an [`AutoJoin`]; `None` when that did
-/// nothing (then the domain may). A failure is logged and the sign-in goes on.
+/// ([`crate::manage::sso::join_at_sign_in`]); `Nothing` when that did nothing (then the
+/// domain may). A failure of Keycloak or Postgres is logged and the sign-in goes on.
 async fn sso_join(
     pool: &PgPool,
     providers: &IdentityProviders,
     sub: &str,
     raw_email: Option<&str>,
-) -> Option<AutoJoin> {
-    use crate::manage::sso::SsoJoin;
+) -> SsoJoin {
     match crate::manage::sso::join_at_sign_in(pool, providers, sub, raw_email).await {
-        Ok(SsoJoin::Nothing) => None,
-        Ok(SsoJoin::Joined { org, name }) => {
-            tracing::info!(%sub, %org, "joined through the org's identity provider");
-            Some(AutoJoin::Joined(crate::db::domains::Offer {
-                org_id: uuid::Uuid::nil(),
-                slug: org,
-                name,
-                domain: "your organization's sign-in".to_owned(),
-                mode: "sso".to_owned(),
-            }))
+        Ok(done) => {
+            match &done {
+                SsoJoin::Joined { org, .. } => {
+                    tracing::info!(%sub, %org, "joined through the org's identity provider");
+                }
+                SsoJoin::Refused { name, .. } => {
+                    // Not the reason: it may name an address.
+                    tracing::info!(%sub, org = %name, "the org's provider could not make a member");
+                }
+                SsoJoin::Nothing => {}
+            }
+            done
         }
-        Ok(SsoJoin::Full { name, refusal }) => Some(AutoJoin::Full(
-            crate::db::domains::Offer {
-                org_id: uuid::Uuid::nil(),
-                slug: name.clone(),
-                name,
-                domain: "your organization's sign-in".to_owned(),
-                mode: "sso".to_owned(),
-            },
-            refusal,
-        )),
         Err(e) => {
             tracing::error!(error = %e, %sub, "joining through the org's provider failed");
-            None
+            SsoJoin::Nothing
         }
     }
 }

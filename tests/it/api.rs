@@ -461,6 +461,29 @@ async fn role_matrix_over_every_route() {
             None,
             [200, 403, 403, 403, 404, 401],
         ),
+        // The matrix org has no provider: 404 for those who may see it. Connecting
+        // one needs an issuer Keycloak reads; this one it cannot (422), which shows the
+        // caller got past the role check (tests/it/sso.rs connects a real one).
+        case(
+            M::GET,
+            "/api/v1/orgs/{org}/sso",
+            None,
+            [404, 404, 403, 403, 404, 401],
+        ),
+        case(
+            M::PUT,
+            "/api/v1/orgs/{org}/sso",
+            Some(
+                json!({"issuer": "http://127.0.0.1:9/realms/{new}", "client_id": "c", "client_secret": "s"}),
+            ),
+            [422, 422, 403, 403, 404, 401],
+        ),
+        case(
+            M::DELETE,
+            "/api/v1/orgs/{org}/sso",
+            None,
+            [404, 404, 403, 403, 404, 401],
+        ),
         case(M::GET, "/api/v1/apps", None, [200, 200, 200, 200, 200, 401]),
         case(
             M::POST,

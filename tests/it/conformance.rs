@@ -52,9 +52,12 @@ async fn schemathesis_finds_no_difference_between_the_document_and_the_api() {
     .unwrap();
     let address = app.address.clone();
     let token = admin.token.clone();
+    let config = crate::helpers::repo_root().join("tests/it/schemathesis.toml");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(st)
             .args([
+                "--config-file",
+                config.to_str().unwrap(),
                 "run",
                 &format!("{address}/api/v1/openapi.json"),
                 "--checks",

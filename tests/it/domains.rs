@@ -681,8 +681,7 @@ async fn the_domains_page_claims_with_csrf_and_only_platform_admins_mark_verifie
 /// Per-org single sign-on against the real Keycloak: a second realm plays the org's own
 /// provider; wizbrand creates the identity provider in a realm of the test's own (a copy
 /// of the project's export, whose service account holds `manage-identity-providers`).
-/// Not covered here (not built as a test yet): a person signing in through it in
-/// Chromium; docs/lifecycle.md says so.
+/// A person signing in through it in Chromium: tests/it/sso.rs.
 #[tokio::test]
 async fn an_org_admin_connects_sso_keycloak_gets_the_provider_and_login_routes_by_domain() {
     let kc = KeycloakAdmin::connect().await;
@@ -835,7 +834,7 @@ async fn an_org_admin_connects_sso_keycloak_gets_the_provider_and_login_routes_b
     kc.delete_realm(&corp).await;
 }
 
-async fn master_token(kc: &KeycloakAdmin) -> String {
+pub(crate) async fn master_token(kc: &KeycloakAdmin) -> String {
     let _ = kc;
     let token: Value = reqwest::Client::new()
         .post(format!(

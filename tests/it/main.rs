@@ -31,4 +31,5 @@ mod scim;
 mod shutdown;
 mod sibling;
 mod signin;
+mod sso;
 mod sync;

@@ -7,8 +7,8 @@
 
 pub mod apps;
 pub mod audit;
-pub mod explain;
 pub mod domains;
+pub mod explain;
 pub mod form;
 pub mod home;
 pub mod invitations;

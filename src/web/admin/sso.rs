@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, get, post, web};
 use askama::Template;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use sqlx::PgPool;
 
 use super::{PageResult, Posted, Viewer, done, error_page, render};
@@ -52,12 +52,7 @@ async fn page(
         status,
         &SsoPage {
             frame: viewer.frame(format!("Single sign-on · {}", org.name)),
-            redirect_uri: format!(
-                "{}/realms/{}/broker/{}/endpoint",
-                config.keycloak.url.as_str().trim_end_matches('/'),
-                config.keycloak.realm,
-                sso::alias_of(&org.slug)
-            ),
+            redirect_uri: sso::redirect_uri(&config.keycloak, &org.slug),
             org,
             sso: current,
             csrf: viewer.user.csrf.clone(),
@@ -88,6 +83,7 @@ async fn configure(
     pool: web::Data<PgPool>,
     config: web::Data<Config>,
     providers: web::Data<IdentityProviders>,
+    sealer: web::Data<sso::SecretSealer>,
     slug: web::Path<String>,
 ) -> PageResult {
     let (issuer, client_id, join_role) = (
@@ -96,15 +92,7 @@ async fn configure(
         fields.text("join_role"),
     );
     let secret = SecretString::from(fields.text("client_secret"));
-    let server_key = config.session_key.clone();
-    let seal = |org: &Org| {
-        crate::web::token_vault::seal_setting(
-            server_key.expose_secret(),
-            &org.id.to_string(),
-            secret.expose_secret(),
-        )
-        .map_err(|e| AppError::Internal(e.into()))
-    };
+    let seal = |org: &Org| sealer.seal(org, &secret);
     let settings = sso::Settings {
         issuer: &issuer,
         client_id: &client_id,

@@ -19,7 +19,8 @@ pub struct ScimUser {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-const COLUMNS: &str = "id, user_name, external_id, active, email, roles, resource, version, created_at, updated_at";
+const COLUMNS: &str =
+    "id, user_name, external_id, active, email, roles, resource, version, created_at, updated_at";
 
 /// What is written for a user.
 pub struct Fields<'a> {

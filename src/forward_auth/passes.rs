@@ -110,7 +110,6 @@ impl PassCache {
         self.current.len() + self.previous.len()
     }
 
-
     /// The pass of cookie value `sealed`, opened before.
     pub fn get(&mut self, sealed: &str) -> Option<Rc<Pass>> {
         if let Some(pass) = self.current.get(sealed) {

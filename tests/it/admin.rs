@@ -29,23 +29,6 @@ where
     }
 }
 
-/// Waits until the page's text contains `needle`; returns the text.
-async fn page_shows(browser: &Browser, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = browser.text().await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{needle}` not on {}: {text}",
-            browser.url().await
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_opens_files() {
     // The dev layout on free ports: Traefik in front, wizbrand at auth.wizbrand.localhost,
@@ -97,7 +80,7 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
     browser.type_into("#name", "Gamma Inc").await;
     browser.click("#feature-files").await;
     browser.click("#save-org").await;
-    page_shows(&browser, "is not a valid").await;
+    browser.wait_for_text("is not a valid").await;
     browser.find("#slug-error").await;
     let kept = browser
         .script("return [document.querySelector('#name').value, document.querySelector('#feature-files').checked]")
@@ -112,7 +95,7 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
     browser
         .wait_for_url(&format!("{public}/admin/orgs/gamma"))
         .await;
-    let text = page_shows(&browser, "Created Gamma Inc (gamma).").await;
+    let text = browser.wait_for_text("Created Gamma Inc (gamma).").await;
     assert!(text.contains("features files"), "{text}");
 
     // A new member by email, as ORG_USER.
@@ -120,12 +103,14 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
     browser.type_into("#member-email", &email).await;
     browser.click("#add-role-ORG_USER").await;
     browser.click("#add-member-button").await;
-    page_shows(&browser, &format!("Added {email} as ORG_USER.")).await;
+    browser
+        .wait_for_text(&format!("Added {email} as ORG_USER."))
+        .await;
     browser.screenshot("org-page").await;
 
     // The org list, with the markup org's name as plain text.
     browser.goto(&format!("{public}/admin/orgs")).await;
-    let text = page_shows(&browser, "gamma").await;
+    let text = browser.wait_for_text("gamma").await;
     assert!(text.contains("<script>alert(1)</script>"), "{text}");
     let names = browser
         .script("return document.querySelectorAll('script').length")
@@ -259,7 +244,7 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // docs/design.md puts FileBrowser at ORG_MANAGER and up: an ORG_USER is told so.
-    let refused = page_shows(&member, "needs the role ORG_MANAGER").await;
+    let refused = member.wait_for_text("needs the role ORG_MANAGER").await;
     assert!(refused.contains("Access denied"), "{refused}");
     member.screenshot("gate-403").await;
 
@@ -270,11 +255,9 @@ async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_op
         .click(&format!("{row} input[value=ORG_MANAGER]"))
         .await;
     browser.click(&format!("{row} .save-roles")).await;
-    page_shows(
-        &browser,
-        &format!("{email}: roles are now ORG_MANAGER, ORG_USER."),
-    )
-    .await;
+    browser
+        .wait_for_text(&format!("{email}: roles are now ORG_MANAGER, ORG_USER."))
+        .await;
     let text = eventually(
         "the gate to let the manager in",
         Duration::from_secs(10),

@@ -236,6 +236,23 @@ impl Browser {
         .await;
     }
 
+    /// Waits (20 s at most) until the page's text contains `needle`; returns the text.
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.text().await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{needle}` not on {}: {text}",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
     pub async fn wait_for_url(&self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {

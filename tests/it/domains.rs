@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::api::{Person, person};
 use crate::helpers::{KeycloakAdmin, TestApp, http_client, unique};
+use crate::seed::{member, org, verified_domain};
 use crate::signin::{csrf_of, keycloak_login, spawn_app};
 
 async fn call(
@@ -20,62 +21,7 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .request(method, format!("{}{path}", app.address))
-        .bearer_auth(&who.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn org(app: &TestApp, slug: &str, plan: &str) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO orgs (slug, name, plan, features) VALUES ($1, $2, $3, ARRAY['seo']) RETURNING id",
-    )
-    .bind(slug)
-    .bind(format!("Org {slug}"))
-    .bind(plan)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
-}
-
-async fn member(app: &TestApp, org: Uuid, email: &str, keycloak_id: Option<&str>, role: &str) {
-    let user: Uuid = sqlx::query_scalar(
-        "INSERT INTO users (email, keycloak_id) VALUES ($1, $2) \
-         ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id",
-    )
-    .bind(email)
-    .bind(keycloak_id)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO memberships (org_id, user_id, roles) VALUES ($1, $2, $3)")
-        .bind(org)
-        .bind(user)
-        .bind(vec![role.to_owned()])
-        .execute(&app.pool)
-        .await
-        .unwrap();
-}
-
-/// A domain of `org`, verified, with `mode`.
-async fn verified_domain(app: &TestApp, org: Uuid, domain: &str, mode: &str) {
-    sqlx::query(
-        "INSERT INTO org_domains (org_id, domain, mode, status, claimed_by, verified_by, verified_at) \
-         VALUES ($1, $2, $3, 'verified', 'test', 'test', now())",
-    )
-    .bind(org)
-    .bind(domain)
-    .bind(mode)
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    crate::seed::call(app, Some(&who.token), method, path, body).await
 }
 
 async fn count(app: &TestApp, sql: &str, bind: &str) -> i64 {

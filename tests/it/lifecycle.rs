@@ -16,58 +16,8 @@ use crate::helpers::{
     KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, link_in, mails_to, nth_mail_to,
     unique, user_token,
 };
+use crate::seed::{call, member, org};
 use crate::signin::{delete_client, own_web_client, person_with_id};
-
-async fn call(
-    app: &TestApp,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = app.client.request(method, format!("{}{path}", app.address));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// A new org of the test's own; returns its id.
-async fn org(app: &TestApp, slug: &str, plan: &str) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO orgs (slug, name, plan, features) VALUES ($1, $2, $3, ARRAY['seo','files']) RETURNING id",
-    )
-    .bind(slug)
-    .bind(format!("Org {slug}"))
-    .bind(plan)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
-}
-
-/// A member row (linked to `keycloak_id` when given).
-async fn member(app: &TestApp, org: Uuid, email: &str, keycloak_id: Option<&str>, role: &str) {
-    let user: Uuid =
-        sqlx::query_scalar("INSERT INTO users (email, keycloak_id) VALUES ($1, $2) RETURNING id")
-            .bind(email)
-            .bind(keycloak_id)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-    sqlx::query("INSERT INTO memberships (org_id, user_id, roles) VALUES ($1, $2, $3)")
-        .bind(org)
-        .bind(user)
-        .bind(vec![role.to_owned()])
-        .execute(&app.pool)
-        .await
-        .unwrap();
-}
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()
@@ -620,23 +570,6 @@ async fn managers_invite_only_org_users_and_bad_batches_change_nothing() {
     );
 }
 
-/// Waits until the page's text contains `needle`; returns the text.
-async fn page_shows(browser: &Browser, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = browser.text().await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{needle}` not on {}: {text}",
-            browser.url().await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Copies a screenshot of the test into `docs/screenshots/` when asked to
 /// (`WIZBRAND_DOCS_SCREENSHOTS=1`): the pictures in docs/lifecycle.md.
 fn keep_for_docs(shot: &std::path::Path, name: &str) {
@@ -679,12 +612,14 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
         .goto(&format!("{public}/admin/orgs/{slug}/invitations"))
         .await;
     admin.keycloak_sign_in(&inviter, &inviter).await;
-    page_shows(&admin, "Invite people").await;
+    admin.wait_for_text("Invite people").await;
     let newcomer = format!("{}@example.com", unique("newcomer"));
     admin.type_into("#invite-emails", &newcomer).await;
     admin.click("#invite-role-ORG_MANAGER").await;
     admin.click("#invite-button").await;
-    let text = page_shows(&admin, &format!("Invited {newcomer} as ORG_MANAGER")).await;
+    let text = admin
+        .wait_for_text(&format!("Invited {newcomer} as ORG_MANAGER"))
+        .await;
     assert!(text.contains("Seats: 2 of 50"), "{text}");
     keep_for_docs(&admin.screenshot("invitations").await, "invitations");
 
@@ -693,7 +628,7 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
     let html = mail["file"].as_str().unwrap().replace(".json", ".html");
     let person = Browser::start().await;
     person.goto(&format!("file://{html}")).await;
-    page_shows(&person, "You are invited to").await;
+    person.wait_for_text("You are invited to").await;
     keep_for_docs(
         &person.screenshot("invitation-mail").await,
         "invitation-mail",
@@ -705,13 +640,13 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
 
     // The link: no account yet, so "create my account".
     person.goto(&link).await;
-    page_shows(&person, "Create my account").await;
+    person.wait_for_text("Create my account").await;
     keep_for_docs(
         &person.screenshot("invitation-page").await,
         "invitation-page",
     );
     person.click("#create-account-button").await;
-    page_shows(&person, "Check your mail").await;
+    person.wait_for_text("Check your mail").await;
     let account = kc.user_by_email(&newcomer).await.expect("the account");
     assert_eq!(account["emailVerified"], true, "{account}");
 
@@ -765,9 +700,11 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     // Signed in as the new account: the invitation is there, and accepting lands in the org.
-    page_shows(&person, &format!("Org {slug}")).await;
+    person.wait_for_text(&format!("Org {slug}")).await;
     person.click(&format!("#accept-{slug}")).await;
-    let home = page_shows(&person, &format!("Welcome to Org {slug}")).await;
+    let home = person
+        .wait_for_text(&format!("Welcome to Org {slug}"))
+        .await;
     assert!(home.contains(&format!("Organization: {slug}")), "{home}");
     let (roles, linked): (Vec<String>, Option<String>) = sqlx::query_as(
         "SELECT m.roles, u.keycloak_id FROM memberships m JOIN users u ON u.id = m.user_id \

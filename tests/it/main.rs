@@ -28,6 +28,7 @@ mod pages;
 mod prod;
 mod schema;
 mod scim;
+mod seed;
 mod shutdown;
 mod sibling;
 mod signin;

@@ -85,23 +85,6 @@ async fn make_platform_admin(keycloak_id: &str) {
     .await;
 }
 
-/// Waits until the page's text contains `needle`; returns the text.
-async fn page_shows(browser: &Browser, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = browser.text().await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{needle}` not on {}: {text}",
-            browser.url().await
-        );
-        tokio::time::sleep(Duration::from_millis(150)).await;
-    }
-}
-
 async fn attr(browser: &Browser, css: &str, name: &str) -> String {
     browser.find(css).await;
     browser
@@ -211,26 +194,26 @@ async fn the_refusal_on_an_app_host_is_styled_and_its_links_reach_the_auth_host(
     // "Switch organization" lands on the chooser on the auth host, with the header: no loop.
     browser.click("#switch-org").await;
     browser.wait_for_url(&site.url("/orgs/select")).await;
-    page_shows(&browser, "Choose an organization").await;
+    browser.wait_for_text("Choose an organization").await;
     assert_header(&browser, true).await;
     browser.find("#org-beta").await;
 
     // Home, from the refusal.
     browser.goto(&files).await;
-    page_shows(&browser, "Access denied").await;
+    browser.wait_for_text("Access denied").await;
     browser.click("#home").await;
     browser.wait_for_url(&site.url("/")).await;
-    page_shows(&browser, "Your organizations").await;
+    browser.wait_for_text("Your organizations").await;
 
     // Sign out, from the refusal: the auth host asks first, then signs out.
     browser.goto(&files).await;
-    page_shows(&browser, "Access denied").await;
+    browser.wait_for_text("Access denied").await;
     browser.click("#sign-out-link").await;
     browser.wait_for_url(&site.url("/logout")).await;
-    page_shows(&browser, "Sign out?").await;
+    browser.wait_for_text("Sign out?").await;
     browser.click("#confirm-sign-out").await;
     browser.wait_for_url(&site.url("/signed-out")).await;
-    page_shows(&browser, "You are signed out").await;
+    browser.wait_for_text("You are signed out").await;
     assert_header(&browser, false).await;
 
     // Someone with one org is not offered a switch that could change nothing.
@@ -267,7 +250,7 @@ async fn home_lists_each_org_with_its_apps_and_a_switch_is_confirmed() {
     browser.click("#org-acme").await;
     browser.wait_for_url(&site.url("/")).await;
     // The choice is confirmed.
-    let text = page_shows(&browser, "Switched to Org acme (acme).").await;
+    let text = browser.wait_for_text("Switched to Org acme (acme).").await;
     assert!(text.contains("Organization: acme"), "{text}");
 
     // Each org with the apps open to this person there, as links; hosts that name an
@@ -293,7 +276,7 @@ async fn home_lists_each_org_with_its_apps_and_a_switch_is_confirmed() {
 
     // Switching from home: the other org's button, confirmed at once.
     browser.click("#switch-beta").await;
-    let text = page_shows(&browser, "Switched to Org beta (beta).").await;
+    let text = browser.wait_for_text("Switched to Org beta (beta).").await;
     assert!(text.contains("Organization: beta"), "{text}");
     let switch_to_current = browser
         .script("return !!document.querySelector('#switch-beta')")
@@ -302,7 +285,8 @@ async fn home_lists_each_org_with_its_apps_and_a_switch_is_confirmed() {
     // An app link works: the app answers for that org.
     browser.click("#open-acme-seo").await;
     browser.wait_for_url(&site.app_host("acme", "seo")).await;
-    let text = page_shows(&browser, "X-Org-Slug")
+    let text = browser
+        .wait_for_text("X-Org-Slug")
         .await
         .to_ascii_lowercase();
     assert!(text.contains("x-org-slug: acme"), "{text}");
@@ -315,7 +299,7 @@ async fn home_lists_each_org_with_its_apps_and_a_switch_is_confirmed() {
     browser.click("#home-sign-in").await;
     browser.keycloak_sign_in(&single, &single).await;
     browser.wait_for_url(&site.url("/")).await;
-    let text = page_shows(&browser, "Your organizations").await;
+    let text = browser.wait_for_text("Your organizations").await;
     assert!(!text.contains("Switch"), "{text}");
     browser.quit().await;
     site.stop().await;
@@ -328,7 +312,7 @@ async fn every_page_has_the_header_and_unknown_paths_get_a_page() {
 
     // The landing page says what this is; its skip link, focused, covers nothing.
     browser.goto(&site.url("/")).await;
-    let text = page_shows(&browser, "You are not signed in").await;
+    let text = browser.wait_for_text("You are not signed in").await;
     assert!(
         text.contains("signs people in to their organization's apps"),
         "{text}"
@@ -350,7 +334,7 @@ async fn every_page_has_the_header_and_unknown_paths_get_a_page() {
 
     // A path nothing serves: a page with the header and a way home.
     browser.goto(&site.url("/admin/nowhere")).await;
-    page_shows(&browser, "Page not found").await;
+    browser.wait_for_text("Page not found").await;
     assert_header(&browser, false).await;
     browser.click("#home").await;
     browser.wait_for_url(&site.url("/")).await;
@@ -361,20 +345,22 @@ async fn every_page_has_the_header_and_unknown_paths_get_a_page() {
     browser.goto(&site.url("/orgs/select")).await;
     browser.keycloak_sign_in(&nobody, &nobody).await;
     browser.wait_for_url(&site.url("/orgs/select")).await;
-    let text = page_shows(&browser, "No organization").await;
+    let text = browser.wait_for_text("No organization").await;
     assert_header(&browser, true).await;
     assert!(
         text.contains("create an organization"),
         "a platform admin: {text}"
     );
     browser.goto(&site.url("/")).await;
-    let text = page_shows(&browser, "not a member of any organization").await;
+    let text = browser
+        .wait_for_text("not a member of any organization")
+        .await;
     assert!(!text.contains("Switch"), "{text}");
     // Signed in, the 404 page shows who and where to go.
     browser
         .goto(&site.url("/admin/orgs/acme/nothing-here"))
         .await;
-    page_shows(&browser, "Page not found").await;
+    browser.wait_for_text("Page not found").await;
     assert_header(&browser, true).await;
     browser.screenshot("not-found").await;
     browser.quit().await;
@@ -591,7 +577,7 @@ async fn forms_validate_removal_asks_first_and_phones_get_cards() {
     browser.click("#feature-seo").await;
     browser.click("#save-org").await;
     browser.wait_for_url(&site.url("/admin/orgs/delta")).await;
-    page_shows(&browser, "Created Delta (delta).").await;
+    browser.wait_for_text("Created Delta (delta).").await;
     assert_eq!(
         browser
             .script("return document.querySelector('#org-plan').innerText")
@@ -607,7 +593,9 @@ async fn forms_validate_removal_asks_first_and_phones_get_cards() {
         browser.type_into("#member-email", email).await;
         browser.click(&format!("#add-role-{role}")).await;
         browser.click("#add-member-button").await;
-        page_shows(&browser, &format!("Added {email} as {role}.")).await;
+        browser
+            .wait_for_text(&format!("Added {email} as {role}."))
+            .await;
         // The message is in view, not scrolled away to the form.
         let top = browser
             .script("return document.querySelector('#flash').getBoundingClientRect().top")
@@ -635,14 +623,14 @@ async fn forms_validate_removal_asks_first_and_phones_get_cards() {
     assert_eq!(locked, json!(true));
     let row = "tr[data-email=\"second@example.com\"]";
     browser.click(&format!("{row} .remove-member")).await;
-    page_shows(&browser, "Remove second@example.com?").await;
+    browser.wait_for_text("Remove second@example.com?").await;
     browser.screenshot("member-remove").await;
     browser.click("#cancel-remove").await;
     browser.wait_for_url(&site.url("/admin/orgs/delta")).await;
     browser.find(row).await;
     browser.click(&format!("{row} .remove-member")).await;
     browser.click("#confirm-remove").await;
-    page_shows(&browser, "Removed second@example.com.").await;
+    browser.wait_for_text("Removed second@example.com.").await;
     let gone = browser
         .script(&format!("return !!document.querySelector('{row}')"))
         .await;

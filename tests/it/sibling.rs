@@ -14,7 +14,7 @@
 //! - [`Sibling::script_cookie_url`]: a page whose script assigns each given string to
 //!   `document.cookie` (a script's way, e.g. `wizbrand_session=X;
 //!   domain=wizbrand.localhost; path=/admin`), then shows "cookies set" (wait for it with
-//!   `page_shows`/`Browser::text`) or goes to `next` if given.
+//!   `Browser::wait_for_text`) or goes to `next` if given.
 //! - [`Sibling::echo_url`]: the `Cookie` header the sibling itself received, as text
 //!   (which of the victim's cookies a sibling can see).
 //!

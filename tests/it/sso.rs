@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::browser::Browser;
 use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, unique};
+use crate::seed::{member, org, verified_domain};
 use crate::signin::own_web_client;
 
 const SECRET: &str = "corp-broker-secret-7f3a";
@@ -85,7 +86,7 @@ impl World {
         })
         .await;
         let traefik = TestTraefik::start_on(traefik_port, &app.address).await;
-        let org_id = org(&app, &slug).await;
+        let org_id = org(&app, &slug, "pro").await;
         let domain = format!("{slug}.example");
         verified_domain(&app, org_id, &domain, "none").await;
         World {
@@ -130,7 +131,7 @@ impl World {
             .goto(&format!("{}/admin/orgs/{}/sso", self.public, self.slug))
             .await;
         browser.keycloak_sign_in(&admin, &admin).await;
-        shows(&browser, "Connect a provider").await;
+        browser.wait_for_text("Connect a provider").await;
         browser
             .type_into("#issuer", &format!("{}/realms/{}", self.kc.base, self.corp))
             .await;
@@ -140,7 +141,7 @@ impl World {
             .click(&format!("#join_role option[value={join_role}]"))
             .await;
         browser.click("#sso-save").await;
-        shows(&browser, "Single sign-on is connected").await;
+        browser.wait_for_text("Single sign-on is connected").await;
         let html = browser
             .script("return document.documentElement.outerHTML")
             .await
@@ -164,7 +165,7 @@ impl World {
         until: &str,
     ) {
         browser.goto(start).await;
-        shows(browser, "Your work email address").await;
+        browser.wait_for_text("Your work email address").await;
         browser.type_into("#email", typed).await;
         browser.click("#continue").await;
         // Sent by kc_idp_hint straight past wizbrand's realm to the corporate one.
@@ -199,66 +200,6 @@ impl World {
         kc.delete_realm(&self.realm).await;
         kc.delete_realm(&self.corp).await;
         drop(self.traefik);
-    }
-}
-
-async fn org(app: &TestApp, slug: &str) -> Uuid {
-    sqlx::query_scalar(
-        "INSERT INTO orgs (slug, name, plan, features) VALUES ($1, $2, 'pro', ARRAY['seo','files']) \
-         RETURNING id",
-    )
-    .bind(slug)
-    .bind(format!("Org {slug}"))
-    .fetch_one(&app.pool)
-    .await
-    .unwrap()
-}
-
-async fn member(app: &TestApp, org: Uuid, email: &str, keycloak_id: Option<&str>, role: &str) {
-    let user: Uuid = sqlx::query_scalar(
-        "INSERT INTO users (email, keycloak_id) VALUES ($1, $2) \
-         ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id",
-    )
-    .bind(email)
-    .bind(keycloak_id)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    sqlx::query("INSERT INTO memberships (org_id, user_id, roles) VALUES ($1, $2, $3)")
-        .bind(org)
-        .bind(user)
-        .bind(vec![role.to_owned()])
-        .execute(&app.pool)
-        .await
-        .unwrap();
-}
-
-async fn verified_domain(app: &TestApp, org: Uuid, domain: &str, mode: &str) {
-    sqlx::query(
-        "INSERT INTO org_domains (org_id, domain, mode, status, claimed_by, verified_by, verified_at) \
-         VALUES ($1, $2, $3, 'verified', 'test', 'test', now())",
-    )
-    .bind(org)
-    .bind(domain)
-    .bind(mode)
-    .execute(&app.pool)
-    .await
-    .unwrap();
-}
-
-async fn shows(browser: &Browser, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = browser.text().await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{needle}` not on {}: {text}",
-            browser.url().await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -361,7 +302,9 @@ async fn a_person_of_the_orgs_provider_signs_in_for_the_first_time_joins_with_th
 
     // wizbrand's home page: the org is the session's, and it says how they joined.
     browser.goto(&format!("{}/", world.public)).await;
-    let home = shows(&browser, &format!("Welcome to Org {}", world.slug)).await;
+    let home = browser
+        .wait_for_text(&format!("Welcome to Org {}", world.slug))
+        .await;
     assert!(home.contains("ORG_MANAGER"), "{home}");
     assert!(
         home.contains(&format!("Organization: {}", world.slug)),
@@ -386,7 +329,7 @@ async fn the_orgs_provider_cannot_make_anyone_a_member_of_another_org_nor_take_o
     world.connect("ORG_USER").await;
     // beta: another org, its verified domain joins people automatically.
     let beta_slug = unique("beta");
-    let beta = org(&world.app, &beta_slug).await;
+    let beta = org(&world.app, &beta_slug, "pro").await;
     let beta_domain = format!("{beta_slug}.example");
     verified_domain(&world.app, beta, &beta_domain, "auto_join").await;
     // bob is beta's ORG_ADMIN, added by email and not signed in yet (no Keycloak id).
@@ -434,7 +377,7 @@ async fn the_orgs_provider_cannot_make_anyone_a_member_of_another_org_nor_take_o
             &format!("{}/auth/callback", world.public),
         )
         .await;
-    let page = shows(&browser, "cannot take it over").await;
+    let page = browser.wait_for_text("cannot take it over").await;
     assert!(page.contains(&bob), "{page}");
     let (roles, linked) = membership(&world.app, beta, &bob).await.unwrap();
     assert_eq!(roles, vec!["ORG_ADMIN"]);
@@ -679,7 +622,9 @@ async fn a_full_org_refuses_an_sso_join_with_the_quota_page_and_writes_nothing()
             &format!("{}/auth/callback", world.public),
         )
         .await;
-    let page = shows(&browser, &format!("No seat is free in Org {}", world.slug)).await;
+    let page = browser
+        .wait_for_text(&format!("No seat is free in Org {}", world.slug))
+        .await;
     assert!(page.contains("members quota is 5"), "{page}");
     assert!(page.contains("Continue"), "{page}");
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE email = $1")

@@ -725,7 +725,9 @@ async fn a_membership_change_on_one_replica_is_enforced_by_the_others_gate_and_o
                 .all(|(_, s)| s == "running" || s == "succeeded" || s == "skipped"),
             "a sync run woken by a change did not succeed: {runs:?}"
         );
-        if runs.len() >= 2 * changes && runs.iter().all(|(_, s)| s != "running") {
+        // Changes close together may share one run per replica, so the count of runs
+        // is not fixed: what matters is both outcomes, once every woken run is over.
+        if runs.len() >= 2 && runs.iter().all(|(_, s)| s != "running") {
             let (skipped_1, ran_1) = outcomes(1);
             let (skipped_2, ran_2) = outcomes(2);
             if (skipped_1 > 0 && ran_2 > 0) || (skipped_2 > 0 && ran_1 > 0) {
@@ -962,6 +964,9 @@ async fn the_image_runs_as_non_root_on_a_read_only_root_and_answers_readyz() {
         env_file.to_str().unwrap(),
         "-e",
         &format!("WIZBRAND_LISTEN=127.0.0.1:{port}"),
+        // The host's network: the default ops port may be another wizbrand's.
+        "-e",
+        "WIZBRAND_OPS_LISTEN=off",
         "-e",
         "WIZBRAND_SYNC_ENABLED=false",
         "-e",
@@ -1052,6 +1057,8 @@ async fn the_image_without_ca_roots_refuses_to_start_and_says_why() {
         "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
         "-e",
         &format!("WIZBRAND_LISTEN=127.0.0.1:{}", free_port()),
+        "-e",
+        "WIZBRAND_OPS_LISTEN=off",
         prod.var("WIZBRAND_PROD_IMAGE"),
     ]);
     let _ = std::fs::remove_file(&empty);

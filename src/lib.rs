@@ -2,7 +2,15 @@
 //!
 //! Layers: HTTP handlers (thin) → decisions (plain functions) → storage (`db`) and
 //! Keycloak (`keycloak`). See the README for the picture.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::todo,
+    clippy::unreachable,
+    clippy::dbg_macro,
+    clippy::await_holding_lock
+)]
 
 pub mod api;
 pub(crate) mod check;

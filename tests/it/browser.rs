@@ -286,6 +286,17 @@ impl Browser {
 }
 
 impl Browser {
+    /// [`Browser::screenshot`], also copied into `docs/screenshots/` when asked to
+    /// (`WIZBRAND_DOCS_SCREENSHOTS=1`): the pictures in the docs.
+    pub async fn screenshot_for_docs(&self, name: &str) -> PathBuf {
+        let shot = self.screenshot(name).await;
+        if std::env::var_os("WIZBRAND_DOCS_SCREENSHOTS").is_some() {
+            let to = crate::helpers::repo_root().join(format!("docs/screenshots/{name}.png"));
+            std::fs::copy(&shot, to).unwrap();
+        }
+        shot
+    }
+
     /// Writes a PNG of the window to the build output's `screenshots/` folder
     /// (`$CARGO_TARGET_DIR/screenshots`) and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {

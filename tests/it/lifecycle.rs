@@ -570,15 +570,6 @@ async fn managers_invite_only_org_users_and_bad_batches_change_nothing() {
     );
 }
 
-/// Copies a screenshot of the test into `docs/screenshots/` when asked to
-/// (`WIZBRAND_DOCS_SCREENSHOTS=1`): the pictures in docs/lifecycle.md.
-fn keep_for_docs(shot: &std::path::Path, name: &str) {
-    if std::env::var_os("WIZBRAND_DOCS_SCREENSHOTS").is_some() {
-        let to = crate::helpers::repo_root().join(format!("docs/screenshots/{name}.png"));
-        std::fs::copy(shot, to).unwrap();
-    }
-}
-
 #[tokio::test]
 async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_org_and_opens_an_org_manager_app()
  {
@@ -621,7 +612,7 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
         .wait_for_text(&format!("Invited {newcomer} as ORG_MANAGER"))
         .await;
     assert!(text.contains("Seats: 2 of 50"), "{text}");
-    keep_for_docs(&admin.screenshot("invitations").await, "invitations");
+    admin.screenshot_for_docs("invitations").await;
 
     // The mail, read from the stack's SMTP server, as the person sees it.
     let mail = nth_mail_to(&newcomer, 1).await;
@@ -629,10 +620,7 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
     let person = Browser::start().await;
     person.goto(&format!("file://{html}")).await;
     person.wait_for_text("You are invited to").await;
-    keep_for_docs(
-        &person.screenshot("invitation-mail").await,
-        "invitation-mail",
-    );
+    person.screenshot_for_docs("invitation-mail").await;
     let link = link_in(
         mail["text"].as_str().unwrap(),
         &format!("{public}/invitation?token="),
@@ -641,10 +629,7 @@ async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_o
     // The link: no account yet, so "create my account".
     person.goto(&link).await;
     person.wait_for_text("Create my account").await;
-    keep_for_docs(
-        &person.screenshot("invitation-page").await,
-        "invitation-page",
-    );
+    person.screenshot_for_docs("invitation-page").await;
     person.click("#create-account-button").await;
     person.wait_for_text("Check your mail").await;
     let account = kc.user_by_email(&newcomer).await.expect("the account");

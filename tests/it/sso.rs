@@ -166,6 +166,7 @@ impl World {
     ) {
         browser.goto(start).await;
         browser.wait_for_text("Your work email address").await;
+        browser.screenshot_for_docs("identity-first").await;
         browser.type_into("#email", typed).await;
         browser.click("#continue").await;
         // Sent by kc_idp_hint straight past wizbrand's realm to the corporate one.

@@ -32,8 +32,9 @@ trap cleanup EXIT
 # The release build that production runs: the bench shares 2 cores with Keycloak, so a
 # debug build's CPU would be taken from Keycloak's.
 echo "building the release binary (first time: several minutes)"
-(cd "$ROOT" && CARGO_TARGET_DIR="$HOME/.cache/wizbrand/target-bench" cargo build --release --quiet --bin wizbrand)
-BIN="$HOME/.cache/wizbrand/target-bench/release/wizbrand"
+TARGET="${WIZBRAND_BENCH_TARGET_DIR:-$HOME/.cache/wizbrand/target-bench}"
+(cd "$ROOT" && CARGO_TARGET_DIR="$TARGET" cargo build --release --quiet --bin wizbrand)
+BIN="$TARGET/release/wizbrand"
 psql "$WIZBRAND_STACK_PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS wizbrand_bench" -c "CREATE DATABASE wizbrand_bench"
 "$BIN" migrate >/dev/null
 psql "$BENCH_DB" -q <<SQL

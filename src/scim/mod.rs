@@ -485,8 +485,21 @@ impl ListParams {
         )
     }
 
-    /// One page of `matched` as a ListResponse.
-    pub fn page(&self, matched: Vec<Value>, schema: &schema::ResourceSchema) -> Value {
+    /// The `resources` the filter matches (all without one), one page of them as a
+    /// ListResponse.
+    pub fn page(
+        &self,
+        resources: impl IntoIterator<Item = Value>,
+        schema: &schema::ResourceSchema,
+    ) -> Value {
+        let matched: Vec<Value> = resources
+            .into_iter()
+            .filter(|r| {
+                self.filter
+                    .as_ref()
+                    .is_none_or(|f| filter::matches(f, r, schema))
+            })
+            .collect();
         let total = matched.len();
         let items: Vec<Value> = matched
             .into_iter()

@@ -8,9 +8,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::browser::Browser;
-use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, unique};
+use crate::helpers::{KeycloakAdmin, TestApp, unique};
 use crate::signin::{
-    body, csrf_of, delete_client, own_web_client, person, person_with_id, sign_in, spawn_app,
+    BehindTraefik, body, csrf_of, delete_client, person, person_with_id, sign_in, spawn_app,
+    spawn_behind_traefik,
 };
 
 /// Polls `check` every 200 ms until it gives a value, failing after `limit`.
@@ -33,31 +34,21 @@ where
 async fn a_platform_admin_creates_gamma_adds_a_member_who_sets_a_password_and_opens_files() {
     // The dev layout on free ports: Traefik in front, wizbrand at auth.wizbrand.localhost,
     // the scheduler on (changes reach Keycloak within seconds) under a group root of its own.
-    let traefik_port = free_port();
-    let app_port = free_port();
-    let public = format!("http://auth.wizbrand.localhost:{traefik_port}");
     let admin = KeycloakAdmin::connect().await;
-    let (client_id, secret) = own_web_client(
-        &admin,
-        &public,
-        &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
-        300,
-    )
-    .await;
     let root = unique("t");
-    let app = TestApp::spawn_with(|env| {
-        behind_traefik(env);
-        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
-        env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
-        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
-        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
+    let BehindTraefik {
+        app,
+        traefik: _traefik,
+        public,
+        port: traefik_port,
+        client_id,
+    } = spawn_behind_traefik(&admin, |env| {
         env.insert("WIZBRAND_SYNC_ENABLED".into(), "true".into());
         env.insert("WIZBRAND_SYNC_GROUP_ROOT".into(), root.clone());
         // No full run on the clock during the test: the runs here are the ones it asks for.
         env.insert("WIZBRAND_SYNC_CRON".into(), "0 0 0 1 1 *".into());
     })
     .await;
-    let _traefik = TestTraefik::start_on(traefik_port, &app.address).await;
     // An org whose name is markup: it must show as text.
     sqlx::query(
         "INSERT INTO orgs (slug, name, features) VALUES ('markup', '<script>alert(1)</script>', '{}')",

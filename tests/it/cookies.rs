@@ -11,11 +11,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::browser::Browser;
 use crate::helpers::{
-    KeycloakAdmin, TestApp, TestTraefik, app_host_cookie, behind_traefik, cookie_pair, free_port,
+    KeycloakAdmin, TestApp, TestTraefik, app_host_cookie, behind_traefik, cookie_pair,
     http_client_with_jar,
 };
 use crate::signin::{
-    csrf_of, delete_client, keycloak_login, own_web_client, person, sign_in, spawn_app_with,
+    BehindTraefik, csrf_of, delete_client, keycloak_login, person, sign_in, spawn_app_with,
+    spawn_behind_traefik,
 };
 
 const SEO: &str = "acme.seo.wizbrand.localhost";
@@ -30,26 +31,13 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Stack {
-        let traefik_port = free_port();
-        let app_port = free_port();
-        let public = format!("http://auth.wizbrand.localhost:{traefik_port}");
-        let admin = KeycloakAdmin::connect().await;
-        let (client_id, secret) = own_web_client(
-            &admin,
-            &public,
-            &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
-            300,
-        )
-        .await;
-        let app = TestApp::spawn_with(|env| {
-            behind_traefik(env);
-            env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
-            env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
-            env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
-            env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret);
-        })
-        .await;
-        let traefik = TestTraefik::start_on(traefik_port, &app.address).await;
+        let BehindTraefik {
+            app,
+            traefik,
+            public,
+            client_id,
+            ..
+        } = spawn_behind_traefik(&KeycloakAdmin::connect().await, |_| {}).await;
         Stack {
             app,
             traefik,

@@ -12,12 +12,9 @@ use uuid::Uuid;
 
 use crate::api::{PASSWORD, Person, person};
 use crate::browser::Browser;
-use crate::helpers::{
-    KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, link_in, mails_to, nth_mail_to,
-    unique, user_token,
-};
+use crate::helpers::{KeycloakAdmin, TestApp, link_in, mails_to, nth_mail_to, unique, user_token};
 use crate::seed::{call, member, org};
-use crate::signin::{delete_client, own_web_client, person_with_id};
+use crate::signin::{BehindTraefik, delete_client, person_with_id, spawn_behind_traefik};
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.unwrap()
@@ -573,26 +570,14 @@ async fn managers_invite_only_org_users_and_bad_batches_change_nothing() {
 #[tokio::test]
 async fn an_invited_person_creates_their_account_through_keycloak_lands_in_the_org_and_opens_an_org_manager_app()
  {
-    let traefik_port = free_port();
-    let app_port = free_port();
-    let public = format!("http://auth.wizbrand.localhost:{traefik_port}");
     let kc = KeycloakAdmin::connect().await;
-    let (client_id, secret) = own_web_client(
-        &kc,
-        &public,
-        &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
-        300,
-    )
-    .await;
-    let app = TestApp::spawn_with(|env| {
-        behind_traefik(env);
-        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
-        env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
-        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
-        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
-    })
-    .await;
-    let _traefik = TestTraefik::start_on(traefik_port, &app.address).await;
+    let BehindTraefik {
+        app,
+        traefik: _traefik,
+        public,
+        port: traefik_port,
+        client_id,
+    } = spawn_behind_traefik(&kc, |_| {}).await;
     let slug = unique("lc");
     org(&app, &slug, "pro").await;
     let (inviter, _) = person_with_id(&app.pool, &[(slug.as_str(), "ORG_ADMIN")]).await;

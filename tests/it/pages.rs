@@ -11,10 +11,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
-use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, unique};
+use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, free_port, unique};
 use crate::signin::{
-    body, csrf_of, delete_client, own_web_client, person, person_with_id, sign_in, spawn_app,
-    spawn_app_with,
+    BehindTraefik, body, csrf_of, delete_client, person, person_with_id, sign_in, spawn_app,
+    spawn_app_with, spawn_behind_traefik,
 };
 
 /// wizbrand behind a Traefik of its own, at `auth.wizbrand.localhost:<port>`, with a
@@ -30,26 +30,14 @@ struct Site {
 
 impl Site {
     async fn start() -> Site {
-        let port = free_port();
-        let app_port = free_port();
-        let public = format!("http://auth.wizbrand.localhost:{port}");
         let admin = KeycloakAdmin::connect().await;
-        let (client_id, secret) = own_web_client(
-            &admin,
-            &public,
-            &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
-            300,
-        )
-        .await;
-        let app = TestApp::spawn_with(|env| {
-            behind_traefik(env);
-            env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
-            env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
-            env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
-            env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
-        })
-        .await;
-        let traefik = TestTraefik::start_on(port, &app.address).await;
+        let BehindTraefik {
+            app,
+            traefik,
+            public,
+            port,
+            client_id,
+        } = spawn_behind_traefik(&admin, |_| {}).await;
         Site {
             app,
             public,

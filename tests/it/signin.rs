@@ -630,6 +630,53 @@ pub(crate) async fn own_web_client(
     (client_id, secret)
 }
 
+/// wizbrand in the dev layout on free ports: behind a Traefik of its own at
+/// `auth.wizbrand.localhost:<port>`, with a sign-in client of its own in `kc`'s realm
+/// (access tokens 300 s, back-channel logout to this app).
+pub(crate) struct BehindTraefik {
+    pub app: TestApp,
+    pub traefik: TestTraefik,
+    /// `http://auth.wizbrand.localhost:<port>`.
+    pub public: String,
+    /// Traefik's port.
+    pub port: u16,
+    pub client_id: String,
+}
+
+/// [`BehindTraefik`], `change` adding to the app's environment.
+pub(crate) async fn spawn_behind_traefik(
+    kc: &KeycloakAdmin,
+    change: impl FnOnce(&mut HashMap<String, String>),
+) -> BehindTraefik {
+    let port = free_port();
+    let app_port = free_port();
+    let public = format!("http://auth.wizbrand.localhost:{port}");
+    let (client_id, secret) = own_web_client(
+        kc,
+        &public,
+        &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
+        300,
+    )
+    .await;
+    let app = TestApp::spawn_with(|env| {
+        behind_traefik(env);
+        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
+        env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
+        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret);
+        change(env);
+    })
+    .await;
+    let traefik = TestTraefik::start_on(port, &app.address).await;
+    BehindTraefik {
+        app,
+        traefik,
+        public,
+        port,
+        client_id,
+    }
+}
+
 pub(crate) async fn delete_client(_admin: &KeycloakAdmin, client_id: &str) {
     // A fresh admin token: a long browser test outlives the one it started with.
     let admin = KeycloakAdmin::connect().await;
@@ -1042,26 +1089,14 @@ async fn a_person_signs_in_with_chromium_picks_an_org_and_signs_out() {
 async fn through_traefik_one_sign_in_on_the_auth_host_opens_an_app_host() {
     // The dev layout on free ports: Traefik in front, wizbrand at auth.wizbrand.localhost,
     // the session cookie for Domain=wizbrand.localhost shared with the app hosts.
-    let traefik_port = free_port();
-    let app_port = free_port();
-    let public = format!("http://auth.wizbrand.localhost:{traefik_port}");
     let admin = KeycloakAdmin::connect().await;
-    let (client_id, secret) = own_web_client(
-        &admin,
-        &public,
-        &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
-        300,
-    )
-    .await;
-    let app = TestApp::spawn_with(|env| {
-        behind_traefik(env);
-        env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
-        env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
-        env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id.clone());
-        env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret.clone());
-    })
-    .await;
-    let _traefik = TestTraefik::start_on(traefik_port, &app.address).await;
+    let BehindTraefik {
+        app,
+        traefik: _traefik,
+        public,
+        port: traefik_port,
+        client_id,
+    } = spawn_behind_traefik(&admin, |_| {}).await;
     let username = person(&app.pool, &[("acme", "ORG_USER")]).await;
 
     let browser = Browser::start().await;

@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::browser::Browser;
-use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, behind_traefik, free_port, unique};
+use crate::helpers::{KeycloakAdmin, TestApp, TestTraefik, unique};
 use crate::seed::{member, org, verified_domain};
-use crate::signin::own_web_client;
+use crate::signin::{BehindTraefik, spawn_behind_traefik};
 
 const SECRET: &str = "corp-broker-secret-7f3a";
 
@@ -66,26 +66,15 @@ impl World {
             )
             .await;
 
-        let traefik_port = free_port();
-        let app_port = free_port();
-        let public = format!("http://auth.wizbrand.localhost:{traefik_port}");
-        let (client_id, secret) = own_web_client(
-            &kc.for_realm(&realm),
-            &public,
-            &format!("http://127.0.0.1:{app_port}/auth/backchannel-logout"),
-            300,
-        )
-        .await;
-        let app = TestApp::spawn_with(|env| {
-            behind_traefik(env);
+        let BehindTraefik {
+            app,
+            traefik,
+            public,
+            ..
+        } = spawn_behind_traefik(&kc.for_realm(&realm), |env| {
             env.insert("KEYCLOAK_REALM".into(), realm.clone());
-            env.insert("WIZBRAND_LISTEN".into(), format!("127.0.0.1:{app_port}"));
-            env.insert("WIZBRAND_PUBLIC_URL".into(), public.clone());
-            env.insert("WIZBRAND_OIDC_CLIENT_ID".into(), client_id);
-            env.insert("WIZBRAND_OIDC_CLIENT_SECRET".into(), secret);
         })
         .await;
-        let traefik = TestTraefik::start_on(traefik_port, &app.address).await;
         let org_id = org(&app, &slug, "pro").await;
         let domain = format!("{slug}.example");
         verified_domain(&app, org_id, &domain, "none").await;

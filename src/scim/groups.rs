@@ -85,7 +85,10 @@ fn one(req: &HttpRequest, group: Value, status: StatusCode) -> ScimResult {
 async fn page(pool: &PgPool, actor: &ScimActor, base: &str, params: &ListParams) -> ScimResult {
     let all = users(pool, actor).await?;
     let rendered = Role::ALL.into_iter().map(|r| render(r, &all, base));
-    Ok(answer(StatusCode::OK, &params.page(rendered, &GROUP_SCHEMA)))
+    Ok(answer(
+        StatusCode::OK,
+        &params.page(rendered, &GROUP_SCHEMA),
+    ))
 }
 
 pub async fn list(
